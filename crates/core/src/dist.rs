@@ -1,0 +1,351 @@
+//! Next-token distributions and the sampling transform (temperature, top-p).
+//!
+//! A [`TokenDist`] keeps two views of one position: the *transformed* distribution (temperature,
+//! top-p) from which tokens are sampled and mixtures are built (`q_t`, `p_t` in methods.md), and the
+//! *untransformed* softmax (`q̂_t`, `p̂_t`) from which deferral rules read confidences. The
+//! untransformed view is kept as raw logits plus the log-normaliser, so `q̂(v)` costs one `exp`
+//! and `max q̂` none.
+
+use serde::{Deserialize, Serialize};
+
+use crate::CoreError;
+use crate::model::TokenId;
+
+/// The sampling transform applied to both models' logits.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Sampling {
+    /// T = 0 is greedy: a one-hot distribution on the argmax (ties: the lowest id).
+    pub temperature: f32,
+    /// Nucleus sampling: keep the most probable tokens whose mass reaches `top_p`; 1 keeps all.
+    pub top_p: f32,
+}
+
+impl Default for Sampling {
+    fn default() -> Self {
+        Self { temperature: 1.0, top_p: 1.0 }
+    }
+}
+
+impl Sampling {
+    pub fn new(temperature: f32, top_p: f32) -> Result<Self, CoreError> {
+        if !(temperature.is_finite() && temperature >= 0.0) {
+            return Err(CoreError::InvalidParameter {
+                name: "temperature".into(),
+                value: temperature.to_string(),
+                expected: "a finite number ≥ 0 (0 = greedy)".into(),
+            });
+        }
+        if !(top_p > 0.0 && top_p <= 1.0) {
+            return Err(CoreError::InvalidParameter {
+                name: "top_p".into(),
+                value: top_p.to_string(),
+                expected: "a number in (0, 1]".into(),
+            });
+        }
+        Ok(Self { temperature, top_p })
+    }
+
+    pub fn greedy() -> Self {
+        Self { temperature: 0.0, top_p: 1.0 }
+    }
+
+    /// True when the transformed distribution equals the untransformed softmax.
+    pub fn is_identity(&self) -> bool {
+        self.temperature == 1.0 && self.top_p >= 1.0
+    }
+}
+
+/// One position's next-token distribution, transformed and untransformed.
+#[derive(Clone, Debug)]
+pub struct TokenDist {
+    probs: Vec<f32>,
+    logits: Vec<f32>,
+    max_logit: f32,
+    /// log Σ_v exp(logit_v − max_logit): the untransformed log-normaliser, relative to the max.
+    log_z: f64,
+    argmax: TokenId,
+}
+
+impl TokenDist {
+    /// Build from raw logits. Rejects NaN and +∞ (a masked token is −∞) and an all-masked row.
+    pub fn from_logits(logits: &[f32], sampling: &Sampling) -> Result<Self, CoreError> {
+        Self::from_vec(logits.to_vec(), sampling)
+    }
+
+    /// As [`TokenDist::from_logits`], taking ownership of the logits buffer.
+    pub fn from_vec(logits: Vec<f32>, sampling: &Sampling) -> Result<Self, CoreError> {
+        if logits.is_empty() {
+            return Err(CoreError::BadDistribution("empty logits".into()));
+        }
+        let mut argmax = 0usize;
+        let mut max_logit = f32::NEG_INFINITY;
+        for (i, &l) in logits.iter().enumerate() {
+            if l.is_nan() || l == f32::INFINITY {
+                return Err(CoreError::BadDistribution(format!("logit {l} at token {i}")));
+            }
+            if l > max_logit {
+                max_logit = l;
+                argmax = i;
+            }
+        }
+        if max_logit == f32::NEG_INFINITY {
+            return Err(CoreError::BadDistribution("every logit is -inf".into()));
+        }
+        let mut probs = vec![0f32; logits.len()];
+        let z = exp_shifted_into(&logits, max_logit, 1.0, &mut probs);
+        let log_z = z.ln();
+        if sampling.temperature == 0.0 {
+            probs.iter_mut().for_each(|p| *p = 0.0);
+            probs[argmax] = 1.0;
+        } else {
+            if sampling.temperature == 1.0 {
+                let inv = (1.0 / z) as f32;
+                probs.iter_mut().for_each(|p| *p *= inv);
+            } else {
+                let z_t = exp_shifted_into(&logits, max_logit, 1.0 / sampling.temperature, &mut probs);
+                let inv = (1.0 / z_t) as f32;
+                probs.iter_mut().for_each(|p| *p *= inv);
+            }
+            if sampling.top_p < 1.0 {
+                apply_top_p(&mut probs, sampling.top_p);
+            }
+        }
+        Ok(Self { probs, logits, max_logit, log_z, argmax: argmax as TokenId })
+    }
+
+    pub fn vocab(&self) -> usize {
+        self.probs.len()
+    }
+    /// The transformed distribution (sums to 1).
+    pub fn probs(&self) -> &[f32] {
+        &self.probs
+    }
+    pub fn prob(&self, v: TokenId) -> f32 {
+        self.probs[v as usize]
+    }
+    /// The argmax of the raw logits (lowest id on ties): the greedy token.
+    pub fn argmax(&self) -> TokenId {
+        self.argmax
+    }
+    /// Untransformed softmax probability `q̂(v)`.
+    pub fn hat(&self, v: TokenId) -> f64 {
+        ((self.logits[v as usize] - self.max_logit) as f64 - self.log_z).exp()
+    }
+    /// `max_v q̂(v)`.
+    pub fn hat_max(&self) -> f64 {
+        (-self.log_z).exp()
+    }
+    /// Whether `q̂(v) ≥ c`, decided on the logit scale (no `exp` per token) through
+    /// [`TokenDist::logit_threshold`], so that every test of set membership agrees.
+    #[inline]
+    pub fn hat_at_least(&self, v: TokenId, c: f64) -> bool {
+        self.logit_threshold(c).is_none_or(|t| self.logits[v as usize] >= t)
+    }
+    /// The raw-logit threshold `t` with `q̂(v) ≥ c ⇔ logit(v) ≥ t` (`None`: every token qualifies).
+    pub fn logit_threshold(&self, c: f64) -> Option<f32> {
+        if c <= 0.0 { None } else { Some((c.ln() + self.log_z + self.max_logit as f64) as f32) }
+    }
+    pub fn logits(&self) -> &[f32] {
+        &self.logits
+    }
+}
+
+/// Fill `out[i] = exp((logits[i] − max) · scale)` and return the sum in f64.
+fn exp_shifted_into(logits: &[f32], max: f32, scale: f32, out: &mut [f32]) -> f64 {
+    const CHUNK: usize = 1024;
+    let mut total = 0f64;
+    for (lc, oc) in logits.chunks(CHUNK).zip(out.chunks_mut(CHUNK)) {
+        let mut s = 0f32;
+        for (l, o) in lc.iter().zip(oc.iter_mut()) {
+            let e = exp_nonpositive((l - max) * scale);
+            *o = e;
+            s += e;
+        }
+        total += s as f64;
+    }
+    total
+}
+
+/// `exp(x)` for `x ≤ 0` (−∞ gives 0), relative error below 2e-7, written so that it vectorises.
+#[inline(always)]
+pub fn exp_nonpositive(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    const ROUND: f32 = 12_582_912.0; // 1.5 · 2^23: adding and subtracting rounds to an integer
+    let xc = x.max(-87.0);
+    let n = (xc * LOG2E + ROUND) - ROUND;
+    let f = xc - n * LN2_HI - n * LN2_LO;
+    let poly = 1.0
+        + f * (1.0
+            + f * (0.5 + f * (1.0 / 6.0 + f * (1.0 / 24.0 + f * (1.0 / 120.0 + f * (1.0 / 720.0))))));
+    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    if x < -87.0 { 0.0 } else { poly * scale }
+}
+
+/// Keep the smallest set of most-probable tokens whose mass reaches `top_p`, renormalised.
+/// Ties at the cut are broken by token id, so the result is deterministic.
+fn apply_top_p(probs: &mut [f32], top_p: f32) {
+    // Sorting 150 000 entries costs milliseconds; the nucleus is nearly always small, so sort only
+    // the tokens above a threshold, lowering it until they hold enough mass.
+    let max = probs.iter().cloned().fold(0f32, f32::max);
+    let mut threshold = max * 1e-3;
+    let mut cand: Vec<u32>;
+    loop {
+        cand = (0..probs.len() as u32).filter(|&i| probs[i as usize] >= threshold).collect();
+        let mass: f64 = cand.iter().map(|&i| probs[i as usize] as f64).sum();
+        if mass >= top_p as f64 || threshold == 0.0 || cand.len() == probs.len() {
+            break;
+        }
+        threshold = if threshold < 1e-30 { 0.0 } else { threshold * 1e-3 };
+    }
+    cand.sort_by(|&a, &b| probs[b as usize].total_cmp(&probs[a as usize]).then(a.cmp(&b)));
+    let mut keep = cand.len();
+    let mut cum = 0f64;
+    for (k, &i) in cand.iter().enumerate() {
+        cum += probs[i as usize] as f64;
+        if cum >= top_p as f64 {
+            keep = k + 1;
+            break;
+        }
+    }
+    let mut mask = vec![false; probs.len()];
+    let mut kept_mass = 0f64;
+    for &i in &cand[..keep] {
+        mask[i as usize] = true;
+        kept_mass += probs[i as usize] as f64;
+    }
+    let inv = (1.0 / kept_mass) as f32;
+    for (p, m) in probs.iter_mut().zip(mask) {
+        *p = if m { *p * inv } else { 0.0 };
+    }
+}
+
+/// Total-variation distance `Σ_v max(0, q(v) − p(v))` between transformed distributions.
+pub fn tv(q: &TokenDist, p: &TokenDist) -> f64 {
+    tv_slices(q.probs(), p.probs())
+}
+
+pub fn tv_slices(q: &[f32], p: &[f32]) -> f64 {
+    let mut total = 0f64;
+    for (qc, pc) in q.chunks(1024).zip(p.chunks(1024)) {
+        let s: f32 = qc.iter().zip(pc).map(|(a, b)| (a - b).max(0.0)).sum();
+        total += s as f64;
+    }
+    total
+}
+
+/// Inverse-CDF sampling: the first token whose cumulative weight exceeds `u · Σ w`.
+///
+/// `weight(v)` need not be normalised. Returns `None` when the weights sum to zero.
+pub fn sample_weighted(vocab: usize, u: f64, weight: impl Fn(usize) -> f64) -> Option<TokenId> {
+    let total: f64 = (0..vocab).map(&weight).sum();
+    if !(total > 0.0) {
+        return None;
+    }
+    let target = u * total;
+    let mut cum = 0f64;
+    let mut last_positive = None;
+    for v in 0..vocab {
+        let w = weight(v);
+        if w > 0.0 {
+            cum += w;
+            last_positive = Some(v as TokenId);
+            if cum > target {
+                return last_positive;
+            }
+        }
+    }
+    last_positive
+}
+
+/// Sample from a probability vector with the uniform `u`.
+pub fn sample(probs: &[f32], u: f64) -> TokenId {
+    // Fast path over f32 chunks: find the chunk holding the target, then scan it.
+    let total: f64 = probs.chunks(1024).map(|c| c.iter().sum::<f32>() as f64).sum();
+    let target = u * total;
+    let mut cum = 0f64;
+    for (ci, c) in probs.chunks(1024).enumerate() {
+        let s = c.iter().sum::<f32>() as f64;
+        if cum + s > target {
+            for (i, &p) in c.iter().enumerate() {
+                cum += p as f64;
+                if p > 0.0 && cum > target {
+                    return (ci * 1024 + i) as TokenId;
+                }
+            }
+        } else {
+            cum += s;
+        }
+    }
+    // Rounding left the target just past the end: the last token with positive mass.
+    probs.iter().rposition(|&p| p > 0.0).unwrap_or(0) as TokenId
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_matches_std() {
+        for i in 0..20_000 {
+            let x = -(i as f32) * 0.0045;
+            let (a, b) = (exp_nonpositive(x), x.exp());
+            assert!((a - b).abs() <= 2e-7 * b + 1e-38, "x={x} got {a} want {b}");
+        }
+        assert_eq!(exp_nonpositive(f32::NEG_INFINITY), 0.0);
+        assert_eq!(exp_nonpositive(0.0), 1.0);
+    }
+
+    #[test]
+    fn greedy_is_one_hot_on_first_max() {
+        let d = TokenDist::from_logits(&[1.0, 3.0, 3.0, -1.0], &Sampling::greedy()).unwrap();
+        assert_eq!(d.probs(), &[0.0, 1.0, 0.0, 0.0]);
+        assert_eq!(d.argmax(), 1);
+        for u in [0.0, 0.5, 0.999_999] {
+            assert_eq!(sample(d.probs(), u), 1);
+        }
+    }
+
+    #[test]
+    fn temperature_and_hat() {
+        let logits = [0.0f32, 1.0, 2.0];
+        let d = TokenDist::from_logits(&logits, &Sampling::new(0.5, 1.0).unwrap()).unwrap();
+        let z: f64 = logits.iter().map(|&l| ((l as f64) * 2.0).exp()).sum();
+        for v in 0..3 {
+            assert!((d.prob(v) as f64 - ((logits[v as usize] as f64) * 2.0).exp() / z).abs() < 1e-6);
+        }
+        let zh: f64 = logits.iter().map(|&l| (l as f64).exp()).sum();
+        assert!((d.hat_max() - 2f64.exp() / zh).abs() < 1e-6);
+        assert!((d.hat(0) - 1.0 / zh).abs() < 1e-6);
+        assert!(d.hat_at_least(2, 0.6) && !d.hat_at_least(1, 0.3));
+    }
+
+    #[test]
+    fn top_p_keeps_nucleus() {
+        let logits = [(0.5f32).ln(), (0.3f32).ln(), (0.15f32).ln(), (0.05f32).ln()];
+        let d = TokenDist::from_logits(&logits, &Sampling::new(1.0, 0.8).unwrap()).unwrap();
+        assert!((d.prob(0) - 0.625).abs() < 1e-6 && (d.prob(1) - 0.375).abs() < 1e-6);
+        assert_eq!((d.prob(2), d.prob(3)), (0.0, 0.0));
+        // hat is untouched by top-p
+        assert!((d.hat(3) - 0.05).abs() < 1e-6);
+    }
+
+    #[test]
+    fn rejects_nan_and_all_masked() {
+        assert!(TokenDist::from_logits(&[0.0, f32::NAN], &Sampling::default()).is_err());
+        assert!(TokenDist::from_logits(&[f32::NEG_INFINITY; 3], &Sampling::default()).is_err());
+        let d = TokenDist::from_logits(&[0.0, f32::NEG_INFINITY], &Sampling::default()).unwrap();
+        assert_eq!(d.probs(), &[1.0, 0.0]);
+    }
+
+    #[test]
+    fn sampling_inverse_cdf() {
+        let p = [0.25f32, 0.0, 0.75];
+        assert_eq!(sample(&p, 0.0), 0);
+        assert_eq!(sample(&p, 0.2499), 0);
+        assert_eq!(sample(&p, 0.25), 2);
+        assert_eq!(sample_weighted(3, 0.3, |v| p[v] as f64), Some(2));
+        assert_eq!(sample_weighted(3, 0.3, |_| 0.0), None);
+    }
+}

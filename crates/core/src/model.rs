@@ -1,0 +1,131 @@
+//! The contract between decoding and models.
+//!
+//! A [`LanguageModel`] is shared, immutable state (weights); a [`Session`] is one growing sequence
+//! with its own KV cache. Decoding drives two sessions (drafter, verifier) forward with
+//! [`Session::extend`] and rolls rejected drafts back with [`Session::truncate`].
+//!
+//! Why sessions and `&self` models: a burn model keeps its weights once and hands each sequence its
+//! own cache; a batched GPU model can gather `extend` calls of many sessions into one forward; a
+//! caching wrapper can key logits on the session's token prefix. None of them needs `&mut` access
+//! to the weights.
+
+use thiserror::Error;
+
+/// A token id in the model's vocabulary.
+pub type TokenId = u32;
+
+/// Next-token logits for a run of consecutive positions.
+///
+/// Shapes: `data` is row-major `[rows, vocab]`; row `i` holds the logits for the token *after*
+/// the `i`-th token of the call that produced it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Logits {
+    rows: usize,
+    vocab: usize,
+    data: Vec<f32>,
+}
+
+impl Logits {
+    /// Wrap a row-major buffer. Fails if `data.len() != rows * vocab`.
+    pub fn new(rows: usize, vocab: usize, data: Vec<f32>) -> Result<Self, ModelError> {
+        if data.len() != rows * vocab {
+            return Err(ModelError::Shape {
+                what: "logits buffer".into(),
+                expected: format!("{rows} rows x {vocab} vocab = {}", rows * vocab),
+                got: format!("{} values", data.len()),
+            });
+        }
+        Ok(Self { rows, vocab, data })
+    }
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    pub fn vocab(&self) -> usize {
+        self.vocab
+    }
+    /// Row `i`: the logits after the `i`-th token of the call.
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.data[i * self.vocab..(i + 1) * self.vocab]
+    }
+    pub fn last(&self) -> &[f32] {
+        self.row(self.rows - 1)
+    }
+    pub fn as_slice(&self) -> &[f32] {
+        &self.data
+    }
+    pub fn into_vec(self) -> Vec<f32> {
+        self.data
+    }
+
+    /// Check that this is what a call that appended `tokens` tokens to a model of vocabulary
+    /// `vocab` must return: the right shape and no NaN or +∞ (−∞ is a masked token, allowed).
+    pub fn validate(&self, model: &str, tokens: usize, vocab: usize) -> Result<(), ModelError> {
+        if self.rows != tokens || self.vocab != vocab || self.data.len() != tokens * vocab {
+            return Err(ModelError::Shape {
+                what: format!("logits returned by {model}"),
+                expected: format!("[{tokens}, {vocab}]"),
+                got: format!("[{}, {}] with {} values", self.rows, self.vocab, self.data.len()),
+            });
+        }
+        if let Some(i) = self.data.iter().position(|x| x.is_nan() || *x == f32::INFINITY) {
+            return Err(ModelError::NonFinite {
+                model: model.to_string(),
+                row: i / vocab.max(1),
+                token: i % vocab.max(1),
+                value: self.data[i],
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A language model: immutable weights from which sequences ([`Session`]s) are started.
+pub trait LanguageModel {
+    /// A short human-readable name (for errors, ledgers and plots).
+    fn name(&self) -> &str;
+    /// Number of logits per position.
+    fn vocab_size(&self) -> usize;
+    /// Token ids that end a generation.
+    fn eos_ids(&self) -> &[TokenId];
+    /// Start a sequence on `prompt` (at least one token).
+    ///
+    /// Returns the session, holding all prompt tokens, and the logits after the prompt's last token.
+    /// This is the prefill: only the last row is returned, since a long prompt's full logits would
+    /// be large (512 × 151 936 floats is 311 MB).
+    fn start<'a>(&'a self, prompt: &[TokenId]) -> Result<(Box<dyn Session + 'a>, Vec<f32>), ModelError>;
+}
+
+/// One sequence being decoded by a model, with its KV cache.
+pub trait Session {
+    /// Tokens held (prompt included).
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Append `tokens` (at least one) and return the logits after each of them:
+    /// `[tokens.len(), vocab]`. One call is one forward pass: scoring γ drafts plus the bonus
+    /// position is `extend(&[last_committed, x_1, …, x_γ])`.
+    fn extend(&mut self, tokens: &[TokenId]) -> Result<Logits, ModelError>;
+    /// Roll back to the first `len` tokens (`len <= self.len()`); rejected drafts are dropped from
+    /// the cache. Extending again must give the same logits as if they had never been appended.
+    fn truncate(&mut self, len: usize) -> Result<(), ModelError>;
+}
+
+/// What can go wrong inside a model, named so that the message says what to fix.
+#[derive(Debug, Error)]
+pub enum ModelError {
+    #[error("shape mismatch in {what}: expected {expected}, got {got}")]
+    Shape { what: String, expected: String, got: String },
+    #[error("{model} returned a non-finite logit ({value}) at row {row}, token {token}")]
+    NonFinite { model: String, row: usize, token: usize, value: f32 },
+    #[error("token id {token} is outside the vocabulary of {model} (size {vocab})")]
+    TokenOutOfRange { model: String, token: TokenId, vocab: usize },
+    #[error("{model}: sequence of {requested} tokens exceeds the context length {max}")]
+    ContextOverflow { model: String, requested: usize, max: usize },
+    #[error("cannot truncate to {len} tokens: the session holds {held}")]
+    BadTruncate { len: usize, held: usize },
+    #[error("{0} needs at least one token")]
+    Empty(String),
+    #[error("{0}")]
+    Other(String),
+}

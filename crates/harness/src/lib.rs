@@ -1,0 +1,1 @@
+//! speccascade-harness: experiment YAML, grid, runner, result store, resume, shards.

@@ -1,0 +1,1 @@
+//! speccascade-report: tables, figures, Table-2 numbers and the regression check.

@@ -1,0 +1,1 @@
+//! speccascade-tasks: datasets, prompts, metrics and the code-execution sandbox.
