@@ -55,6 +55,9 @@ pub struct Ledger {
     /// Everything else inside the decoding loop (distributions, rules, sampling, stop checks).
     pub overhead_s: f64,
     pub total_s: f64,
+    /// Wall-clock seconds the cost model does not charge (the oracle's verifier calls at δ = 0):
+    /// subtract from `total_s` for the oracle's charged latency.
+    pub uncharged_s: f64,
 }
 
 impl Ledger {
@@ -139,7 +142,7 @@ impl Ledger {
             emitted, drafter_steps, verifier_calls, verifier_calls_charged, verifier_positions, blocks,
             drafted, accepted, rejected, residual, bonus, drafter_direct, verifier_direct, decisions,
             deferrals, sequence_deferrals, prefill_tokens, drafter_prefill_s, verifier_prefill_s,
-            drafter_decode_s, verifier_decode_s, overhead_s, total_s
+            drafter_decode_s, verifier_decode_s, overhead_s, total_s, uncharged_s
         );
         add_vec(&mut self.accept_length_hist, &o.accept_length_hist);
         add_vec(&mut self.position_attempts, &o.position_attempts);

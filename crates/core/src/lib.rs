@@ -29,6 +29,7 @@ pub mod ledger;
 pub mod model;
 pub mod rng;
 pub mod rules;
+pub mod synthetic;
 pub mod verify;
 
 pub use dist::{Sampling, TokenDist, sample, tv};

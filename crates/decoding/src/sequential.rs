@@ -1,0 +1,169 @@
+//! The non-speculative methods: each model is called once per token it contributes.
+//!
+//! - `drafter` / `verifier`: one model alone, autoregressive. The drafter samples with the `Draft`
+//!   stream (the stream the speculative drafts use), the verifier with the `Bonus` stream.
+//! - `token_cascade_chow` (paper Alg. 2): per position, the drafter's Chow confidence decides; on a
+//!   deferral the verifier catches up on the tokens it has not seen in one call and samples.
+//! - `oracle_cascade_diff` (Alg. 3): both models at every position, δ by the Diff rule; the cost
+//!   model charges the verifier only where δ = 1 (an oracle: not achievable).
+//! - `seq_cascade_chow`: the drafter writes the whole answer; if the geometric mean of `q̂_t(y_t)` is
+//!   below the threshold α, the answer is discarded and the verifier writes its own. Both are paid.
+
+use speccascade_core::{ChowRule, DiffRule, LanguageModel, Ledger, Purpose, TokenId, sample};
+
+use crate::output::{Examined, Source};
+use crate::tracked::Tracked;
+use crate::{Ctx, DecodeError, Finished, Method, MethodSpec, charge, finish};
+
+pub(crate) fn run(
+    ctx: &Ctx<'_>,
+    spec: MethodSpec,
+    drafter: &dyn LanguageModel,
+    verifier: &dyn LanguageModel,
+    prompt: &[TokenId],
+) -> Result<Finished, DecodeError> {
+    let alpha = spec.alpha.unwrap_or(0.0);
+    match spec.method {
+        Method::Drafter => alone(ctx, drafter, prompt, true),
+        Method::Verifier => alone(ctx, verifier, prompt, false),
+        Method::TokenCascadeChow => token_cascade(ctx, drafter, verifier, prompt, ChowRule::new(alpha)?),
+        Method::OracleCascadeDiff => oracle(ctx, drafter, verifier, prompt, DiffRule::new(alpha)?),
+        Method::SeqCascadeChow => seq_cascade(ctx, drafter, verifier, prompt, alpha),
+        m => Err(DecodeError::Config(format!("{m} is not a sequential method"))),
+    }
+}
+
+/// One model alone. Returns the run and, for the sequence cascade, Σ ln q̂(y_t).
+fn alone_scored(
+    ctx: &Ctx<'_>,
+    model: &dyn LanguageModel,
+    prompt: &[TokenId],
+    is_drafter: bool,
+) -> Result<(Finished, f64), DecodeError> {
+    let sampling = ctx.cfg.sampling;
+    let mut m = Tracked::start(model, prompt)?;
+    let mut out = ctx.output();
+    let mut ledger = Ledger::default();
+    let mut seq = prompt.to_vec();
+    let (purpose, source) = if is_drafter { (Purpose::Draft, Source::Drafter) } else { (Purpose::Bonus, Source::Verifier) };
+    let mut log_conf = 0.0;
+    while !out.done() {
+        let dist = m.dists(&seq, seq.len(), &sampling)?.pop().expect("one row");
+        let y = sample(dist.probs(), ctx.stream.uniform(out.tokens.len() as u64, purpose));
+        log_conf += dist.hat(y).ln();
+        seq.push(y);
+        out.push(y, source, Examined::default(), &mut ledger);
+    }
+    if is_drafter {
+        charge(&mut ledger, Some(&m), None);
+    } else {
+        charge(&mut ledger, None, Some(&m));
+    }
+    ledger.verifier_calls_charged = ledger.verifier_calls;
+    Ok((finish(out, ledger), log_conf))
+}
+
+fn alone(ctx: &Ctx<'_>, model: &dyn LanguageModel, prompt: &[TokenId], is_drafter: bool) -> Result<Finished, DecodeError> {
+    Ok(alone_scored(ctx, model, prompt, is_drafter)?.0)
+}
+
+fn token_cascade(
+    ctx: &Ctx<'_>,
+    drafter: &dyn LanguageModel,
+    verifier: &dyn LanguageModel,
+    prompt: &[TokenId],
+    rule: ChowRule,
+) -> Result<Finished, DecodeError> {
+    let sampling = ctx.cfg.sampling;
+    let mut d = Tracked::start(drafter, prompt)?;
+    let mut v = Tracked::start(verifier, prompt)?;
+    let mut out = ctx.output();
+    let mut ledger = Ledger::default();
+    let mut seq = prompt.to_vec();
+    while !out.done() {
+        let t = out.tokens.len() as u64;
+        let q = d.dists(&seq, seq.len(), &sampling)?.pop().expect("one row");
+        ledger.decisions += 1;
+        let (y, source) = if rule.defers(&q) {
+            ledger.deferrals += 1;
+            let p = v.dists(&seq, seq.len(), &sampling)?.pop().expect("one row");
+            (sample(p.probs(), ctx.stream.uniform(t, Purpose::Bonus)), Source::Verifier)
+        } else {
+            (sample(q.probs(), ctx.stream.uniform(t, Purpose::Draft)), Source::Drafter)
+        };
+        seq.push(y);
+        let delta = Some(source == Source::Verifier);
+        out.push(y, source, Examined { delta, ..Default::default() }, &mut ledger);
+    }
+    charge(&mut ledger, Some(&d), Some(&v));
+    ledger.verifier_calls_charged = ledger.verifier_calls;
+    Ok(finish(out, ledger))
+}
+
+fn oracle(
+    ctx: &Ctx<'_>,
+    drafter: &dyn LanguageModel,
+    verifier: &dyn LanguageModel,
+    prompt: &[TokenId],
+    rule: DiffRule,
+) -> Result<Finished, DecodeError> {
+    let sampling = ctx.cfg.sampling;
+    let mut d = Tracked::start(drafter, prompt)?;
+    let mut v = Tracked::start(verifier, prompt)?;
+    let mut out = ctx.output();
+    let mut ledger = Ledger::default();
+    let mut seq = prompt.to_vec();
+    let mut charged = 0u64;
+    let mut uncharged_s = 0.0;
+    while !out.done() {
+        let t = out.tokens.len() as u64;
+        let q = d.dists(&seq, seq.len(), &sampling)?.pop().expect("one row");
+        let (calls_before, secs_before) = (v.calls, v.seconds);
+        let p = v.dists(&seq, seq.len(), &sampling)?.pop().expect("one row");
+        ledger.decisions += 1;
+        let defer = rule.defers(&q, &p);
+        let (y, source) = if defer {
+            ledger.deferrals += 1;
+            charged += v.calls - calls_before;
+            (sample(p.probs(), ctx.stream.uniform(t, Purpose::Bonus)), Source::Verifier)
+        } else {
+            uncharged_s += v.seconds - secs_before;
+            (sample(q.probs(), ctx.stream.uniform(t, Purpose::Draft)), Source::Drafter)
+        };
+        seq.push(y);
+        out.push(y, source, Examined { delta: Some(defer), ..Default::default() }, &mut ledger);
+    }
+    charge(&mut ledger, Some(&d), Some(&v));
+    ledger.verifier_calls_charged = charged;
+    ledger.uncharged_s = uncharged_s;
+    Ok(finish(out, ledger))
+}
+
+fn seq_cascade(
+    ctx: &Ctx<'_>,
+    drafter: &dyn LanguageModel,
+    verifier: &dyn LanguageModel,
+    prompt: &[TokenId],
+    threshold: f64,
+) -> Result<Finished, DecodeError> {
+    let ((tokens, stop, trace, mut ledger), log_conf) = alone_scored(ctx, drafter, prompt, true)?;
+    ledger.decisions = 1;
+    let confidence = if tokens.is_empty() { 1.0 } else { (log_conf / tokens.len() as f64).exp() };
+    if confidence >= threshold {
+        return Ok((tokens, stop, trace, ledger));
+    }
+    // Defer the whole answer: the verifier starts over; the drafter's work is still paid.
+    let ((tokens, stop, trace, vl), _) = alone_scored(ctx, verifier, prompt, false)?;
+    ledger.deferrals = 1;
+    ledger.sequence_deferrals = 1;
+    // The emitted tokens are the verifier's alone.
+    ledger.emitted = vl.emitted;
+    ledger.drafter_direct = 0;
+    ledger.verifier_direct = vl.verifier_direct;
+    ledger.verifier_calls = vl.verifier_calls;
+    ledger.verifier_calls_charged = vl.verifier_calls_charged;
+    ledger.verifier_positions = vl.verifier_positions;
+    ledger.verifier_decode_s = vl.verifier_decode_s;
+    ledger.verifier_prefill_s = vl.verifier_prefill_s;
+    Ok((tokens, stop, trace, ledger))
+}

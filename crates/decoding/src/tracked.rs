@@ -1,0 +1,121 @@
+//! A model session seen through the driver: it mirrors the session's tokens, validates what the
+//! model returns, times and counts every forward call, and remembers the logits of the last call so
+//! that rolling back inside the last block needs no recomputation.
+
+use std::time::Instant;
+
+use speccascade_core::{LanguageModel, Logits, ModelError, Sampling, Session, TokenDist, TokenId};
+
+use crate::DecodeError;
+
+pub(crate) struct Tracked<'a> {
+    name: String,
+    vocab: usize,
+    session: Box<dyn Session + 'a>,
+    /// The tokens the session holds.
+    tokens: Vec<TokenId>,
+    /// `window.row(i)` holds the logits after `tokens[window_start + i]`.
+    window_start: usize,
+    window: Logits,
+    /// Forward calls after the prefill, and their wall-clock seconds.
+    pub calls: u64,
+    pub positions: u64,
+    pub seconds: f64,
+    pub prefill_seconds: f64,
+}
+
+impl<'a> Tracked<'a> {
+    /// Prefill `prompt`.
+    pub fn start(model: &'a dyn LanguageModel, prompt: &[TokenId]) -> Result<Self, DecodeError> {
+        let t = Instant::now();
+        let (session, last) = model.start(prompt)?;
+        let prefill_seconds = t.elapsed().as_secs_f64();
+        let vocab = model.vocab_size();
+        let window = Logits::new(1, vocab, last).map_err(|_| {
+            ModelError::Shape {
+                what: format!("prefill logits returned by {}", model.name()),
+                expected: format!("{vocab} values"),
+                got: "a different length".into(),
+            }
+        })?;
+        window.validate(model.name(), 1, vocab)?;
+        if session.len() != prompt.len() {
+            return Err(ModelError::Shape {
+                what: format!("session started by {}", model.name()),
+                expected: format!("{} tokens", prompt.len()),
+                got: format!("{} tokens", session.len()),
+            }
+            .into());
+        }
+        Ok(Self {
+            name: model.name().to_string(),
+            vocab,
+            session,
+            tokens: prompt.to_vec(),
+            window_start: prompt.len() - 1,
+            window,
+            calls: 0,
+            positions: 0,
+            seconds: 0.0,
+            prefill_seconds,
+        })
+    }
+
+    /// Distributions of the token after `seq[..i]` for every `i` in `from..=seq.len()`
+    /// (`from ≥ 1`), leaving the session holding exactly `seq`. At most one forward call.
+    pub fn dists(&mut self, seq: &[TokenId], from: usize, sampling: &Sampling) -> Result<Vec<TokenDist>, DecodeError> {
+        self.rows(seq, from)?
+            .into_iter()
+            .map(|row| TokenDist::from_vec(row, sampling).map_err(DecodeError::from))
+            .collect()
+    }
+
+    /// As [`Tracked::dists`], the raw logit rows.
+    pub fn rows(&mut self, seq: &[TokenId], from: usize) -> Result<Vec<Vec<f32>>, DecodeError> {
+        assert!(from >= 1 && from <= seq.len(), "rows: from = {from} for a sequence of {}", seq.len());
+        let common = self.tokens.iter().zip(seq).take_while(|(a, b)| a == b).count();
+        // Rows needed: logits after token index j for j in from-1 .. seq.len()-1.
+        let first_needed = from - 1;
+        let win_end = self.window_start + self.window.rows();
+        // Rows for indices below `common` may come from the last call's window (the tokens up to
+        // there are unchanged); when the window does not cover them all, recompute from
+        // `first_needed` in the same single call.
+        let feed_from = if first_needed >= common || (self.window_start <= first_needed && common <= win_end) {
+            common
+        } else {
+            first_needed
+        };
+        if feed_from < self.tokens.len() {
+            self.session.truncate(feed_from)?;
+            self.tokens.truncate(feed_from);
+        }
+        let mut out = Vec::with_capacity(seq.len() - first_needed);
+        for j in first_needed..feed_from {
+            out.push(self.window.row(j - self.window_start).to_vec());
+        }
+        if feed_from < seq.len() {
+            let feed = &seq[feed_from..];
+            let t = Instant::now();
+            let logits = self.session.extend(feed)?;
+            self.seconds += t.elapsed().as_secs_f64();
+            self.calls += 1;
+            self.positions += feed.len() as u64;
+            logits.validate(&self.name, feed.len(), self.vocab)?;
+            self.tokens.extend_from_slice(feed);
+            if self.session.len() != self.tokens.len() {
+                return Err(ModelError::Shape {
+                    what: format!("session of {}", self.name),
+                    expected: format!("{} tokens after extend", self.tokens.len()),
+                    got: format!("{} tokens", self.session.len()),
+                }
+                .into());
+            }
+            for j in first_needed.max(feed_from)..seq.len() {
+                out.push(logits.row(j - feed_from).to_vec());
+            }
+            self.window_start = feed_from;
+            self.window = logits;
+        }
+        Ok(out)
+    }
+}
