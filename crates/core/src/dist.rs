@@ -77,20 +77,15 @@ impl TokenDist {
         if logits.is_empty() {
             return Err(CoreError::BadDistribution("empty logits".into()));
         }
-        let mut argmax = 0usize;
-        let mut max_logit = f32::NEG_INFINITY;
-        for (i, &l) in logits.iter().enumerate() {
-            if l.is_nan() || l == f32::INFINITY {
-                return Err(CoreError::BadDistribution(format!("logit {l} at token {i}")));
-            }
-            if l > max_logit {
-                max_logit = l;
-                argmax = i;
-            }
+        let (max_logit, bad) = max_and_bad(&logits);
+        if bad {
+            let i = logits.iter().position(|l| !(*l < f32::INFINITY)).unwrap_or(0);
+            return Err(CoreError::BadDistribution(format!("logit {} at token {i}", logits[i])));
         }
         if max_logit == f32::NEG_INFINITY {
             return Err(CoreError::BadDistribution("every logit is -inf".into()));
         }
+        let argmax = first_index_of(&logits, max_logit).unwrap_or(0);
         let mut probs = vec![0f32; logits.len()];
         let z = exp_shifted_into(&logits, max_logit, 1.0, &mut probs);
         let log_z = z.ln();
@@ -98,19 +93,28 @@ impl TokenDist {
             probs.iter_mut().for_each(|p| *p = 0.0);
             probs[argmax] = 1.0;
         } else {
-            if sampling.temperature == 1.0 {
-                let inv = (1.0 / z) as f32;
-                probs.iter_mut().for_each(|p| *p *= inv);
+            let z_t = if sampling.temperature == 1.0 {
+                z
             } else {
-                let z_t = exp_shifted_into(&logits, max_logit, 1.0 / sampling.temperature, &mut probs);
-                let inv = (1.0 / z_t) as f32;
-                probs.iter_mut().for_each(|p| *p *= inv);
-            }
+                exp_shifted_into(&logits, max_logit, 1.0 / sampling.temperature, &mut probs)
+            };
+            let inv = (1.0 / z_t) as f32;
+            probs.iter_mut().for_each(|p| *p *= inv);
             if sampling.top_p < 1.0 {
                 apply_top_p(&mut probs, sampling.top_p);
             }
         }
         Ok(Self { probs, logits, max_logit, log_z, argmax: argmax as TokenId })
+    }
+
+    /// Build several positions' distributions at once, in parallel (the rows of one verifier call).
+    pub fn from_rows(rows: Vec<Vec<f32>>, sampling: &Sampling) -> Result<Vec<Self>, CoreError> {
+        use rayon::prelude::*;
+        // Below ~16 k tokens a row costs less than handing it to another thread.
+        if rows.len() < 2 || rows[0].len() < 16_384 {
+            return rows.into_iter().map(|r| Self::from_vec(r, sampling)).collect();
+        }
+        rows.into_par_iter().map(|r| Self::from_vec(r, sampling)).collect()
     }
 
     pub fn vocab(&self) -> usize {
@@ -150,20 +154,61 @@ impl TokenDist {
     }
 }
 
-/// Fill `out[i] = exp((logits[i] − max) · scale)` and return the sum in f64.
-fn exp_shifted_into(logits: &[f32], max: f32, scale: f32, out: &mut [f32]) -> f64 {
-    const CHUNK: usize = 1024;
-    let mut total = 0f64;
-    for (lc, oc) in logits.chunks(CHUNK).zip(out.chunks_mut(CHUNK)) {
-        let mut s = 0f32;
-        for (l, o) in lc.iter().zip(oc.iter_mut()) {
-            let e = exp_nonpositive((l - max) * scale);
-            *o = e;
-            s += e;
+const LANES: usize = 8;
+
+/// The maximum, and whether any value is NaN or +∞, in one vectorisable pass.
+fn max_and_bad(xs: &[f32]) -> (f32, bool) {
+    let mut m = [f32::NEG_INFINITY; LANES];
+    let mut bad = [0u32; LANES];
+    let chunks = xs.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for i in 0..LANES {
+            let x = c[i];
+            m[i] = if x > m[i] { x } else { m[i] };
+            bad[i] |= (!(x < f32::INFINITY)) as u32;
         }
-        total += s as f64;
+    }
+    let mut max = m.iter().fold(f32::NEG_INFINITY, |a, &b| if b > a { b } else { a });
+    let mut any_bad = bad.iter().any(|&b| b != 0);
+    for &x in rest {
+        max = if x > max { x } else { max };
+        any_bad |= !(x < f32::INFINITY);
+    }
+    (max, any_bad)
+}
+
+/// The first index holding `value` (block-wise, so the comparison vectorises).
+fn first_index_of(xs: &[f32], value: f32) -> Option<usize> {
+    const BLOCK: usize = 256;
+    let b = xs.chunks(BLOCK).position(|c| c.iter().fold(0u32, |a, &x| a | (x == value) as u32) != 0)?;
+    xs[b * BLOCK..].iter().position(|&x| x == value).map(|i| b * BLOCK + i)
+}
+
+/// Σ xs in f64, summed in f32 lanes over blocks (vectorisable; the float order is fixed, so the
+/// result is deterministic).
+pub fn sum_f32(xs: &[f32]) -> f64 {
+    let mut total = 0f64;
+    for block in xs.chunks(4096) {
+        let mut acc = [0f32; LANES];
+        let chunks = block.chunks_exact(LANES);
+        let rest: f32 = chunks.remainder().iter().sum();
+        for c in chunks {
+            for i in 0..LANES {
+                acc[i] += c[i];
+            }
+        }
+        total += (acc.iter().sum::<f32>() + rest) as f64;
     }
     total
+}
+
+/// Fill `out[i] = exp((logits[i] − max) · scale)` and return the sum in f64.
+fn exp_shifted_into(logits: &[f32], max: f32, scale: f32, out: &mut [f32]) -> f64 {
+    for (o, &l) in out.iter_mut().zip(logits) {
+        *o = exp_nonpositive((l - max) * scale);
+    }
+    sum_f32(out)
 }
 
 /// `exp(x)` for `x ≤ 0` (−∞ gives 0), relative error below 3e-7 (about 2 ulp), written so that it vectorises.
@@ -173,13 +218,16 @@ pub fn exp_nonpositive(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_145_75;
     const LN2_LO: f32 = 1.428_606_8e-6;
     const ROUND: f32 = 12_582_912.0; // 1.5 · 2^23: adding and subtracting rounds to an integer
-    let xc = x.max(-87.0);
-    let n = (xc * LOG2E + ROUND) - ROUND;
+    let xc = if x > -87.0 { x } else { -87.0 };
+    let t = xc * LOG2E + ROUND;
+    let n = t - ROUND;
+    // The integer n sits in the low mantissa bits of t: integer arithmetic, no float→int cast.
+    let n_int = t.to_bits() as i32 - ROUND.to_bits() as i32;
     let f = xc - n * LN2_HI - n * LN2_LO;
     let poly = 1.0
         + f * (1.0
             + f * (0.5 + f * (1.0 / 6.0 + f * (1.0 / 24.0 + f * (1.0 / 120.0 + f * (1.0 / 720.0 + f * (1.0 / 5040.0)))))));
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    let scale = f32::from_bits(((n_int + 127) as u32) << 23);
     if x < -87.0 { 0.0 } else { poly * scale }
 }
 
@@ -228,9 +276,17 @@ pub fn tv(q: &TokenDist, p: &TokenDist) -> f64 {
 
 pub fn tv_slices(q: &[f32], p: &[f32]) -> f64 {
     let mut total = 0f64;
-    for (qc, pc) in q.chunks(1024).zip(p.chunks(1024)) {
-        let s: f32 = qc.iter().zip(pc).map(|(a, b)| (a - b).max(0.0)).sum();
-        total += s as f64;
+    for (qb, pb) in q.chunks(4096).zip(p.chunks(4096)) {
+        let mut acc = [0f32; LANES];
+        let (qc, pc) = (qb.chunks_exact(LANES), pb.chunks_exact(LANES));
+        let rest: f32 = qc.remainder().iter().zip(pc.remainder()).map(|(a, b)| (a - b).max(0.0)).sum();
+        for (a, b) in qc.zip(pc) {
+            for i in 0..LANES {
+                let d = a[i] - b[i];
+                acc[i] += if d > 0.0 { d } else { 0.0 };
+            }
+        }
+        total += (acc.iter().sum::<f32>() + rest) as f64;
     }
     total
 }
@@ -259,24 +315,30 @@ pub fn sample_weighted(vocab: usize, u: f64, weight: impl Fn(usize) -> f64) -> O
     last_positive
 }
 
-/// Sample from a probability vector with the uniform `u`.
+/// Sample from a probability vector (or any non-negative weights) with the uniform `u`:
+/// the first token whose cumulative weight exceeds `u · Σ w`.
 pub fn sample(probs: &[f32], u: f64) -> TokenId {
-    // Fast path over f32 chunks: find the chunk holding the target, then scan it.
-    let total: f64 = probs.chunks(1024).map(|c| c.iter().sum::<f32>() as f64).sum();
+    // Block sums find the block holding the target; only that block is scanned token by token.
+    const BLOCK: usize = 1024;
+    let sums: Vec<f64> = probs.chunks(BLOCK).map(sum_f32).collect();
+    let total: f64 = sums.iter().sum();
     let target = u * total;
     let mut cum = 0f64;
-    for (ci, c) in probs.chunks(1024).enumerate() {
-        let s = c.iter().sum::<f32>() as f64;
+    for (bi, &s) in sums.iter().enumerate() {
         if cum + s > target {
-            for (i, &p) in c.iter().enumerate() {
+            let block = &probs[bi * BLOCK..(bi * BLOCK + BLOCK).min(probs.len())];
+            for (i, &p) in block.iter().enumerate() {
                 cum += p as f64;
                 if p > 0.0 && cum > target {
-                    return (ci * 1024 + i) as TokenId;
+                    return (bi * BLOCK + i) as TokenId;
                 }
             }
-        } else {
-            cum += s;
+            // Rounding between the block sum and the running sum: the block's last positive token.
+            if let Some(i) = block.iter().rposition(|&p| p > 0.0) {
+                return (bi * BLOCK + i) as TokenId;
+            }
         }
+        cum += s;
     }
     // Rounding left the target just past the end: the last token with positive mass.
     probs.iter().rposition(|&p| p > 0.0).unwrap_or(0) as TokenId

@@ -10,7 +10,9 @@
 use crate::model::{LanguageModel, Logits, ModelError, Session, TokenId};
 
 /// A hashed n-gram model: `logit(v | prefix) = sharpness · g(seed, ctx, v) + noise · g(noise_seed, ctx, v)`
-/// (+ `eos_bias` on the EOS token), with `g` ≈ N(0, 1) and `ctx` the last `order` tokens.
+/// plus a boost of `ln V + b_i` on `peaks` candidate tokens hashed from the context (so that, as in
+/// a real LM, a few tokens hold most of the mass at any vocabulary size), plus `eos_bias` on EOS;
+/// `g` ≈ N(0, 1) and `ctx` is the last `order` tokens.
 #[derive(Clone, Debug)]
 pub struct SyntheticModel {
     pub name: String,
@@ -18,6 +20,8 @@ pub struct SyntheticModel {
     pub order: usize,
     pub seed: u64,
     pub sharpness: f32,
+    /// Number of boosted candidate tokens per context.
+    pub peaks: usize,
     pub noise: f32,
     pub noise_seed: u64,
     /// EOS ids (default `[0]`; empty for a model that never ends by itself).
@@ -33,7 +37,8 @@ impl SyntheticModel {
             vocab,
             order: 2,
             seed,
-            sharpness: 2.5,
+            sharpness: 1.0,
+            peaks: 4,
             noise: 0.0,
             noise_seed: seed ^ 0x5eed,
             eos: vec![0],
@@ -72,6 +77,14 @@ impl SyntheticModel {
                 l += self.noise * gaussian(mix(noise ^ (v as u64).wrapping_mul(0xc2b2_ae3d_27d4_eb4f)));
             }
             *o = l;
+        }
+        // Candidate tokens and their boosts depend on the context and the ground-truth seed only:
+        // the drafter and the verifier agree on them and differ through the noise.
+        let ln_v = (self.vocab as f32).ln();
+        for i in 0..self.peaks {
+            let h = mix(base ^ 0xa076_1d64_78bd_642f ^ i as u64);
+            let v = (h % self.vocab as u64) as usize;
+            out[v] += self.sharpness * (ln_v + 1.5 * gaussian(mix(h)) + 2.0 - i as f32);
         }
         for &e in &self.eos {
             if (e as usize) < out.len() {

@@ -1,7 +1,7 @@
 //! The block verifier: speculative sampling towards a target π (the paper's GenSpecSample),
 //! as a pure function of distributions and counter-based uniforms.
 
-use crate::dist::{TokenDist, sample, sample_weighted};
+use crate::dist::{TokenDist, sample};
 use crate::model::TokenId;
 use crate::rng::{Purpose, Stream};
 use crate::rules::{DeferralRule, Side, Target};
@@ -125,12 +125,8 @@ fn set_mass(side: Side, threshold: f64, q: &TokenDist, p: &TokenDist) -> f64 {
     };
     let Some(t) = hat.logit_threshold(threshold) else { return 1.0 };
     // Membership on the logit scale, as `hat_at_least` decides it, so set and mass agree.
-    let mut total = 0f64;
-    for (lc, qc) in hat.logits().chunks(1024).zip(q.probs().chunks(1024)) {
-        let s: f32 = lc.iter().zip(qc).map(|(&l, &qv)| if l >= t { qv } else { 0.0 }).sum();
-        total += s as f64;
-    }
-    total
+    let masked: Vec<f32> = hat.logits().iter().zip(q.probs()).map(|(&l, &qv)| if l >= t { qv } else { 0.0 }).collect();
+    crate::dist::sum_f32(&masked)
 }
 
 /// Sample from norm(max(0, π − q)) (for the lossy rule: norm(max(0, p − q))).
@@ -139,26 +135,28 @@ fn set_mass(side: Side, threshold: f64, q: &TokenDist, p: &TokenDist) -> f64 {
 /// π(x) < q(x)), sample from p: the verifier's distribution is the safe fallback.
 pub fn sample_residual(target: &Target, q: &TokenDist, p: &TokenDist, u: f64) -> TokenId {
     let (qs, ps) = (q.probs(), p.probs());
-    let n = qs.len();
-    let drawn = match *target {
-        Target::Drafter => None,
+    let weights: Vec<f32> = match *target {
+        Target::Drafter => return sample(ps, u),
         Target::Verifier | Target::Lossy { .. } => {
-            sample_weighted(n, u, |v| (ps[v] as f64 - qs[v] as f64).max(0.0))
+            qs.iter().zip(ps).map(|(&q, &p)| if p > q { p - q } else { 0.0 }).collect()
         }
         Target::TokenSet { side, threshold } => {
-            let rest = (1.0 - set_mass(side, threshold, q, p)).max(0.0);
+            let rest = (1.0 - set_mass(side, threshold, q, p)).max(0.0) as f32;
             let hat = match side {
                 Side::Drafter => q,
                 Side::Verifier => p,
             };
-            let t = hat.logit_threshold(threshold);
-            let lg = hat.logits();
-            sample_weighted(n, u, |v| {
-                let in_a = t.is_none_or(|t| lg[v] >= t);
-                let pi = rest * ps[v] as f64 + if in_a { qs[v] as f64 } else { 0.0 };
-                (pi - qs[v] as f64).max(0.0)
-            })
+            let t = hat.logit_threshold(threshold).unwrap_or(f32::NEG_INFINITY);
+            hat.logits()
+                .iter()
+                .zip(qs.iter().zip(ps))
+                .map(|(&l, (&q, &p))| {
+                    // π − q = rest·p inside A, rest·p − q outside.
+                    let d = if l >= t { rest * p } else { rest * p - q };
+                    if d > 0.0 { d } else { 0.0 }
+                })
+                .collect()
         }
     };
-    drawn.unwrap_or_else(|| sample(ps, u))
+    if crate::dist::sum_f32(&weights) > 0.0 { sample(&weights, u) } else { sample(ps, u) }
 }

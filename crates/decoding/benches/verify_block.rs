@@ -46,7 +46,7 @@ fn bench(c: &mut Criterion) {
         let rule = spec.rule().unwrap().unwrap();
         group.bench_with_input(BenchmarkId::from_parameter(m.name()), &m, |b, _| {
             b.iter(|| {
-                let ps: Vec<TokenDist> = p_logits.iter().map(|l| TokenDist::from_logits(l, &sampling).unwrap()).collect();
+                let ps = TokenDist::from_rows(p_logits.clone(), &sampling).unwrap();
                 verify_block(&Block { drafts: &drafts, q: &qs, p: &ps, first_position: 0 }, rule.as_ref(), &stream)
             })
         });
@@ -60,8 +60,8 @@ fn bench(c: &mut Criterion) {
         let rule = spec.rule().unwrap().unwrap();
         group.bench_with_input(BenchmarkId::from_parameter(m.name()), &m, |b, _| {
             b.iter(|| {
-                let qs: Vec<TokenDist> = q_logits.iter().map(|l| TokenDist::from_logits(l, &sampling).unwrap()).collect();
-                let ps: Vec<TokenDist> = p_logits.iter().map(|l| TokenDist::from_logits(l, &sampling).unwrap()).collect();
+                let qs = TokenDist::from_rows(q_logits.clone(), &sampling).unwrap();
+                let ps = TokenDist::from_rows(p_logits.clone(), &sampling).unwrap();
                 verify_block(&Block { drafts: &drafts, q: &qs, p: &ps, first_position: 0 }, rule.as_ref(), &stream)
             })
         });

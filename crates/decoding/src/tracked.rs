@@ -64,10 +64,7 @@ impl<'a> Tracked<'a> {
     /// Distributions of the token after `seq[..i]` for every `i` in `from..=seq.len()`
     /// (`from ≥ 1`), leaving the session holding exactly `seq`. At most one forward call.
     pub fn dists(&mut self, seq: &[TokenId], from: usize, sampling: &Sampling) -> Result<Vec<TokenDist>, DecodeError> {
-        self.rows(seq, from)?
-            .into_iter()
-            .map(|row| TokenDist::from_vec(row, sampling).map_err(DecodeError::from))
-            .collect()
+        Ok(TokenDist::from_rows(self.rows(seq, from)?, sampling)?)
     }
 
     /// As [`Tracked::dists`], the raw logit rows.
