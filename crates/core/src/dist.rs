@@ -158,6 +158,22 @@ const LANES: usize = 8;
 
 /// The maximum, and whether any value is NaN or +∞, in one vectorisable pass.
 fn max_and_bad(xs: &[f32]) -> (f32, bool) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        return unsafe { max_and_bad_avx2(xs) };
+    }
+    max_and_bad_body(xs)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn max_and_bad_avx2(xs: &[f32]) -> (f32, bool) {
+    max_and_bad_body(xs)
+}
+
+#[inline(always)]
+fn max_and_bad_body(xs: &[f32]) -> (f32, bool) {
     let mut m = [f32::NEG_INFINITY; LANES];
     let mut bad = [0u32; LANES];
     let chunks = xs.chunks_exact(LANES);
@@ -187,6 +203,7 @@ fn first_index_of(xs: &[f32], value: f32) -> Option<usize> {
 
 /// Σ xs in f64, summed in f32 lanes over blocks (vectorisable; the float order is fixed, so the
 /// result is deterministic).
+#[inline(always)]
 pub fn sum_f32(xs: &[f32]) -> f64 {
     let mut total = 0f64;
     for block in xs.chunks(4096) {
@@ -204,7 +221,27 @@ pub fn sum_f32(xs: &[f32]) -> f64 {
 }
 
 /// Fill `out[i] = exp((logits[i] − max) · scale)` and return the sum in f64.
+///
+/// On x86-64 CPUs with AVX2 the same code is compiled for 8-wide vectors and chosen at run time.
+/// Rust never fuses multiply-adds on its own, so both versions give bit-identical results: a run's
+/// tokens do not depend on the CPU it ran on.
 fn exp_shifted_into(logits: &[f32], max: f32, scale: f32, out: &mut [f32]) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        return unsafe { exp_shifted_into_avx2(logits, max, scale, out) };
+    }
+    exp_shifted_body(logits, max, scale, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn exp_shifted_into_avx2(logits: &[f32], max: f32, scale: f32, out: &mut [f32]) -> f64 {
+    exp_shifted_body(logits, max, scale, out)
+}
+
+#[inline(always)]
+fn exp_shifted_body(logits: &[f32], max: f32, scale: f32, out: &mut [f32]) -> f64 {
     for (o, &l) in out.iter_mut().zip(logits) {
         *o = exp_nonpositive((l - max) * scale);
     }
