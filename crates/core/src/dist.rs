@@ -397,6 +397,18 @@ mod tests {
     }
 
     #[test]
+    fn vector_paths_are_bit_identical() {
+        let logits: Vec<f32> = (0..10_007).map(|i| ((i * 7919 % 1000) as f32 - 500.0) * 0.037).collect();
+        let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+        let (mut a, mut b) = (vec![0f32; logits.len()], vec![0f32; logits.len()]);
+        let za = exp_shifted_into(&logits, max, 0.7, &mut a);
+        let zb = exp_shifted_body(&logits, max, 0.7, &mut b);
+        assert_eq!(za.to_bits(), zb.to_bits());
+        assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
+        assert_eq!(max_and_bad(&logits), max_and_bad_body(&logits));
+    }
+
+    #[test]
     fn greedy_is_one_hot_on_first_max() {
         let d = TokenDist::from_logits(&[1.0, 3.0, 3.0, -1.0], &Sampling::greedy()).unwrap();
         assert_eq!(d.probs(), &[0.0, 1.0, 0.0, 0.0]);
