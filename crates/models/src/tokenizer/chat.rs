@@ -1,0 +1,228 @@
+//! The ChatML chat template of the instruct models, and loading a tokenizer from a Hugging Face
+//! directory.
+//!
+//! Only ChatML is implemented (`<|im_start|>role\ncontent<|im_end|>\n`, then
+//! `<|im_start|>assistant\n`). The default system prompt, used when the conversation has none, is
+//! read from the model's own Jinja template: Qwen2.5 says "You are Qwen, created by Alibaba Cloud.
+//! You are a helpful assistant.", SmolLM2 "You are a helpful AI assistant named SmolLM, trained by
+//! Hugging Face".
+
+use super::{Result, Surface, Tokenizer, TokenizerError};
+use std::path::Path;
+
+/// One chat turn.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChatMessage {
+    pub role: String,
+    pub content: String,
+}
+
+impl ChatMessage {
+    pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
+        ChatMessage { role: role.into(), content: content.into() }
+    }
+    pub fn system(content: impl Into<String>) -> Self {
+        Self::new("system", content)
+    }
+    pub fn user(content: impl Into<String>) -> Self {
+        Self::new("user", content)
+    }
+    pub fn assistant(content: impl Into<String>) -> Self {
+        Self::new("assistant", content)
+    }
+}
+
+/// A ChatML template with the model's default system prompt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatTemplate {
+    /// Inserted as the first turn when the conversation does not start with a system message.
+    pub default_system: Option<String>,
+}
+
+impl ChatTemplate {
+    /// Recognise a Jinja chat template: ChatML templates (containing `<|im_start|>`) are
+    /// supported; anything else gives `None`.
+    pub fn from_jinja(template: &str) -> Option<ChatTemplate> {
+        if !template.contains("<|im_start|>") {
+            return None;
+        }
+        Some(ChatTemplate { default_system: default_system(template) })
+    }
+
+    /// Render `messages`; with `add_generation_prompt`, end with `<|im_start|>assistant\n`.
+    pub fn render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> String {
+        let mut out = String::new();
+        let has_system = messages.first().is_some_and(|m| m.role == "system");
+        if let (false, Some(sys)) = (has_system, &self.default_system) {
+            out.push_str(&format!("<|im_start|>system\n{sys}<|im_end|>\n"));
+        }
+        for m in messages {
+            out.push_str(&format!("<|im_start|>{}\n{}<|im_end|>\n", m.role, m.content));
+        }
+        if add_generation_prompt {
+            out.push_str("<|im_start|>assistant\n");
+        }
+        out
+    }
+}
+
+/// The literal default system prompt of a ChatML Jinja template: the text of a string literal
+/// `<|im_start|>system\n…<|im_end|>` that contains no template expression.
+fn default_system(template: &str) -> Option<String> {
+    // The newline appears either escaped inside a Jinja string (`\n`) or literally.
+    for marker in ["<|im_start|>system\\n", "<|im_start|>system\n"] {
+        let mut rest = template;
+        while let Some(i) = rest.find(marker) {
+            let after = &rest[i + marker.len()..];
+            if let Some(j) = after.find("<|im_end|>") {
+                let body = &after[..j];
+                if !body.is_empty() && !body.contains(['\'', '"', '{', '}', '+']) {
+                    return Some(body.replace("\\n", "\n"));
+                }
+            }
+            rest = after;
+        }
+    }
+    None
+}
+
+fn file_err(path: &Path, message: impl std::fmt::Display) -> TokenizerError {
+    TokenizerError::File { path: path.to_path_buf(), message: message.to_string() }
+}
+
+fn read_json(path: &Path) -> Result<Option<serde_json::Value>> {
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| file_err(path, e))?;
+    serde_json::from_str(&text).map(Some).map_err(|e| file_err(path, format!("invalid JSON: {e}")))
+}
+
+/// Ids from a JSON value that is an int or a list of ints.
+fn ids_of(v: Option<&serde_json::Value>) -> Vec<u32> {
+    match v {
+        Some(serde_json::Value::Number(n)) => n.as_u64().map(|x| vec![x as u32]).unwrap_or_default(),
+        Some(serde_json::Value::Array(a)) => a.iter().filter_map(|x| x.as_u64()).map(|x| x as u32).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A token given in tokenizer_config.json as a string or as `{"content": …}`.
+fn token_str(v: Option<&serde_json::Value>) -> Option<String> {
+    match v? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Object(o) => o.get("content")?.as_str().map(str::to_string),
+        _ => None,
+    }
+}
+
+pub(super) fn from_hf_dir(dir: &Path) -> Result<Tokenizer> {
+    let path = dir.join("tokenizer.json");
+    let special = tokenizers::Tokenizer::from_file(&path).map_err(|e| file_err(&path, e))?;
+    let tok_cfg = read_json(&dir.join("tokenizer_config.json"))?;
+    let gen_cfg = read_json(&dir.join("generation_config.json"))?;
+    let cfg = read_json(&dir.join("config.json"))?;
+
+    let n = special.get_vocab_size(true);
+    let added = special.get_added_tokens_decoder();
+    let max_id = added.keys().copied().max().map(|m| m as usize + 1).unwrap_or(0);
+    let n = n.max(max_id);
+    let mut strings = Vec::with_capacity(n);
+    let mut is_control = vec![false; n];
+    let mut raw = vec![false; n];
+    for id in 0..n as u32 {
+        match added.get(&id) {
+            Some(t) => {
+                strings.push(t.content.clone());
+                is_control[id as usize] = t.special;
+                raw[id as usize] = true;
+            }
+            None => strings.push(special.id_to_token(id).unwrap_or_default()),
+        }
+    }
+    let decoder_json = special.get_decoder().and_then(|d| serde_json::to_string(d).ok()).unwrap_or_default();
+    let surface = if decoder_json.contains("ByteLevel") {
+        Surface::ByteLevel
+    } else {
+        Surface::SentencePiece { strip_leading_space: decoder_json.contains("Strip") }
+    };
+
+    let lookup = |name: &str| -> Option<u32> {
+        let s = tok_cfg.as_ref().and_then(|c| token_str(c.get(name)))?;
+        special.token_to_id(&s)
+    };
+    let mut eos = ids_of(gen_cfg.as_ref().and_then(|c| c.get("eos_token_id")));
+    if eos.is_empty() {
+        eos = ids_of(cfg.as_ref().and_then(|c| c.get("eos_token_id")));
+    }
+    if eos.is_empty() {
+        eos.extend(lookup("eos_token"));
+    }
+    let bos = ids_of(cfg.as_ref().and_then(|c| c.get("bos_token_id"))).first().copied().or_else(|| lookup("bos_token"));
+    let add_bos = tok_cfg.as_ref().and_then(|c| c.get("add_bos_token")).and_then(|v| v.as_bool()).unwrap_or(false);
+    let template = tok_cfg.as_ref().and_then(|c| c.get("chat_template")).and_then(|t| match t {
+        serde_json::Value::String(s) => Some(s.clone()),
+        // A list of named templates: take "default".
+        serde_json::Value::Array(a) => a
+            .iter()
+            .find(|x| x.get("name").and_then(|n| n.as_str()) == Some("default"))
+            .and_then(|x| x.get("template")?.as_str().map(str::to_string)),
+        _ => None,
+    });
+    let chat = template.as_deref().and_then(ChatTemplate::from_jinja);
+    if chat.is_some() {
+        for t in ["<|im_end|>", "<|endoftext|>"] {
+            if let Some(id) = special.token_to_id(t) {
+                if !eos.contains(&id) {
+                    eos.push(id);
+                }
+            }
+        }
+    }
+    Ok(Tokenizer::assemble(
+        special,
+        strings,
+        is_control,
+        raw,
+        surface,
+        bos,
+        eos,
+        add_bos,
+        chat,
+        path.display().to_string(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_system_prompts_are_read_from_templates() {
+        let qwen = "{%- else %}\n {{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}\n{%- else %}\n {{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\\n' }}";
+        assert_eq!(
+            ChatTemplate::from_jinja(qwen).unwrap().default_system.as_deref(),
+            Some("You are Qwen, created by Alibaba Cloud. You are a helpful assistant.")
+        );
+        let smol = "{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}";
+        assert_eq!(
+            ChatTemplate::from_jinja(smol).unwrap().default_system.as_deref(),
+            Some("You are a helpful AI assistant named SmolLM, trained by Hugging Face")
+        );
+        assert_eq!(ChatTemplate::from_jinja("{{ '<|im_start|>' + m }}").unwrap().default_system, None);
+        assert!(ChatTemplate::from_jinja("[INST] {{ m }} [/INST]").is_none());
+    }
+
+    #[test]
+    fn chatml_rendering() {
+        let t = ChatTemplate { default_system: Some("S".into()) };
+        assert_eq!(
+            t.render(&[ChatMessage::user("hi")], true),
+            "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+        );
+        assert_eq!(
+            t.render(&[ChatMessage::system("X"), ChatMessage::user("hi")], false),
+            "<|im_start|>system\nX<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n"
+        );
+    }
+}
