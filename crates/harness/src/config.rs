@@ -1,0 +1,519 @@
+//! The experiment file: what to sweep, on which models and tasks, and where to write.
+//!
+//! Parsing is strict: unknown keys are rejected, and every error — a YAML syntax error, a wrong
+//! type, a missing field, an α outside a method's range — names the file, line and column and what
+//! was expected. `experiments/README.md` documents every key with an annotated example.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+
+use serde::de::{self, Deserializer, IntoDeserializer, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+
+use crate::grid::methods;
+use crate::locate::{Seg, locate, path_string};
+
+/// A configuration error located in its file.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub struct ConfigError {
+    pub file: String,
+    /// 1-based line and column; absent only for errors that have no place (file unreadable).
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    /// Dotted path of the offending field (`methods.bild.alpha[1]`), when known.
+    pub path: String,
+    pub msg: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let (Some(l), Some(c)) = (self.line, self.column) {
+            write!(f, ":{l}:{c}")?;
+        }
+        if self.path.is_empty() { write!(f, ": {}", self.msg) } else { write!(f, ": {}: {}", self.path, self.msg) }
+    }
+}
+
+/// One experiment: a grid of (task × temperature × method × α × γ) configurations, run `trials` times.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Experiment {
+    /// A short name, used in titles and the Slurm job name.
+    pub name: String,
+    /// Output directory (relative paths are relative to the current directory).
+    pub output: PathBuf,
+    /// Hardware tag written into every summary; `check` compares only like-for-like tags.
+    /// `auto` = the CPU model and core count of the machine that runs.
+    #[serde(default = "auto")]
+    pub hardware: String,
+    pub models: ModelsSpec,
+    pub tasks: Vec<TaskSpec>,
+    /// Method name → its α values. `drafter` and `verifier` are added if absent (every relative
+    /// latency is measured against the verifier on the same examples).
+    pub methods: BTreeMap<String, Option<MethodEntry>>,
+    /// Draft block lengths γ (speculative methods only).
+    #[serde(default = "default_gamma", deserialize_with = "one_or_many")]
+    pub gamma: Vec<usize>,
+    /// Sampling temperatures (0 = greedy).
+    #[serde(default = "default_temperature", deserialize_with = "one_or_many")]
+    pub temperature: Vec<f64>,
+    /// Nucleus sampling mass (1 keeps all tokens).
+    #[serde(default = "one")]
+    pub top_p: f64,
+    /// Independent repeats of every (configuration, example); trial t decodes with seed `seed + t`.
+    #[serde(default = "one_usize")]
+    pub trials: usize,
+    /// Decoding seed (common random numbers across methods).
+    #[serde(default)]
+    pub seed: u64,
+    /// Cost model for the modelled latency: `measured` or a fixed c (drafter step / verifier step).
+    #[serde(default)]
+    pub cost: CostModel,
+    /// Verify the bonus position like the others (methods.md, step 4).
+    #[serde(default)]
+    pub exact_bonus: bool,
+    /// Record the per-position decoding trace in every record (large).
+    #[serde(default)]
+    pub trace: bool,
+}
+
+fn auto() -> String {
+    "auto".into()
+}
+fn default_gamma() -> Vec<usize> {
+    vec![5]
+}
+fn default_temperature() -> Vec<f64> {
+    vec![1.0]
+}
+fn one() -> f64 {
+    1.0
+}
+fn one_usize() -> usize {
+    1
+}
+
+/// The model pair: either two real models or the core's synthetic pair.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelsSpec {
+    /// A cached model name, a local path (GGUF file or HF directory) or a hub id.
+    #[serde(default)]
+    pub drafter: Option<String>,
+    #[serde(default)]
+    pub verifier: Option<String>,
+    /// The synthetic pair instead of real models (no weights).
+    #[serde(default)]
+    pub synthetic: Option<SyntheticSpec>,
+    /// `cpu`, `wgpu`, `cuda` or `cuda:N`.
+    #[serde(default = "cpu")]
+    pub device: String,
+    /// `native` (keep the file's weights), `f32`, `f16` or `bf16`.
+    #[serde(default = "native")]
+    pub precision: String,
+}
+
+fn cpu() -> String {
+    "cpu".into()
+}
+fn native() -> String {
+    "native".into()
+}
+
+impl ModelsSpec {
+    /// Short names for titles: (drafter, verifier).
+    pub fn names(&self) -> (String, String) {
+        match &self.synthetic {
+            Some(s) => (format!("synthetic drafter (noise {})", s.drafter_noise), format!("synthetic verifier (noise {})", s.verifier_noise)),
+            None => (short(self.drafter.as_deref().unwrap_or("?")), short(self.verifier.as_deref().unwrap_or("?"))),
+        }
+    }
+}
+
+fn short(s: &str) -> String {
+    let base = s.rsplit(['/', '\\']).next().unwrap_or(s);
+    base.trim_end_matches(".gguf").to_string()
+}
+
+/// The synthetic pair of `speccascade_core::synthetic`, with optional simulated step times so that
+/// wall-clock latency behaves like a real pair's (a sleep per forward call).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SyntheticSpec {
+    /// Vocabulary size, 8 … 200 000.
+    pub vocab: usize,
+    #[serde(default)]
+    pub seed: u64,
+    /// Noise scale of the drafter's view of the ground truth (larger = worse drafter).
+    #[serde(default = "drafter_noise")]
+    pub drafter_noise: f32,
+    #[serde(default = "verifier_noise")]
+    pub verifier_noise: f32,
+    /// Logit bias on EOS (token 0); higher = shorter outputs.
+    #[serde(default)]
+    pub eos_bias: f32,
+    /// Simulated milliseconds per drafter / verifier forward call (0 = none).
+    #[serde(default)]
+    pub drafter_step_ms: f64,
+    #[serde(default)]
+    pub verifier_step_ms: f64,
+}
+
+fn drafter_noise() -> f32 {
+    1.2
+}
+fn verifier_noise() -> f32 {
+    0.3
+}
+
+/// One task of the sweep.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TaskSpec {
+    /// A task of the registry (`speccascade tasks list`) or `synthetic`.
+    pub name: String,
+    /// Number of examples to run.
+    pub examples: usize,
+    /// Sampling seed for choosing the examples; absent = the first `examples` examples.
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// Few-shot examples in the prompt (absent = the task's default).
+    #[serde(default)]
+    pub shots: Option<usize>,
+    /// Maximum generated tokens per example.
+    pub max_new_tokens: usize,
+}
+
+/// α values of one method.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MethodEntry {
+    #[serde(default)]
+    pub alpha: Option<AlphaSpec>,
+}
+
+/// A list of α values, one value, or an evenly spaced range `{start, stop, num}` (stop included).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum AlphaSpec {
+    List(Vec<f64>),
+    Range { start: f64, stop: f64, num: usize },
+}
+
+impl AlphaSpec {
+    pub fn values(&self) -> Vec<f64> {
+        match self {
+            AlphaSpec::List(v) => v.clone(),
+            AlphaSpec::Range { start, stop, num } => {
+                if *num == 1 {
+                    return vec![*start];
+                }
+                (0..*num).map(|i| start + (stop - start) * i as f64 / (*num - 1) as f64).map(tidy).collect()
+            }
+        }
+    }
+}
+
+/// Round away binary noise from a range (0.1 + 0.2 → 0.3) so hashes and labels stay readable.
+fn tidy(x: f64) -> f64 {
+    let r = (x * 1e12).round() / 1e12;
+    if r == 0.0 { 0.0 } else { r }
+}
+
+impl<'de> Deserialize<'de> for AlphaSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = AlphaSpec;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number, a list of numbers, or a range {start, stop, num}")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<AlphaSpec, E> {
+                Ok(AlphaSpec::List(vec![v]))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<AlphaSpec, E> {
+                Ok(AlphaSpec::List(vec![v as f64]))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<AlphaSpec, E> {
+                Ok(AlphaSpec::List(vec![v as f64]))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<AlphaSpec, A::Error> {
+                let mut v = Vec::new();
+                while let Some(x) = seq.next_element::<f64>()? {
+                    v.push(x);
+                }
+                Ok(AlphaSpec::List(v))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<AlphaSpec, A::Error> {
+                #[derive(Deserialize)]
+                #[serde(field_identifier, rename_all = "lowercase")]
+                enum F {
+                    Start,
+                    Stop,
+                    Num,
+                }
+                let (mut start, mut stop, mut num) = (None, None, None);
+                while let Some(k) = map.next_key::<F>()? {
+                    match k {
+                        F::Start => start = Some(map.next_value::<f64>()?),
+                        F::Stop => stop = Some(map.next_value::<f64>()?),
+                        F::Num => num = Some(map.next_value::<usize>()?),
+                    }
+                }
+                let start = start.ok_or_else(|| de::Error::missing_field("start"))?;
+                let stop = stop.ok_or_else(|| de::Error::missing_field("stop"))?;
+                let num = num.ok_or_else(|| de::Error::missing_field("num"))?;
+                Ok(AlphaSpec::Range { start, stop, num })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// How the modelled latency's c is obtained.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub enum CostModel {
+    /// c = (drafter-alone seconds per drafter step) / (verifier-alone seconds per verifier call),
+    /// measured on the run's own records.
+    #[default]
+    Measured,
+    Fixed(f64),
+}
+
+impl Serialize for CostModel {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            CostModel::Measured => s.serialize_str("measured"),
+            CostModel::Fixed(c) => s.serialize_f64(*c),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for CostModel {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = CostModel;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("`measured` or a number c > 0 (drafter step time / verifier step time)")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<CostModel, E> {
+                if v == "measured" { Ok(CostModel::Measured) } else { Err(E::invalid_value(de::Unexpected::Str(v), &self)) }
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<CostModel, E> {
+                if v.is_finite() && v > 0.0 { Ok(CostModel::Fixed(v)) } else { Err(E::invalid_value(de::Unexpected::Float(v), &self)) }
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<CostModel, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<CostModel, E> {
+                self.visit_f64(v as f64)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A value or a list of values.
+fn one_or_many<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct V<T>(PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+        type Value = Vec<T>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a number or a list of numbers")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let mut v = Vec::new();
+            while let Some(x) = seq.next_element()? {
+                v.push(x);
+            }
+            Ok(v)
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Vec<T>, E> {
+            Ok(vec![T::deserialize(v.into_deserializer())?])
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Vec<T>, E> {
+            Ok(vec![T::deserialize(v.into_deserializer())?])
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Vec<T>, E> {
+            Ok(vec![T::deserialize(v.into_deserializer())?])
+        }
+    }
+    d.deserialize_any(V(PhantomData))
+}
+
+impl Experiment {
+    /// Read, parse and validate an experiment file.
+    pub fn from_file(path: &Path) -> Result<(Self, String), ConfigError> {
+        let file = path.display().to_string();
+        let src = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            line: None,
+            column: None,
+            path: String::new(),
+            msg: format!("cannot read the experiment file: {e}"),
+        })?;
+        Ok((Self::from_str_named(&src, &file)?, src))
+    }
+
+    /// Parse and validate YAML text; `file` names it in errors.
+    pub fn from_str_named(src: &str, file: &str) -> Result<Self, ConfigError> {
+        let exp: Experiment = serde_yaml::from_str(src).map_err(|e| yaml_error(e, file))?;
+        exp.validate().map_err(|(segs, msg)| {
+            let loc = locate(src, &segs);
+            ConfigError { file: file.to_string(), line: loc.map(|l| l.0), column: loc.map(|l| l.1), path: path_string(&segs), msg }
+        })?;
+        Ok(exp)
+    }
+
+    /// Checks that serde cannot express; each failure names the offending path.
+    fn validate(&self) -> Result<(), (Vec<Seg>, String)> {
+        let k = |s: &str| Seg::Key(s.to_string());
+        if self.name.trim().is_empty() {
+            return Err((vec![k("name")], "expected a non-empty name".into()));
+        }
+        let m = &self.models;
+        let mk = |f: &str| vec![k("models"), k(f)];
+        match (&m.synthetic, &m.drafter, &m.verifier) {
+            (Some(s), None, None) => {
+                if !(8..=200_000).contains(&s.vocab) {
+                    return Err((vec![k("models"), k("synthetic"), k("vocab")], format!("expected a vocabulary size in 8..=200000, got {}", s.vocab)));
+                }
+                for (f, v) in [("drafter_noise", s.drafter_noise as f64), ("verifier_noise", s.verifier_noise as f64), ("drafter_step_ms", s.drafter_step_ms), ("verifier_step_ms", s.verifier_step_ms)] {
+                    if !(v.is_finite() && v >= 0.0) {
+                        return Err((vec![k("models"), k("synthetic"), k(f)], format!("expected a finite number ≥ 0, got {v}")));
+                    }
+                }
+            }
+            (Some(_), _, _) => return Err((mk("synthetic"), "expected either `synthetic` or `drafter` + `verifier`, not both".into())),
+            (None, Some(_), Some(_)) => {}
+            (None, None, _) => return Err((vec![k("models")], "expected `drafter` (a cached name, local path or hub id) and `verifier`, or `synthetic`".into())),
+            (None, Some(_), None) => return Err((vec![k("models")], "expected `verifier` beside `drafter`".into())),
+        }
+        let dev = m.device.as_str();
+        let dev_ok = dev == "cpu" || dev == "wgpu" || dev == "cuda" || dev.strip_prefix("cuda:").is_some_and(|n| n.parse::<u32>().is_ok());
+        if !dev_ok {
+            return Err((mk("device"), format!("expected cpu, wgpu, cuda or cuda:N, got {dev:?}")));
+        }
+        if !["native", "f32", "f16", "bf16"].contains(&m.precision.as_str()) {
+            return Err((mk("precision"), format!("expected native, f32, f16 or bf16, got {:?}", m.precision)));
+        }
+        if self.tasks.is_empty() {
+            return Err((vec![k("tasks")], "expected at least one task".into()));
+        }
+        for (i, t) in self.tasks.iter().enumerate() {
+            let at = |f: &str| vec![k("tasks"), Seg::Index(i), k(f)];
+            if t.examples == 0 {
+                return Err((at("examples"), "expected at least 1 example".into()));
+            }
+            if t.max_new_tokens == 0 {
+                return Err((at("max_new_tokens"), "expected at least 1 token".into()));
+            }
+            let synthetic_task = t.name == "synthetic";
+            if synthetic_task && m.synthetic.is_none() {
+                return Err((at("name"), "the synthetic task scores outputs under the synthetic ground truth: it needs `models.synthetic`".into()));
+            }
+            if !synthetic_task && m.synthetic.is_some() {
+                return Err((at("name"), format!("task {:?} needs real models with a tokenizer; the synthetic pair has none (use task `synthetic`)", t.name)));
+            }
+            if self.tasks[..i].iter().any(|u| u.name == t.name) {
+                return Err((at("name"), format!("task {:?} is listed twice", t.name)));
+            }
+        }
+        if self.methods.is_empty() {
+            return Err((vec![k("methods")], "expected at least one method".into()));
+        }
+        for (name, entry) in &self.methods {
+            let at = vec![k("methods"), k(name)];
+            let Some(info) = methods::info(name) else {
+                return Err((at, format!("unknown method {name:?}; expected one of {}", methods::NAMES.join(", "))));
+            };
+            let alpha = entry.as_ref().and_then(|e| e.alpha.as_ref());
+            match (info.alpha, alpha) {
+                (None, Some(_)) => return Err((vec![k("methods"), k(name), k("alpha")], format!("method {name} takes no α; remove `alpha`"))),
+                (Some(range), None) => return Err((at, format!("method {name} needs `alpha` (values in {range})"))),
+                (Some(_), Some(spec)) => {
+                    let ap = vec![k("methods"), k(name), k("alpha")];
+                    if let AlphaSpec::Range { start, stop, num } = spec {
+                        if *num == 0 {
+                            return Err((ap, "expected num ≥ 1 in the range".into()));
+                        }
+                        for (f, v) in [("start", start), ("stop", stop)] {
+                            if let Err(e) = methods::check_alpha(name, *v) {
+                                let mut p = ap.clone();
+                                p.push(k(f));
+                                return Err((p, e));
+                            }
+                        }
+                    }
+                    let values = spec.values();
+                    if values.is_empty() {
+                        return Err((ap, "expected at least one α value".into()));
+                    }
+                    for (j, a) in values.iter().enumerate() {
+                        if let Err(e) = methods::check_alpha(name, *a) {
+                            let mut p = ap.clone();
+                            if matches!(spec, AlphaSpec::List(v) if v.len() > 1) {
+                                p.push(Seg::Index(j));
+                            }
+                            return Err((p, e));
+                        }
+                        if values[..j].contains(a) {
+                            return Err((ap, format!("α = {a} is listed twice")));
+                        }
+                    }
+                }
+                (None, None) => {}
+            }
+        }
+        if self.gamma.is_empty() {
+            return Err((vec![k("gamma")], "expected at least one γ".into()));
+        }
+        for (i, g) in self.gamma.iter().enumerate() {
+            if *g == 0 || *g > 64 {
+                return Err((vec![k("gamma"), Seg::Index(i)], format!("expected a draft length γ in 1..=64, got {g}")));
+            }
+        }
+        if self.temperature.is_empty() {
+            return Err((vec![k("temperature")], "expected at least one temperature".into()));
+        }
+        for (i, t) in self.temperature.iter().enumerate() {
+            if !(t.is_finite() && *t >= 0.0) {
+                return Err((vec![k("temperature"), Seg::Index(i)], format!("expected a temperature ≥ 0 (0 = greedy), got {t}")));
+            }
+        }
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            return Err((vec![k("top_p")], format!("expected top_p in (0, 1], got {}", self.top_p)));
+        }
+        if self.trials == 0 {
+            return Err((vec![k("trials")], "expected at least 1 trial".into()));
+        }
+        Ok(())
+    }
+}
+
+/// A serde_yaml error as a located [`ConfigError`]: its message without the trailing
+/// "at line L column C" (which we print as `file:L:C`) and with the field path split off.
+fn yaml_error(e: serde_yaml::Error, file: &str) -> ConfigError {
+    let loc = e.location();
+    let mut msg = e.to_string();
+    if let Some(i) = msg.rfind(" at line ") {
+        msg.truncate(i);
+    }
+    let mut path = String::new();
+    // serde_yaml prefixes "path.to.field: " when the error is below the root.
+    if let Some((p, rest)) = msg.split_once(": ") {
+        if !p.contains(' ') && !p.is_empty() && p != "." {
+            path = p.to_string();
+            msg = rest.to_string();
+        }
+    }
+    ConfigError { file: file.to_string(), line: loc.as_ref().map(|l| l.line()), column: loc.as_ref().map(|l| l.column()), path, msg }
+}

@@ -1,0 +1,52 @@
+//! The one place that calls `speccascade-decoding`: a [`RunConfig`] + prompt → a generation.
+
+use speccascade_core::{Ledger, Sampling};
+use speccascade_decoding::{DecodeConfig, Method, MethodSpec, StopReason, decode};
+
+use crate::grid::RunConfig;
+use crate::provider::{Pair, Prompt};
+
+/// A finished generation, as the runner records it.
+pub struct Decoded {
+    pub tokens: Vec<u32>,
+    /// `eos`, `max_tokens` or `stop_string`.
+    pub stop: String,
+    /// The stop string that ended generation, if one did.
+    pub stop_string: Option<String>,
+    pub ledger: Ledger,
+    pub trace: Option<serde_json::Value>,
+}
+
+/// Is `alpha` inside the method's range? (The decoding crate is the authority.)
+pub fn check_alpha(name: &str, alpha: f64) -> Result<(), String> {
+    let method = Method::from_name(name).map_err(|e| e.to_string())?;
+    MethodSpec::new(method, Some(alpha)).map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// Decode one example of one configuration, trial `trial` (seed = config seed + trial).
+pub fn run_one(pair: &Pair, cfg: &RunConfig, trial: usize, example: usize, prompt: &Prompt, trace: bool) -> Result<Decoded, String> {
+    let method = Method::from_name(&cfg.method).map_err(|e| e.to_string())?;
+    let spec = MethodSpec::new(method, cfg.alpha).map_err(|e| e.to_string())?;
+    let sampling = Sampling::new(cfg.temperature as f32, cfg.top_p as f32).map_err(|e| e.to_string())?;
+    let dc = DecodeConfig {
+        method: spec,
+        gamma: cfg.gamma.unwrap_or(1),
+        sampling,
+        exact_bonus: cfg.exact_bonus,
+        seed: cfg.seed.wrapping_add(trial as u64),
+        example_id: example as u64,
+        max_new_tokens: cfg.task.max_new_tokens,
+        stop_strings: prompt.stop_strings.clone(),
+        extra_eos: prompt.extra_eos.clone(),
+        trace,
+    };
+    let detok = pair.detok.as_deref();
+    let g = decode(pair.drafter.as_ref(), pair.verifier.as_ref(), &prompt.tokens, &dc, detok).map_err(|e| e.to_string())?;
+    let trace = g.trace.as_ref().map(|t| serde_json::to_value(t).unwrap_or(serde_json::Value::Null));
+    let (stop, stop_string) = match g.stop {
+        StopReason::Eos => ("eos", None),
+        StopReason::MaxTokens => ("max_tokens", None),
+        StopReason::StopString(s) => ("stop_string", Some(s)),
+    };
+    Ok(Decoded { tokens: g.tokens, stop: stop.to_string(), stop_string, ledger: g.ledger, trace })
+}

@@ -1,0 +1,279 @@
+//! The result store: one output directory per experiment.
+//!
+//! ```text
+//! <output>/experiment.yaml           the experiment as run (copied verbatim)
+//! <output>/configs.json              configuration hash → configuration (union over runs)
+//! <output>/records.jsonl             one record per line, append-only (unsharded run or merge)
+//! <output>/shards/<i>-of-<n>/records.jsonl   a shard's records (`--shard i/n`)
+//! <output>/summaries/<hash>.parquet  per-configuration summary; <output>/summary.parquet: all
+//! ```
+//!
+//! Records are appended with one `write` of a whole line each and never rewritten, so a process
+//! killed at any moment leaves complete records plus at most one partial last line. Opening for
+//! resume cuts that partial line off; every complete record is kept and its unit skipped.
+//! (Records survive a killed process, which is what resume needs; they are fsync'ed only at the
+//! end of a run, so a power cut may lose the last few seconds.)
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use crate::HarnessError;
+use crate::grid::{Grid, RunConfig};
+use crate::record::{Key, Record};
+use crate::shard::Shard;
+
+/// Paths of a store.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub dir: PathBuf,
+}
+
+impl Store {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    pub fn experiment_path(&self) -> PathBuf {
+        self.dir.join("experiment.yaml")
+    }
+    pub fn configs_path(&self) -> PathBuf {
+        self.dir.join("configs.json")
+    }
+    /// Where a shard (or the whole run) keeps its records.
+    pub fn shard_dir(&self, shard: Shard) -> PathBuf {
+        if shard.is_whole() { self.dir.clone() } else { self.dir.join("shards").join(shard.dir_name()) }
+    }
+    pub fn records_path(&self, shard: Shard) -> PathBuf {
+        self.shard_dir(shard).join("records.jsonl")
+    }
+
+    /// Write the experiment text and add the grid's configurations to `configs.json`.
+    pub fn write_meta(&self, experiment_src: &str, grid: &Grid) -> Result<(), HarnessError> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| HarnessError::io(&self.dir, e))?;
+        let mut configs = self.read_configs().unwrap_or_default();
+        for (h, c) in grid.hashes.iter().zip(&grid.configs) {
+            configs.insert(h.clone(), c.clone());
+        }
+        write_atomic(&self.experiment_path(), experiment_src.as_bytes())?;
+        let json = serde_json::to_string_pretty(&configs).expect("configs serialise");
+        write_atomic(&self.configs_path(), json.as_bytes())
+    }
+
+    /// Metric labels per task (`tasks.json`), written by the runner for the report's axes.
+    pub fn write_metrics(&self, metrics: &BTreeMap<String, String>) -> Result<(), HarnessError> {
+        let mut all = self.read_metrics();
+        all.extend(metrics.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let json = serde_json::to_string_pretty(&all).expect("metrics serialise");
+        write_atomic(&self.dir.join("tasks.json"), json.as_bytes())
+    }
+
+    pub fn read_metrics(&self) -> BTreeMap<String, String> {
+        std::fs::read_to_string(self.dir.join("tasks.json")).ok().and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default()
+    }
+
+    pub fn read_configs(&self) -> Result<BTreeMap<String, RunConfig>, HarnessError> {
+        let p = self.configs_path();
+        let s = std::fs::read_to_string(&p).map_err(|e| HarnessError::io(&p, e))?;
+        serde_json::from_str(&s).map_err(|e| HarnessError::BadRecord { path: p.display().to_string(), line: e.line(), msg: e.to_string() })
+    }
+
+    /// Open a shard's records for appending. With `resume`, cut a partial last line and return the
+    /// keys already done; without, refuse to touch existing records.
+    pub fn open_records(&self, shard: Shard, resume: bool) -> Result<(RecordWriter, HashSet<Key>), HarnessError> {
+        let path = self.records_path(shard);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| HarnessError::io(parent, e))?;
+        }
+        let mut done = HashSet::new();
+        if path.exists() && std::fs::metadata(&path).map(|m| m.len() > 0).unwrap_or(false) {
+            if !resume {
+                return Err(HarnessError::Store(format!(
+                    "{} already holds records: pass --resume to continue the sweep, or --fresh to start over",
+                    path.display()
+                )));
+            }
+            cut_partial_line(&path)?;
+            for r in read_records(&path)? {
+                done.insert(r.key());
+            }
+        }
+        let file = OpenOptions::new().create(true).append(true).open(&path).map_err(|e| HarnessError::io(&path, e))?;
+        Ok((RecordWriter { file, path }, done))
+    }
+
+    /// Delete a shard's records (`--fresh`).
+    pub fn clear_records(&self, shard: Shard) -> Result<(), HarnessError> {
+        let p = self.records_path(shard);
+        match std::fs::remove_file(&p) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(HarnessError::io(&p, e)),
+        }
+    }
+
+    /// The merged (or unsharded) records.
+    pub fn read_all(&self) -> Result<Vec<Record>, HarnessError> {
+        let p = self.records_path(Shard::WHOLE);
+        if !p.exists() {
+            let shards = self.shard_dirs()?;
+            let hint = if shards.is_empty() {
+                "run the experiment first (speccascade run <exp.yaml>)".to_string()
+            } else {
+                format!("found {} shard(s): join them with `speccascade merge {}`", shards.len(), self.dir.display())
+            };
+            return Err(HarnessError::Store(format!("{} does not exist: {hint}", p.display())));
+        }
+        read_records(&p)
+    }
+
+    /// Shard directories present: (shard, path).
+    pub fn shard_dirs(&self) -> Result<Vec<(Shard, PathBuf)>, HarnessError> {
+        let root = self.dir.join("shards");
+        let mut out = Vec::new();
+        let Ok(rd) = std::fs::read_dir(&root) else { return Ok(out) };
+        for e in rd {
+            let e = e.map_err(|e| HarnessError::io(&root, e))?;
+            let name = e.file_name().to_string_lossy().to_string();
+            if let Some((i, n)) = name.split_once("-of-") {
+                if let (Ok(index), Ok(count)) = (i.parse(), n.parse()) {
+                    out.push((Shard { index, count }, e.path()));
+                }
+            }
+        }
+        out.sort_by_key(|(s, _)| (s.count, s.index));
+        Ok(out)
+    }
+
+    /// Join the shards' records into `records.jsonl`, in the order an unsharded run writes them.
+    /// Refuses missing shards (unless `partial`), mixed shard counts, and conflicting duplicates.
+    pub fn merge(&self, grid: &Grid, partial: bool) -> Result<MergeReport, HarnessError> {
+        let shards = self.shard_dirs()?;
+        if shards.is_empty() {
+            return Err(HarnessError::Store(format!("no shards under {}", self.dir.join("shards").display())));
+        }
+        let n = shards[0].0.count;
+        if let Some((s, _)) = shards.iter().find(|(s, _)| s.count != n) {
+            return Err(HarnessError::Store(format!("shards of different counts: {}/{} beside .../{n}", s.index, s.count)));
+        }
+        let present: HashSet<usize> = shards.iter().map(|(s, _)| s.index).collect();
+        let missing: Vec<usize> = (0..n).filter(|i| !present.contains(i)).collect();
+        if !missing.is_empty() && !partial {
+            return Err(HarnessError::Store(format!("shards {missing:?} of {n} are missing (pass --partial to merge what exists)")));
+        }
+        let mut all: Vec<Record> = Vec::new();
+        let mut seen: HashMap<Key, usize> = HashMap::new();
+        let mut duplicates = 0;
+        for (s, dir) in &shards {
+            let p = dir.join("records.jsonl");
+            if !p.exists() {
+                continue;
+            }
+            cut_partial_line(&p)?;
+            for r in read_records(&p)? {
+                match seen.get(&r.key()) {
+                    Some(&i) => {
+                        if all[i].without_timing() != r.without_timing() {
+                            return Err(HarnessError::Store(format!(
+                                "shard {s}: record {:?} differs from an earlier copy (mixed experiments?)",
+                                r.key()
+                            )));
+                        }
+                        duplicates += 1;
+                    }
+                    None => {
+                        seen.insert(r.key(), all.len());
+                        all.push(r);
+                    }
+                }
+            }
+        }
+        sort_canonical(&mut all, grid);
+        let out = self.records_path(Shard::WHOLE);
+        let mut buf = Vec::new();
+        for r in &all {
+            serde_json::to_writer(&mut buf, r).expect("record serialises");
+            buf.push(b'\n');
+        }
+        write_atomic(&out, &buf)?;
+        Ok(MergeReport { shards: shards.len(), of: n, missing, records: all.len(), duplicates_dropped: duplicates })
+    }
+}
+
+/// What `merge` did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct MergeReport {
+    pub shards: usize,
+    pub of: usize,
+    pub missing: Vec<usize>,
+    pub records: usize,
+    pub duplicates_dropped: usize,
+}
+
+/// Execution order: unit, then the configuration's place in the grid.
+pub fn sort_canonical(records: &mut [Record], grid: &Grid) {
+    let pos: HashMap<&str, usize> = grid.hashes.iter().enumerate().map(|(i, h)| (h.as_str(), i)).collect();
+    records.sort_by(|a, b| {
+        let ka = (a.unit, pos.get(a.config.as_str()).copied().unwrap_or(usize::MAX), &a.config);
+        let kb = (b.unit, pos.get(b.config.as_str()).copied().unwrap_or(usize::MAX), &b.config);
+        ka.cmp(&kb)
+    });
+}
+
+/// Appends records, one whole line per write.
+pub struct RecordWriter {
+    file: File,
+    path: PathBuf,
+}
+
+impl RecordWriter {
+    pub fn append(&mut self, r: &Record) -> Result<(), HarnessError> {
+        let mut line = serde_json::to_vec(r).expect("record serialises");
+        line.push(b'\n');
+        self.file.write_all(&line).map_err(|e| HarnessError::io(&self.path, e))?;
+        self.file.flush().map_err(|e| HarnessError::io(&self.path, e))
+    }
+
+    pub fn sync(&mut self) -> Result<(), HarnessError> {
+        self.file.sync_all().map_err(|e| HarnessError::io(&self.path, e))
+    }
+}
+
+/// Read a JSONL records file; a bad line is an error naming its line number.
+pub fn read_records(path: &Path) -> Result<Vec<Record>, HarnessError> {
+    let f = File::open(path).map_err(|e| HarnessError::io(path, e))?;
+    let mut out = Vec::new();
+    for (i, line) in BufReader::new(f).lines().enumerate() {
+        let line = line.map_err(|e| HarnessError::io(path, e))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let r: Record = serde_json::from_str(&line).map_err(|e| HarnessError::BadRecord {
+            path: path.display().to_string(),
+            line: i + 1,
+            msg: e.to_string(),
+        })?;
+        out.push(r);
+    }
+    Ok(out)
+}
+
+/// Truncate a file after its last newline (drops a line cut short by a kill).
+fn cut_partial_line(path: &Path) -> Result<(), HarnessError> {
+    let bytes = std::fs::read(path).map_err(|e| HarnessError::io(path, e))?;
+    let keep = bytes.iter().rposition(|&b| b == b'\n').map(|i| i + 1).unwrap_or(0);
+    if keep < bytes.len() {
+        let mut f = OpenOptions::new().write(true).open(path).map_err(|e| HarnessError::io(path, e))?;
+        f.set_len(keep as u64).map_err(|e| HarnessError::io(path, e))?;
+        f.seek(SeekFrom::End(0)).map_err(|e| HarnessError::io(path, e))?;
+    }
+    Ok(())
+}
+
+/// Write via a temporary file and rename, so readers never see half a file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), HarnessError> {
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(|e| HarnessError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| HarnessError::io(path, e))
+}

@@ -1,0 +1,268 @@
+//! Per-configuration summaries: quality, costs, rates and relative latency.
+//!
+//! Relative latency (methods.md, "Figures of merit") is a configuration's total latency divided by
+//! the verifier-alone latency **on the same (trial, example) units**: only units present for both
+//! count, so a partial or sharded store still compares like with like. Two versions sit side by
+//! side: wall clock (the decode call, prefill included) and modelled, `c · drafter steps + verifier
+//! calls` with c fixed in the experiment or measured as (drafter-alone seconds per drafter step) ÷
+//! (verifier-alone seconds per verifier call) over the whole store.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+use speccascade_core::Ledger;
+
+use crate::HarnessError;
+use crate::config::CostModel;
+use crate::grid::RunConfig;
+use crate::record::Record;
+
+/// One row per configuration.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ConfigSummary {
+    pub config: String,
+    pub task: String,
+    pub method: String,
+    pub alpha: Option<f64>,
+    pub gamma: Option<usize>,
+    pub temperature: f64,
+    pub top_p: f64,
+    pub seed: u64,
+    pub max_new_tokens: usize,
+    pub drafter: String,
+    pub verifier: String,
+    pub hardware: String,
+    /// Records (trials × examples) and distinct examples.
+    pub records: usize,
+    pub examples: usize,
+    /// Mean over examples of the per-example mean score over trials.
+    pub quality: f64,
+    pub emitted: u64,
+    pub drafter_steps: u64,
+    pub verifier_calls: u64,
+    pub verifier_calls_charged: u64,
+    pub drafted: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+    pub deferrals: u64,
+    pub decisions: u64,
+    pub rejection_rate: f64,
+    pub deferral_rate: f64,
+    pub mean_accept_length: f64,
+    pub verifier_calls_per_token: f64,
+    pub wall_s: f64,
+    pub tokens_per_s: f64,
+    /// The c used for the modelled latency.
+    pub c: f64,
+    pub modelled_cost: f64,
+    /// Relative latencies (NaN when the verifier baseline has no common units).
+    pub rel_latency_wall: f64,
+    pub rel_latency_modelled: f64,
+    /// Units shared with the verifier baseline.
+    pub matched_units: usize,
+    pub peak_rss_bytes: u64,
+    pub foreign_cpu_s: f64,
+    /// Records timed under foreign load ([`crate::sysstat`]).
+    pub foreign_load_records: usize,
+}
+
+/// c measured from the store: (drafter-alone s/step) ÷ (verifier-alone s/call). `None` if either
+/// baseline has no decode steps.
+pub fn measured_c(configs: &BTreeMap<String, RunConfig>, records: &[Record]) -> Option<f64> {
+    let (mut ds, mut dn, mut vs, mut vn) = (0.0, 0u64, 0.0, 0u64);
+    for r in records {
+        match configs.get(&r.config).map(|c| c.method.as_str()) {
+            Some("drafter") => {
+                ds += r.ledger.drafter_decode_s;
+                dn += r.ledger.drafter_steps;
+            }
+            Some("verifier") => {
+                vs += r.ledger.verifier_decode_s;
+                vn += r.ledger.verifier_calls;
+            }
+            _ => {}
+        }
+    }
+    (dn > 0 && vn > 0 && vs > 0.0).then(|| (ds / dn as f64) / (vs / vn as f64))
+}
+
+/// Summarise every configuration that has records, in `order` (grid order; configs not in it last).
+pub fn summarise(
+    configs: &BTreeMap<String, RunConfig>,
+    order: &[String],
+    records: &[Record],
+    cost: CostModel,
+) -> Vec<ConfigSummary> {
+    let c = match cost {
+        CostModel::Fixed(c) => c,
+        CostModel::Measured => measured_c(configs, records).unwrap_or(f64::NAN),
+    };
+    let mut by_config: HashMap<&str, Vec<&Record>> = HashMap::new();
+    for r in records {
+        by_config.entry(r.config.as_str()).or_default().push(r);
+    }
+    let mut hashes: Vec<&String> = configs.keys().filter(|h| by_config.contains_key(h.as_str())).collect();
+    let pos = |h: &str| order.iter().position(|o| o == h).unwrap_or(usize::MAX);
+    hashes.sort_by_key(|h| (pos(h), (*h).clone()));
+    hashes
+        .into_iter()
+        .map(|h| {
+            let cfg = &configs[h];
+            let base_hash = cfg.baseline("verifier").hash();
+            let base = by_config.get(base_hash.as_str()).map(Vec::as_slice).unwrap_or(&[]);
+            summarise_one(h, cfg, &by_config[h.as_str()], base, c)
+        })
+        .collect()
+}
+
+fn summarise_one(hash: &str, cfg: &RunConfig, recs: &[&Record], base: &[&Record], c: f64) -> ConfigSummary {
+    let mut ledger = Ledger::default();
+    let (mut wall, mut foreign, mut flagged, mut peak) = (0.0, 0.0, 0, 0u64);
+    let mut per_example: BTreeMap<usize, (f64, usize)> = BTreeMap::new();
+    for r in recs {
+        ledger.add(&r.ledger);
+        wall += r.timing.wall_s;
+        foreign += r.timing.foreign_cpu_s;
+        flagged += r.timing.foreign_load as usize;
+        peak = peak.max(r.timing.peak_rss_bytes);
+        let e = per_example.entry(r.example).or_default();
+        e.0 += r.score;
+        e.1 += 1;
+    }
+    let quality = per_example.values().map(|(s, n)| s / *n as f64).sum::<f64>() / per_example.len().max(1) as f64;
+    // Relative latency on the units both have.
+    let base_by_unit: HashMap<(usize, usize), &Record> = base.iter().map(|r| ((r.trial, r.example), *r)).collect();
+    let (mut mw, mut bw, mut mm, mut bm, mut matched) = (0.0, 0.0, 0.0, 0.0, 0usize);
+    for r in recs {
+        if let Some(b) = base_by_unit.get(&(r.trial, r.example)) {
+            matched += 1;
+            mw += r.timing.wall_s;
+            bw += b.timing.wall_s;
+            mm += r.ledger.modelled_cost(c);
+            bm += b.ledger.modelled_cost(c);
+        }
+    }
+    let ratio = |a: f64, b: f64| if matched > 0 && b > 0.0 { a / b } else { f64::NAN };
+    let (drafter, verifier) = cfg.models.names();
+    let mut tags: Vec<&str> = recs.iter().map(|r| r.timing.hardware.as_str()).collect();
+    tags.sort();
+    tags.dedup();
+    let hardware = tags.join(" + ");
+    ConfigSummary {
+        config: hash.to_string(),
+        task: cfg.task.name.clone(),
+        method: cfg.method.clone(),
+        alpha: cfg.alpha,
+        gamma: cfg.gamma,
+        temperature: cfg.temperature,
+        top_p: cfg.top_p,
+        seed: cfg.seed,
+        max_new_tokens: cfg.task.max_new_tokens,
+        drafter,
+        verifier,
+        hardware,
+        records: recs.len(),
+        examples: per_example.len(),
+        quality,
+        emitted: ledger.emitted,
+        drafter_steps: ledger.drafter_steps,
+        verifier_calls: ledger.verifier_calls,
+        verifier_calls_charged: ledger.verifier_calls_charged,
+        drafted: ledger.drafted,
+        accepted: ledger.accepted,
+        rejected: ledger.rejected,
+        deferrals: ledger.deferrals,
+        decisions: ledger.decisions,
+        rejection_rate: ledger.rejection_rate(),
+        deferral_rate: ledger.deferral_rate(),
+        mean_accept_length: ledger.mean_accept_length(),
+        verifier_calls_per_token: ledger.verifier_calls_per_token(),
+        wall_s: wall,
+        tokens_per_s: if wall > 0.0 { ledger.emitted as f64 / wall } else { 0.0 },
+        c,
+        modelled_cost: ledger.modelled_cost(c),
+        rel_latency_wall: ratio(mw, bw),
+        rel_latency_modelled: ratio(mm, bm),
+        matched_units: matched,
+        peak_rss_bytes: peak,
+        foreign_cpu_s: foreign,
+        foreign_load_records: flagged,
+    }
+}
+
+/// The summaries as a polars frame (one row each).
+pub fn to_frame(rows: &[ConfigSummary]) -> PolarsResult<DataFrame> {
+    macro_rules! col {
+        ($name:literal, $f:expr) => {
+            Column::new($name.into(), rows.iter().map($f).collect::<Vec<_>>())
+        };
+    }
+    let cols = vec![
+        col!("config", |r| r.config.clone()),
+        col!("task", |r| r.task.clone()),
+        col!("method", |r| r.method.clone()),
+        col!("alpha", |r| r.alpha),
+        col!("gamma", |r| r.gamma.map(|g| g as u64)),
+        col!("temperature", |r| r.temperature),
+        col!("top_p", |r| r.top_p),
+        col!("seed", |r| r.seed),
+        col!("max_new_tokens", |r| r.max_new_tokens as u64),
+        col!("drafter", |r| r.drafter.clone()),
+        col!("verifier", |r| r.verifier.clone()),
+        col!("hardware", |r| r.hardware.clone()),
+        col!("records", |r| r.records as u64),
+        col!("examples", |r| r.examples as u64),
+        col!("quality", |r| r.quality),
+        col!("emitted", |r| r.emitted),
+        col!("drafter_steps", |r| r.drafter_steps),
+        col!("verifier_calls", |r| r.verifier_calls),
+        col!("verifier_calls_charged", |r| r.verifier_calls_charged),
+        col!("drafted", |r| r.drafted),
+        col!("accepted", |r| r.accepted),
+        col!("rejected", |r| r.rejected),
+        col!("deferrals", |r| r.deferrals),
+        col!("decisions", |r| r.decisions),
+        col!("rejection_rate", |r| r.rejection_rate),
+        col!("deferral_rate", |r| r.deferral_rate),
+        col!("mean_accept_length", |r| r.mean_accept_length),
+        col!("verifier_calls_per_token", |r| r.verifier_calls_per_token),
+        col!("wall_s", |r| r.wall_s),
+        col!("tokens_per_s", |r| r.tokens_per_s),
+        col!("c", |r| r.c),
+        col!("modelled_cost", |r| r.modelled_cost),
+        col!("rel_latency_wall", |r| r.rel_latency_wall),
+        col!("rel_latency_modelled", |r| r.rel_latency_modelled),
+        col!("matched_units", |r| r.matched_units as u64),
+        col!("peak_rss_bytes", |r| r.peak_rss_bytes),
+        col!("foreign_cpu_s", |r| r.foreign_cpu_s),
+        col!("foreign_load_records", |r| r.foreign_load_records as u64),
+    ];
+    DataFrame::new(rows.len(), cols)
+}
+
+/// Write `summaries/<hash>.parquet` per configuration and `summary.parquet` for all, under `dir`.
+pub fn write_parquet(dir: &Path, rows: &[ConfigSummary]) -> Result<(), HarnessError> {
+    let sdir = dir.join("summaries");
+    std::fs::create_dir_all(&sdir).map_err(|e| HarnessError::io(&sdir, e))?;
+    for r in rows {
+        write_frame(&sdir.join(format!("{}.parquet", r.config)), std::slice::from_ref(r))?;
+    }
+    write_frame(&dir.join("summary.parquet"), rows)
+}
+
+fn write_frame(path: &Path, rows: &[ConfigSummary]) -> Result<(), HarnessError> {
+    let perr = |e: PolarsError| HarnessError::Parquet { path: path.display().to_string(), msg: e.to_string() };
+    let mut df = to_frame(rows).map_err(perr)?;
+    let tmp = path.with_extension("parquet.tmp");
+    let f = std::fs::File::create(&tmp).map_err(|e| HarnessError::io(&tmp, e))?;
+    ParquetWriter::new(f).finish(&mut df).map_err(perr)?;
+    std::fs::rename(&tmp, path).map_err(|e| HarnessError::io(path, e))
+}
+
+/// Read a summary parquet file back (tests, tools).
+pub fn read_parquet(path: &Path) -> Result<DataFrame, HarnessError> {
+    let f = std::fs::File::open(path).map_err(|e| HarnessError::io(path, e))?;
+    ParquetReader::new(f).finish().map_err(|e| HarnessError::Parquet { path: path.display().to_string(), msg: e.to_string() })
+}

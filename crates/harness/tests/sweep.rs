@@ -1,0 +1,175 @@
+//! The store end to end on the synthetic pair: kill -9 + resume, shards + merge, summaries.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use speccascade_harness::record::Record;
+use speccascade_harness::runner::{RunOptions, merge, run};
+use speccascade_harness::store::read_records;
+use speccascade_harness::summary::read_parquet;
+use speccascade_harness::synthetic::SyntheticProvider;
+use speccascade_harness::{Experiment, Shard};
+
+fn experiment(out: &Path, step_ms: f64, examples: usize) -> (Experiment, String) {
+    let src = format!(
+        "name: test\noutput: {}\nmodels:\n  synthetic: {{vocab: 40, seed: 3, drafter_step_ms: {}, verifier_step_ms: {step_ms}}}\n\
+         tasks:\n  - {{name: synthetic, examples: {examples}, max_new_tokens: 12, seed: 5}}\n\
+         methods:\n  spec_decode:\n  spec_cascade_chow: {{alpha: [0.2, 0.6]}}\n  token_cascade_chow: {{alpha: 0.5}}\n\
+         gamma: [2, 4]\ntemperature: [0, 1]\ntrials: 2\n",
+        out.display(),
+        step_ms / 5.0
+    );
+    let exp = Experiment::from_str_named(&src, "test.yaml").unwrap();
+    (exp, src)
+}
+
+fn write_yaml(dir: &Path, name: &str, src: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, src).unwrap();
+    p
+}
+
+fn stripped(path: &Path) -> Vec<Record> {
+    read_records(path).unwrap().iter().map(Record::without_timing).collect()
+}
+
+fn assert_no_duplicates(recs: &[Record]) {
+    let mut keys: Vec<_> = recs.iter().map(Record::key).collect();
+    let n = keys.len();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), n, "duplicate records");
+}
+
+/// Equal record sequences; on failure show the first difference only.
+fn assert_same(got: &[Record], want: &[Record]) {
+    assert_eq!(got.len(), want.len(), "record counts differ");
+    if let Some(i) = (0..got.len()).find(|&i| got[i] != want[i]) {
+        panic!("record {i} differs:\n got  {:?}\n want {:?}", got[i], want[i]);
+    }
+}
+
+fn count_lines(p: &Path) -> usize {
+    std::fs::read(p).map(|b| b.iter().filter(|&&c| c == b'\n').count()).unwrap_or(0)
+}
+
+#[test]
+fn killed_and_resumed_run_equals_an_uninterrupted_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_synthetic-sweep");
+
+    // Uninterrupted reference, in process.
+    let (exp_a, src_a) = experiment(&dir.path().join("a"), 0.5, 6);
+    let ra = run(&exp_a, &src_a, &SyntheticProvider, &RunOptions::default()).unwrap();
+    assert_eq!(ra.records_written, ra.records_planned);
+    // 2 temperatures × (drafter, verifier, spec_decode ×2γ, chow ×2γ×2α, token_cascade) = 2 × 9 configs,
+    // × 6 examples × 2 trials.
+    assert_eq!(ra.records_planned, 2 * 9 * 6 * 2);
+    let reference = stripped(&dir.path().join("a/records.jsonl"));
+
+    // The same sweep, slowed down, killed with SIGKILL twice at different points, then resumed.
+    let (_, src_b) = experiment(&dir.path().join("b"), 0.5, 6);
+    let yaml_b = write_yaml(dir.path(), "b.yaml", &src_b);
+    let records_b = dir.path().join("b/records.jsonl");
+    let total = ra.records_planned;
+    for (round, kill_at) in [total / 5, total / 2].into_iter().enumerate() {
+        let mut cmd = Command::new(bin);
+        cmd.arg(&yaml_b).stdout(Stdio::null()).stderr(Stdio::null());
+        if round > 0 {
+            cmd.arg("--resume");
+        }
+        let mut child = cmd.spawn().unwrap();
+        let t = Instant::now();
+        while count_lines(&records_b) < kill_at {
+            assert!(t.elapsed() < Duration::from_secs(60), "child made no progress");
+            assert!(child.try_wait().unwrap().is_none(), "child finished before it could be killed");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let n = count_lines(&records_b);
+        assert!(n >= kill_at && n < total, "killed after {n} of {total} records");
+    }
+    // Simulate a kill in the middle of a write: a partial last line.
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).open(&records_b).unwrap();
+        f.write_all(b"{\"config\":\"dead").unwrap();
+    }
+    // Without --resume the store refuses to continue.
+    let st = Command::new(bin).arg(&yaml_b).stdout(Stdio::null()).stderr(Stdio::piped()).output().unwrap();
+    assert!(!st.status.success());
+    assert!(String::from_utf8_lossy(&st.stderr).contains("--resume"));
+    let st = Command::new(bin).arg(&yaml_b).arg("--resume").output().unwrap();
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+
+    let resumed = stripped(&records_b);
+    assert_no_duplicates(&resumed);
+    assert_eq!(resumed.len(), reference.len(), "records missing");
+    // Identical except for timing fields (and the output directory, which is not in a record).
+    assert_same(&resumed, &reference);
+    // A second resume has nothing left to do.
+    let st = Command::new(bin).arg(&yaml_b).arg("--resume").output().unwrap();
+    let out: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    assert_eq!(out["written"], 0);
+    assert_eq!(out["skipped"].as_u64().unwrap() as usize, total);
+}
+
+#[test]
+fn merged_shards_equal_an_unsharded_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (exp, src) = experiment(&dir.path().join("whole"), 0.0, 5);
+    run(&exp, &src, &SyntheticProvider, &RunOptions::default()).unwrap();
+    let whole = stripped(&dir.path().join("whole/records.jsonl"));
+
+    let (exp_s, src_s) = experiment(&dir.path().join("sharded"), 0.0, 5);
+    let mut per_shard = 0;
+    for i in 0..3 {
+        let opts = RunOptions { shard: Shard { index: i, count: 3 }, ..RunOptions::default() };
+        let r = run(&exp_s, &src_s, &SyntheticProvider, &opts).unwrap();
+        assert!(r.records_written > 0 && r.records_written < whole.len());
+        per_shard += r.records_written;
+        // Each shard's summaries compare against the verifier on the shard's own units.
+        let sd = dir.path().join(format!("sharded/shards/{i}-of-3"));
+        assert!(sd.join("summary.parquet").exists());
+    }
+    assert_eq!(per_shard, whole.len());
+    // Merging with a shard missing is refused.
+    std::fs::rename(dir.path().join("sharded/shards/2-of-3"), dir.path().join("sharded/shards/x")).unwrap();
+    let e = merge(&exp_s, false).unwrap_err().to_string();
+    assert!(e.contains("[2]") && e.contains("missing"), "{e}");
+    std::fs::rename(dir.path().join("sharded/shards/x"), dir.path().join("sharded/shards/2-of-3")).unwrap();
+
+    let (m, summaries) = merge(&exp_s, false).unwrap();
+    assert_eq!(m.records, whole.len());
+    assert_same(&stripped(&dir.path().join("sharded/records.jsonl")), &whole);
+    assert_eq!(summaries.len(), 18);
+}
+
+#[test]
+fn summaries_measure_against_the_verifier() {
+    let dir = tempfile::tempdir().unwrap();
+    let (exp, src) = experiment(&dir.path().join("s"), 0.3, 3);
+    let r = run(&exp, &src, &SyntheticProvider, &RunOptions::default()).unwrap();
+    let verifier: Vec<_> = r.summaries.iter().filter(|s| s.method == "verifier").collect();
+    assert_eq!(verifier.len(), 2);
+    for v in &verifier {
+        assert!((v.rel_latency_wall - 1.0).abs() < 1e-12);
+        assert!((v.rel_latency_modelled - 1.0).abs() < 1e-12);
+        assert_eq!(v.matched_units, 6);
+        assert!(v.tokens_per_s > 0.0);
+    }
+    // c measured from paced models: drafter steps cost about a fifth of verifier calls.
+    let c = r.summaries[0].c;
+    assert!(c > 0.1 && c < 0.6, "c = {c}");
+    let drafter = r.summaries.iter().find(|s| s.method == "drafter").unwrap();
+    assert!(drafter.rel_latency_wall < 0.7, "drafter relative latency {}", drafter.rel_latency_wall);
+    // The parquet files hold the same numbers.
+    let df = read_parquet(&dir.path().join("s/summary.parquet")).unwrap();
+    assert_eq!(df.height(), r.summaries.len());
+    let one = read_parquet(&dir.path().join(format!("s/summaries/{}.parquet", drafter.config))).unwrap();
+    assert_eq!(one.height(), 1);
+    let q = one.column("quality").unwrap().f64().unwrap().get(0).unwrap();
+    assert_eq!(q, drafter.quality);
+}
