@@ -1,5 +1,7 @@
 //! speccascade: the command-line tool. One module per subcommand; `main` only dispatches.
 
+mod demo;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -11,10 +13,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Generate on the synthetic drafter/verifier pair and print the text and the cost ledger.
+    Demo(demo::DemoArgs),
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn main() {
+    if let Err(e) = dispatch(Cli::parse()) {
+        // `{:#}` prints the whole context chain on one line: what failed and why.
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Demo(a) => demo::run(a),
     }
 }
