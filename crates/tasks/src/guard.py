@@ -4,6 +4,7 @@
 import builtins
 import faulthandler
 import os
+import posix
 import shutil
 import subprocess
 import sys
@@ -42,13 +43,14 @@ for _name in [
     "spawnv", "spawnve", "spawnvp", "spawnvpe", "spawnl", "spawnle", "spawnlp", "spawnlpe",
     "posix_spawn", "posix_spawnp", "popen",
 ]:
-    if hasattr(os, _name):
-        setattr(os, _name, _blocked("os." + _name))
+    for _module in (os, posix):
+        if hasattr(_module, _name):
+            setattr(_module, _name, _blocked("os." + _name))
 shutil.rmtree = _blocked("shutil.rmtree")
 shutil.move = _blocked("shutil.move")
 shutil.chown = _blocked("shutil.chown")
 subprocess.Popen = _blocked("subprocess.Popen")
-for _mod in ["ipdb", "joblib", "resource", "psutil", "tkinter", "multiprocessing", "ctypes", "_ctypes"]:
+for _mod in ["ipdb", "joblib", "resource", "psutil", "tkinter", "multiprocessing", "ctypes", "_ctypes", "_posixsubprocess", "pty"]:
     sys.modules[_mod] = None
 
 try:

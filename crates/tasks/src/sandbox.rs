@@ -29,6 +29,9 @@ const NPROC_SLACK: u64 = 64;
 
 const GUARD: &str = include_str!("guard.py");
 
+/// The runner without the guard: runs program.py and prints the completion marker.
+const UNGUARDED: &str = "import sys\n_m = sys.argv[1]\nwith open('program.py', encoding='utf-8') as _f:\n    _s = _f.read()\nexec(compile(_s, 'program.py', 'exec'), {'__name__': '__main__'})\nsys.stdout.flush()\nimport os\nos.write(1, ('\\n' + _m + '\\n').encode())\n";
+
 /// How programs run. `Default` is the configuration `score` uses.
 #[derive(Clone, Debug)]
 pub struct SandboxConfig {
@@ -49,6 +52,9 @@ pub struct SandboxConfig {
     pub output_bytes: usize,
     /// Programs run at once (`None`: the rayon pool's width).
     pub jobs: Option<usize>,
+    /// Run the Python guard (on by default). Off, only the process-level limits apply: for tests
+    /// that need `subprocess`, and to test those limits themselves.
+    pub guard: bool,
 }
 
 impl Default for SandboxConfig {
@@ -62,6 +68,7 @@ impl Default for SandboxConfig {
             extra_processes: 16,
             output_bytes: 1 << 20,
             jobs: None,
+            guard: true,
         }
     }
 }
@@ -211,7 +218,7 @@ fn run_resolved(cfg: &SandboxConfig, python: &Path, program: &str, user_procs: u
     let work = dir.path().to_path_buf();
     let write = |name: &str, text: &str| std::fs::write(work.join(name), text).map_err(|e| TaskError::io(work.join(name), e));
     write("program.py", program)?;
-    write("guard.py", GUARD)?;
+    write("guard.py", if cfg.guard { GUARD } else { UNGUARDED })?;
     let marker = nonce();
 
     let (cpu, mem, fsize, nproc) = (cfg.cpu_seconds, cfg.memory_bytes, cfg.file_bytes, user_procs + cfg.extra_processes + NPROC_SLACK);
