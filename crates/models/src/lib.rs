@@ -4,3 +4,5 @@ pub mod gguf;
 pub mod registry;
 pub mod fetch;
 pub mod tokenizer;
+pub mod transformer;
+pub mod safetensors_load;

@@ -1,0 +1,158 @@
+//! Decode / block / prefill speed of the burn decoder on a real model, plus the machine's memory
+//! read bandwidth measured in the same run (the ceiling of batch-1 decoding).
+//!
+//! `cargo bench -p speccascade-models --bench transformer_speed -- --model FILE.gguf [--precision q8|f32] [--json]`
+//! (several `--model` flags run one after the other).
+
+use std::time::Instant;
+
+use rayon::prelude::*;
+use speccascade_core::{LanguageModel, Session};
+use speccascade_models::transformer::{Precision, Transformer, TransformerOptions, load_gguf};
+
+struct Args {
+    models: Vec<String>,
+    precision: Precision,
+    json: bool,
+    decode_steps: usize,
+}
+
+fn parse() -> Args {
+    let mut a = Args { models: Vec::new(), precision: Precision::Q8, json: false, decode_steps: 24 };
+    let mut it = std::env::args().skip(1);
+    while let Some(x) = it.next() {
+        match x.as_str() {
+            "--model" => a.models.push(it.next().expect("--model FILE")),
+            "--precision" => a.precision = it.next().expect("--precision q8|f32").parse().expect("precision"),
+            "--json" => a.json = true,
+            "--steps" => a.decode_steps = it.next().expect("--steps N").parse().expect("steps"),
+            _ => {} // cargo passes --bench
+        }
+    }
+    if a.models.is_empty() {
+        if let Ok(m) = std::env::var("SPECCASCADE_BENCH_MODEL") {
+            a.models.push(m);
+        }
+    }
+    a
+}
+
+/// GB/s of a parallel sum over a buffer much larger than the caches.
+fn bandwidth_gbs() -> f64 {
+    let n = 512 * 1024 * 1024 / 4;
+    let buf: Vec<f32> = (0..n).into_par_iter().map(|i| (i % 7) as f32).collect();
+    let mut best = f64::MAX;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let s: f32 = buf.par_chunks(1 << 16).map(|c| c.iter().sum::<f32>()).sum();
+        std::hint::black_box(s);
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    (n * 4) as f64 / best / 1e9
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn tokens(n: usize, vocab: usize, seed: u32) -> Vec<u32> {
+    // Deterministic ids spread over the ordinary part of the vocabulary.
+    (0..n as u32).map(|i| (i.wrapping_mul(2654435761).wrapping_add(seed) >> 7) % (vocab as u32 / 2) + 100).collect()
+}
+
+fn bench(model: &Transformer, steps: usize) -> serde_json::Value {
+    let vocab = model.vocab_size();
+    // Decode after 64 tokens of context.
+    let (mut s, _) = model.start(&tokens(64, vocab, 1)).unwrap();
+    let mut step = Vec::new();
+    let next = tokens(steps + 3, vocab, 2);
+    for (i, t) in next.iter().enumerate() {
+        let t0 = Instant::now();
+        s.extend(&[*t]).unwrap();
+        if i >= 3 {
+            step.push(t0.elapsed().as_secs_f64());
+        }
+    }
+    let decode = median(step);
+    // A block of 6 positions at the same depth, rolled back each time.
+    let base = s.len();
+    let mut block = Vec::new();
+    let mut single = Vec::new();
+    for r in 0..8 {
+        let b = tokens(6, vocab, 10 + r);
+        let t0 = Instant::now();
+        s.extend(&b).unwrap();
+        block.push(t0.elapsed().as_secs_f64());
+        s.truncate(base).unwrap();
+        let t0 = Instant::now();
+        s.extend(&b[..1]).unwrap();
+        single.push(t0.elapsed().as_secs_f64());
+        s.truncate(base).unwrap();
+    }
+    let (block, single) = (median(block), median(single));
+    drop(s);
+    // Prefill of 512 tokens.
+    let mut pre = Vec::new();
+    for r in 0..2 {
+        let p = tokens(512, vocab, 100 + r);
+        let t0 = Instant::now();
+        let (s, _) = model.start(&p).unwrap();
+        pre.push(t0.elapsed().as_secs_f64());
+        drop(s);
+    }
+    let prefill = pre.iter().cloned().fold(f64::MAX, f64::min);
+    serde_json::json!({
+        "decode_tok_s": 1.0 / decode,
+        "decode_ms": decode * 1e3,
+        "block6_ms": block * 1e3,
+        "single_ms": single * 1e3,
+        "block6_over_step": block / single,
+        "prefill512_tok_s": 512.0 / prefill,
+        "weight_bytes_per_token": model.weight_bytes_per_token(),
+    })
+}
+
+fn main() {
+    let args = parse();
+    if args.models.is_empty() {
+        eprintln!("transformer_speed: pass --model FILE.gguf (or set SPECCASCADE_BENCH_MODEL); nothing to do");
+        return;
+    }
+    let bw = bandwidth_gbs();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let mut rows = Vec::new();
+    for path in &args.models {
+        let opts = TransformerOptions { precision: args.precision, max_seq_len: 2048, ..Default::default() };
+        let t0 = Instant::now();
+        let model = load_gguf(std::path::Path::new(path), path, &opts).unwrap_or_else(|e| panic!("{e}"));
+        let load_s = t0.elapsed().as_secs_f64();
+        let mut r = bench(&model, args.decode_steps);
+        let bytes = model.weight_bytes_per_token() as f64;
+        r["model"] = path.clone().into();
+        r["precision"] = format!("{:?}", args.precision).into();
+        r["load_s"] = load_s.into();
+        r["ceiling_tok_s"] = (bw * 1e9 / bytes).into();
+        rows.push(r);
+    }
+    let out = serde_json::json!({"bandwidth_gbs": bw, "loadavg": load.trim(), "threads": rayon::current_num_threads(), "results": rows});
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&out).unwrap());
+    } else {
+        println!("memory read bandwidth {bw:.1} GB/s, loadavg {}", load.trim());
+        for r in out["results"].as_array().unwrap() {
+            println!(
+                "{}: {} decode {:.1} tok/s ({:.1} ms), block6 {:.1} ms = {:.2}x step, prefill512 {:.0} tok/s, ceiling {:.1} tok/s, load {:.1}s",
+                r["model"].as_str().unwrap(),
+                r["precision"].as_str().unwrap(),
+                r["decode_tok_s"].as_f64().unwrap(),
+                r["decode_ms"].as_f64().unwrap(),
+                r["block6_ms"].as_f64().unwrap(),
+                r["block6_over_step"].as_f64().unwrap(),
+                r["prefill512_tok_s"].as_f64().unwrap(),
+                r["ceiling_tok_s"].as_f64().unwrap(),
+                r["load_s"].as_f64().unwrap(),
+            );
+        }
+    }
+}

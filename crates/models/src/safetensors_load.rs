@@ -1,0 +1,206 @@
+//! Hugging Face checkpoints: `config.json` + `model.safetensors` (or a sharded index), bf16/f16/f32,
+//! read through burn-store into a module mirroring the HF parameter names.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use burn::module::{Initializer, Module};
+use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig};
+use burn::store::{ChainAdapter, FloatCastAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
+use burn::tensor::{DType, Device, Tensor};
+
+use crate::transformer::{HostTensor, LoadError, MemorySource, Transformer, TransformerConfig, TransformerOptions};
+
+#[derive(Module, Debug)]
+struct HfCausalLm {
+    model: HfModel,
+    lm_head: Option<Linear>,
+}
+
+#[derive(Module, Debug)]
+struct HfModel {
+    embed_tokens: Embedding,
+    layers: Vec<HfLayer>,
+    norm: RmsNorm,
+}
+
+#[derive(Module, Debug)]
+struct HfLayer {
+    self_attn: HfAttention,
+    mlp: HfMlp,
+    input_layernorm: RmsNorm,
+    post_attention_layernorm: RmsNorm,
+}
+
+#[derive(Module, Debug)]
+struct HfAttention {
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    o_proj: Linear,
+}
+
+#[derive(Module, Debug)]
+struct HfMlp {
+    gate_proj: Linear,
+    up_proj: Linear,
+    down_proj: Linear,
+}
+
+impl HfCausalLm {
+    /// A zero-initialised skeleton of the right shapes (the checkpoint overwrites every value).
+    fn skeleton(c: &TransformerConfig, device: &Device) -> Self {
+        let lin = |i: usize, o: usize, bias: bool| {
+            LinearConfig::new(i, o).with_bias(bias).with_initializer(Initializer::Zeros).init(device)
+        };
+        let norm = || RmsNormConfig::new(c.d_model).with_epsilon(c.rms_eps as f64).init(device);
+        let (q, kv) = (c.n_heads * c.head_dim, c.n_kv_heads * c.head_dim);
+        Self {
+            model: HfModel {
+                embed_tokens: EmbeddingConfig::new(c.vocab_size, c.d_model)
+                    .with_initializer(Initializer::Zeros)
+                    .init(device),
+                layers: (0..c.n_layers)
+                    .map(|_| HfLayer {
+                        self_attn: HfAttention {
+                            q_proj: lin(c.d_model, q, c.qkv_bias),
+                            k_proj: lin(c.d_model, kv, c.qkv_bias),
+                            v_proj: lin(c.d_model, kv, c.qkv_bias),
+                            o_proj: lin(q, c.d_model, false),
+                        },
+                        mlp: HfMlp {
+                            gate_proj: lin(c.d_model, c.ffn_dim, false),
+                            up_proj: lin(c.d_model, c.ffn_dim, false),
+                            down_proj: lin(c.ffn_dim, c.d_model, false),
+                        },
+                        input_layernorm: norm(),
+                        post_attention_layernorm: norm(),
+                    })
+                    .collect(),
+                norm: norm(),
+            },
+            lm_head: (!c.tied_embeddings).then(|| lin(c.d_model, c.vocab_size, false)),
+        }
+    }
+}
+
+/// The safetensors files of an HF directory: the shards named by the index, or the single file.
+fn weight_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
+    let index = dir.join("model.safetensors.index.json");
+    if index.exists() {
+        let text = std::fs::read_to_string(&index)
+            .map_err(|source| LoadError::Io { path: index.display().to_string(), source })?;
+        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| LoadError::Format {
+            file: index.display().to_string(),
+            reason: format!("not valid JSON: {e}"),
+        })?;
+        let map = json.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| LoadError::Format {
+            file: index.display().to_string(),
+            reason: "expected an object field 'weight_map'".into(),
+        })?;
+        let files: BTreeSet<String> = map.values().filter_map(|v| v.as_str().map(String::from)).collect();
+        if files.is_empty() {
+            return Err(LoadError::Format { file: index.display().to_string(), reason: "empty 'weight_map'".into() });
+        }
+        return Ok(files.into_iter().map(|f| dir.join(f)).collect());
+    }
+    let single = dir.join("model.safetensors");
+    if single.exists() {
+        return Ok(vec![single]);
+    }
+    Err(LoadError::Format {
+        file: dir.display().to_string(),
+        reason: "no model.safetensors or model.safetensors.index.json".into(),
+    })
+}
+
+/// Read `config.json` of an HF directory.
+pub fn hf_config(dir: &Path) -> Result<TransformerConfig, LoadError> {
+    let path = dir.join("config.json");
+    let text =
+        std::fs::read_to_string(&path).map_err(|source| LoadError::Io { path: path.display().to_string(), source })?;
+    TransformerConfig::from_hf_json(&path.display().to_string(), &text)
+}
+
+/// EOS ids from `generation_config.json` or `config.json` (`eos_token_id`: a number or a list).
+fn hf_eos(dir: &Path) -> Vec<u32> {
+    for f in ["generation_config.json", "config.json"] {
+        let Ok(text) = std::fs::read_to_string(dir.join(f)) else { continue };
+        let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
+        match json.get("eos_token_id") {
+            Some(serde_json::Value::Number(n)) => return n.as_u64().map(|v| vec![v as u32]).unwrap_or_default(),
+            Some(serde_json::Value::Array(a)) => return a.iter().filter_map(|v| v.as_u64().map(|v| v as u32)).collect(),
+            _ => {}
+        }
+    }
+    Vec::new()
+}
+
+fn host<const D: usize>(t: Tensor<D>) -> HostTensor {
+    let shape = t.dims().to_vec();
+    let data = t.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 after conversion");
+    HostTensor { shape, data }
+}
+
+/// burn keeps linear weights as `[in, out]`; hand them out PyTorch-style `[out, in]`.
+fn host_linear(l: &Linear) -> (HostTensor, Option<HostTensor>) {
+    (host(l.weight.val().transpose()), l.bias.as_ref().map(|b| host(b.val())))
+}
+
+/// Load an HF directory (config.json + safetensors) as a [`Transformer`].
+pub fn load_hf_dir(dir: &Path, name: &str, opts: &TransformerOptions) -> Result<Transformer, LoadError> {
+    let cfg = hf_config(dir)?;
+    let source = dir.display().to_string();
+    let mut module = HfCausalLm::skeleton(&cfg, &opts.device);
+    let mut applied = BTreeSet::new();
+    let mut expected = BTreeSet::new();
+    for file in weight_files(dir)? {
+        let mut store = SafetensorsStore::from_file(&file)
+            .with_from_adapter(ChainAdapter::new(PyTorchToBurnAdapter, FloatCastAdapter::to(DType::F32)))
+            .allow_partial(true);
+        let result = module.load_from(&mut store).map_err(|e| LoadError::Format {
+            file: file.display().to_string(),
+            reason: format!("cannot read safetensors: {e}"),
+        })?;
+        if let Some(e) = result.errors.first() {
+            return Err(LoadError::Format { file: file.display().to_string(), reason: format!("{e:?}") });
+        }
+        expected.extend(result.applied.iter().cloned());
+        expected.extend(result.missing.iter().map(|(p, _)| p.clone()));
+        applied.extend(result.applied);
+    }
+    if let Some(missing) = expected.difference(&applied).next() {
+        return Err(LoadError::MissingTensor { file: source, tensor: missing.clone() });
+    }
+
+    // Hand the tensors to the decoder under canonical names.
+    let mut t: HashMap<String, HostTensor> = HashMap::new();
+    t.insert("token_embd.weight".into(), host(module.model.embed_tokens.weight.val()));
+    t.insert("output_norm.weight".into(), host(module.model.norm.gamma.val()));
+    if let Some(head) = &module.lm_head {
+        t.insert("output.weight".into(), host_linear(head).0);
+    }
+    for (l, layer) in module.model.layers.iter().enumerate() {
+        let n = |w: &str| format!("blk.{l}.{w}");
+        t.insert(n("attn_norm.weight"), host(layer.input_layernorm.gamma.val()));
+        t.insert(n("ffn_norm.weight"), host(layer.post_attention_layernorm.gamma.val()));
+        for (gguf, lin) in [
+            ("attn_q", &layer.self_attn.q_proj),
+            ("attn_k", &layer.self_attn.k_proj),
+            ("attn_v", &layer.self_attn.v_proj),
+            ("attn_output", &layer.self_attn.o_proj),
+            ("ffn_gate", &layer.mlp.gate_proj),
+            ("ffn_up", &layer.mlp.up_proj),
+            ("ffn_down", &layer.mlp.down_proj),
+        ] {
+            let (w, b) = host_linear(lin);
+            t.insert(n(&format!("{gguf}.weight")), w);
+            if let Some(b) = b {
+                t.insert(n(&format!("{gguf}.bias")), b);
+            }
+        }
+    }
+    drop(module);
+    let src = MemorySource { label: source, tensors: t };
+    Ok(Transformer::from_source(name, cfg, &src, opts)?.with_eos(hf_eos(dir)))
+}

@@ -1,0 +1,191 @@
+//! The hyper-parameters of a llama / qwen2 decoder, read from GGUF metadata or an HF `config.json`.
+
+use serde::{Deserialize, Serialize};
+
+use super::error::LoadError;
+
+/// How rotary embeddings pair up the dimensions of a head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RopeStyle {
+    /// Dimension `i` rotates with `i + d/2` (HF `rotate_half`, llama.cpp NEOX; qwen2 everywhere,
+    /// and llama in HF checkpoints).
+    SplitHalf,
+    /// Dimension `2i` rotates with `2i + 1` (llama.cpp NORM). GGUF llama files use it: the
+    /// converter permutes the rows of `attn_q`/`attn_k` so that interleaved pairs on the stored
+    /// weights equal HF's split-half rotation on the original ones.
+    Interleaved,
+}
+
+/// The architecture families this decoder covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    Llama,
+    Qwen2,
+}
+
+impl Arch {
+    pub fn parse(name: &str) -> Option<Arch> {
+        match name {
+            "llama" | "mistral" | "LlamaForCausalLM" | "MistralForCausalLM" => Some(Arch::Llama),
+            "qwen2" | "Qwen2ForCausalLM" => Some(Arch::Qwen2),
+            _ => None,
+        }
+    }
+}
+
+/// Everything the forward pass needs to know about the model's shape.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TransformerConfig {
+    pub arch: Arch,
+    pub n_layers: usize,
+    pub d_model: usize,
+    pub n_heads: usize,
+    pub n_kv_heads: usize,
+    pub head_dim: usize,
+    pub ffn_dim: usize,
+    pub vocab_size: usize,
+    pub rope_theta: f32,
+    pub rms_eps: f32,
+    pub context_length: usize,
+    pub rope_style: RopeStyle,
+    /// Q, K and V projections carry biases (qwen2).
+    pub qkv_bias: bool,
+    /// The output projection is the token embedding (no separate `lm_head`).
+    pub tied_embeddings: bool,
+}
+
+impl TransformerConfig {
+    /// Check the invariants the forward pass relies on.
+    pub fn validate(&self, source: &str) -> Result<(), LoadError> {
+        let bad = |reason: String| Err(LoadError::Config { file: source.to_string(), reason });
+        if self.n_layers == 0 || self.d_model == 0 || self.n_heads == 0 || self.n_kv_heads == 0 {
+            return bad(format!("zero-sized dimension in {self:?}"));
+        }
+        if self.n_heads % self.n_kv_heads != 0 {
+            return bad(format!(
+                "head count {} is not a multiple of the key/value head count {}",
+                self.n_heads, self.n_kv_heads
+            ));
+        }
+        if self.head_dim % 2 != 0 {
+            return bad(format!("head dimension {} must be even for rotary embeddings", self.head_dim));
+        }
+        if self.vocab_size == 0 || self.ffn_dim == 0 || self.context_length == 0 {
+            return bad("vocabulary, feed-forward size and context length must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// Read the config from GGUF metadata. `get(key)` returns a numeric value or `None`;
+    /// `vocab_size` comes from the tokenizer's token list or the embedding tensor.
+    pub fn from_gguf(
+        source: &str,
+        arch_name: &str,
+        get_num: &dyn Fn(&str) -> Option<f64>,
+        vocab_size: usize,
+        tied_embeddings: bool,
+        qkv_bias: bool,
+    ) -> Result<Self, LoadError> {
+        let arch = Arch::parse(arch_name).ok_or_else(|| LoadError::UnsupportedArch {
+            file: source.to_string(),
+            arch: arch_name.to_string(),
+        })?;
+        let need = |k: &str| -> Result<f64, LoadError> {
+            let key = format!("{arch_name}.{k}");
+            get_num(&key).ok_or_else(|| LoadError::Config {
+                file: source.to_string(),
+                reason: format!("metadata key '{key}' is missing or not a number"),
+            })
+        };
+        let d_model = need("embedding_length")? as usize;
+        let n_heads = need("attention.head_count")? as usize;
+        let n_kv_heads = get_num(&format!("{arch_name}.attention.head_count_kv"))
+            .map(|v| v as usize)
+            .unwrap_or(n_heads);
+        let head_dim = get_num(&format!("{arch_name}.attention.key_length"))
+            .map(|v| v as usize)
+            .unwrap_or(if n_heads > 0 { d_model / n_heads } else { 0 });
+        let cfg = TransformerConfig {
+            arch,
+            n_layers: need("block_count")? as usize,
+            d_model,
+            n_heads,
+            n_kv_heads,
+            head_dim,
+            ffn_dim: need("feed_forward_length")? as usize,
+            vocab_size,
+            rope_theta: get_num(&format!("{arch_name}.rope.freq_base")).unwrap_or(10_000.0) as f32,
+            rms_eps: need("attention.layer_norm_rms_epsilon")? as f32,
+            context_length: need("context_length")? as usize,
+            rope_style: match arch {
+                Arch::Llama => RopeStyle::Interleaved,
+                Arch::Qwen2 => RopeStyle::SplitHalf,
+            },
+            qkv_bias,
+            tied_embeddings,
+        };
+        cfg.validate(source)?;
+        Ok(cfg)
+    }
+
+    /// Read the config from a Hugging Face `config.json`.
+    pub fn from_hf_json(source: &str, json: &str) -> Result<Self, LoadError> {
+        let raw: HfConfig = serde_json::from_str(json).map_err(|e| LoadError::Config {
+            file: source.to_string(),
+            reason: format!("not a valid config.json: {e}"),
+        })?;
+        let arch_name = raw
+            .model_type
+            .clone()
+            .or_else(|| raw.architectures.as_ref().and_then(|a| a.first().cloned()))
+            .unwrap_or_default();
+        let arch = Arch::parse(&arch_name).ok_or_else(|| LoadError::UnsupportedArch {
+            file: source.to_string(),
+            arch: arch_name.clone(),
+        })?;
+        let n_heads = raw.num_attention_heads;
+        let cfg = TransformerConfig {
+            arch,
+            n_layers: raw.num_hidden_layers,
+            d_model: raw.hidden_size,
+            n_heads,
+            n_kv_heads: raw.num_key_value_heads.unwrap_or(n_heads),
+            head_dim: raw.head_dim.unwrap_or(if n_heads > 0 { raw.hidden_size / n_heads } else { 0 }),
+            ffn_dim: raw.intermediate_size,
+            vocab_size: raw.vocab_size,
+            rope_theta: raw.rope_theta.unwrap_or(10_000.0) as f32,
+            rms_eps: raw.rms_norm_eps.unwrap_or(1e-6) as f32,
+            context_length: raw.max_position_embeddings.unwrap_or(4096),
+            rope_style: RopeStyle::SplitHalf,
+            qkv_bias: raw.attention_bias.unwrap_or(arch == Arch::Qwen2),
+            tied_embeddings: raw.tie_word_embeddings.unwrap_or(false),
+        };
+        cfg.validate(source)?;
+        Ok(cfg)
+    }
+
+    /// Query heads sharing one key/value head.
+    pub fn group(&self) -> usize {
+        self.n_heads / self.n_kv_heads
+    }
+}
+
+/// The fields of an HF `config.json` that matter here.
+#[derive(Deserialize)]
+struct HfConfig {
+    model_type: Option<String>,
+    architectures: Option<Vec<String>>,
+    hidden_size: usize,
+    intermediate_size: usize,
+    num_hidden_layers: usize,
+    num_attention_heads: usize,
+    num_key_value_heads: Option<usize>,
+    head_dim: Option<usize>,
+    vocab_size: usize,
+    rope_theta: Option<f64>,
+    rms_norm_eps: Option<f64>,
+    max_position_embeddings: Option<usize>,
+    tie_word_embeddings: Option<bool>,
+    attention_bias: Option<bool>,
+}

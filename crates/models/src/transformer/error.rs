@@ -1,0 +1,20 @@
+//! Errors raised while building a model from files; each names the file and what was expected.
+
+/// A model could not be built from its files.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{file}: bad model config: {reason}")]
+    Config { file: String, reason: String },
+    #[error("{file}: unsupported architecture '{arch}' (supported: llama, mistral, qwen2)")]
+    UnsupportedArch { file: String, arch: String },
+    #[error("{file}: tensor '{tensor}' is missing")]
+    MissingTensor { file: String, tensor: String },
+    #[error("{file}: tensor '{tensor}' has shape {got:?}, expected {expected:?}")]
+    TensorShape { file: String, tensor: String, expected: Vec<usize>, got: Vec<usize> },
+    #[error("{file}: {reason}")]
+    Format { file: String, reason: String },
+    #[error(transparent)]
+    Gguf(#[from] crate::gguf::GgufError),
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+}

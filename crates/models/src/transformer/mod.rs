@@ -1,0 +1,21 @@
+//! A decoder-only transformer (llama, qwen2) in burn with its own KV cache and 8-bit linear layers.
+
+mod config;
+mod error;
+mod gguf_load;
+mod kv_cache;
+mod linear;
+mod model;
+pub mod q8;
+mod rope;
+mod session;
+mod weights;
+
+pub use config::{Arch, RopeStyle, TransformerConfig};
+pub use error::LoadError;
+pub use gguf_load::{GgufSource, gguf_config, gguf_eos_ids, load_gguf, load_gguf_file};
+pub use kv_cache::KvCache;
+pub use linear::Precision;
+pub use model::{Transformer, TransformerOptions};
+pub use session::TransformerSession;
+pub use weights::{HostTensor, MemorySource, WeightSource};

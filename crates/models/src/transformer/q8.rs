@@ -1,0 +1,416 @@
+//! 8-bit weights and the matmul that reads them once for a whole block of tokens.
+//!
+//! Layout: ggml's Q8_0. Each row of a `[rows, cols]` weight is `cols / 32` blocks of 34 bytes:
+//! an f16 scale `d` followed by 32 signed bytes `q`, the value being `d * q`. Activations are
+//! quantized the same way (per 32 values, per token) so the inner product of one block is an
+//! integer dot product (AVX2 `maddubs`) scaled by `d_w * d_x`.
+//!
+//! Batch-1 decoding is bound by the bytes of weight read per token. [`Q8Matrix::matmul`] walks
+//! the weight once and, for every block it loads, updates all `k ≤ 8` token columns, so scoring
+//! a block of γ + 1 positions costs little more than one decode step while it stays
+//! bandwidth-bound.
+
+use rayon::prelude::*;
+
+/// Values per quantization block.
+pub const QK: usize = 32;
+/// Bytes per block: f16 scale + 32 × i8.
+pub const BLOCK_BYTES: usize = 2 + QK;
+/// The most token columns one kernel pass handles; larger inputs run in chunks of this.
+pub const MAX_COLS: usize = 8;
+
+/// A `[rows, cols]` matrix of Q8_0 blocks, row-major.
+#[derive(Clone)]
+pub struct Q8Matrix {
+    rows: usize,
+    cols: usize,
+    data: Vec<u8>,
+}
+
+impl std::fmt::Debug for Q8Matrix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Q8Matrix[{} x {}]", self.rows, self.cols)
+    }
+}
+
+impl Q8Matrix {
+    /// Quantize a row-major `[rows, cols]` f32 matrix (`cols` a multiple of 32).
+    pub fn from_f32(rows: usize, cols: usize, values: &[f32]) -> Result<Self, String> {
+        if cols % QK != 0 {
+            return Err(format!("8-bit weights need a column count divisible by {QK}, got {cols}"));
+        }
+        if values.len() != rows * cols {
+            return Err(format!("expected {rows} x {cols} = {} values, got {}", rows * cols, values.len()));
+        }
+        let nb = cols / QK;
+        let mut data = vec![0u8; rows * nb * BLOCK_BYTES];
+        data.par_chunks_mut(nb * BLOCK_BYTES)
+            .zip(values.par_chunks(cols))
+            .for_each(|(dst, src)| {
+                for (blk, x) in dst.chunks_exact_mut(BLOCK_BYTES).zip(src.chunks_exact(QK)) {
+                    let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+                    let d = amax / 127.0;
+                    let d16 = f32_to_f16(d);
+                    blk[..2].copy_from_slice(&d16.to_le_bytes());
+                    let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+                    for (q, v) in blk[2..].iter_mut().zip(x) {
+                        *q = ((v * id).round().clamp(-127.0, 127.0) as i8) as u8;
+                    }
+                }
+            });
+        Ok(Self { rows, cols, data })
+    }
+
+    /// Wrap raw Q8_0 bytes as stored in a GGUF file (`rows` rows of `cols` values).
+    pub fn from_q8_0_bytes(rows: usize, cols: usize, data: Vec<u8>) -> Result<Self, String> {
+        if cols % QK != 0 || data.len() != rows * (cols / QK) * BLOCK_BYTES {
+            return Err(format!(
+                "Q8_0 data of {} bytes does not hold {rows} x {cols} values",
+                data.len()
+            ));
+        }
+        Ok(Self { rows, cols, data })
+    }
+
+    /// Concatenate matrices of equal column count along the rows.
+    pub fn stack_rows(parts: &[Q8Matrix]) -> Result<Self, String> {
+        let cols = parts.first().map(|m| m.cols).unwrap_or(0);
+        if let Some(m) = parts.iter().find(|m| m.cols != cols) {
+            return Err(format!("cannot stack a matrix of {} columns onto {cols}", m.cols));
+        }
+        let rows = parts.iter().map(|m| m.rows).sum();
+        let data = parts.iter().flat_map(|m| m.data.iter().copied()).collect();
+        Ok(Self { rows, cols, data })
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+    /// Bytes of weight read by one pass.
+    pub fn byte_len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Decode row `r` into `out` (`cols` values).
+    pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
+        let nb = self.cols / QK;
+        let row = &self.data[r * nb * BLOCK_BYTES..(r + 1) * nb * BLOCK_BYTES];
+        for (blk, o) in row.chunks_exact(BLOCK_BYTES).zip(out.chunks_exact_mut(QK)) {
+            let d = f16_to_f32(u16::from_le_bytes([blk[0], blk[1]]));
+            for (v, q) in o.iter_mut().zip(&blk[2..]) {
+                *v = d * (*q as i8) as f32;
+            }
+        }
+    }
+
+    /// `out[t, r] = Σ_c x[t, c] · W[r, c]` for `k` tokens: `x` is `[k, cols]`, `out` `[k, rows]`.
+    pub fn matmul(&self, x: &[f32], k: usize, out: &mut [f32]) {
+        assert_eq!(x.len(), k * self.cols, "Q8Matrix::matmul input shape");
+        assert_eq!(out.len(), k * self.rows, "Q8Matrix::matmul output shape");
+        let mut col0 = 0;
+        while col0 < k {
+            let kc = (k - col0).min(MAX_COLS);
+            let acts = QuantizedActs::new(&x[col0 * self.cols..(col0 + kc) * self.cols], kc, self.cols);
+            self.matmul_chunk(&acts, &mut out[col0 * self.rows..(col0 + kc) * self.rows]);
+            col0 += kc;
+        }
+    }
+
+    fn matmul_chunk(&self, acts: &QuantizedActs, out: &mut [f32]) {
+        let k = acts.k;
+        let nb = self.cols / QK;
+        let row_bytes = nb * BLOCK_BYTES;
+        let threads = rayon::current_num_threads().max(1);
+        let rows_per_task = (self.rows / (threads * 16)).clamp(4, 256);
+        // Row-major [rows, k] scratch so that tasks write disjoint contiguous chunks.
+        let mut tmp = vec![0f32; self.rows * k];
+        tmp.par_chunks_mut(rows_per_task * k)
+            .zip(self.data.par_chunks(rows_per_task * row_bytes))
+            .for_each(|(dst, w)| kernel::rows(w, nb, acts, dst));
+        for r in 0..self.rows {
+            for t in 0..k {
+                out[t * self.rows + r] = tmp[r * k + t];
+            }
+        }
+    }
+}
+
+/// Token activations quantized to Q8_0-style blocks (scale per 32 values per token).
+pub(crate) struct QuantizedActs {
+    pub k: usize,
+    /// `[k, nb]` scales.
+    pub d: Vec<f32>,
+    /// `[k, cols]` quantized values.
+    pub q: Vec<i8>,
+}
+
+impl QuantizedActs {
+    fn new(x: &[f32], k: usize, cols: usize) -> Self {
+        let nb = cols / QK;
+        let mut d = vec![0f32; k * nb];
+        let mut q = vec![0i8; k * cols];
+        for (b, (xs, qs)) in x.chunks_exact(QK).zip(q.chunks_exact_mut(QK)).enumerate() {
+            let amax = xs.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let s = amax / 127.0;
+            let inv = if s > 0.0 { 1.0 / s } else { 0.0 };
+            for (qv, v) in qs.iter_mut().zip(xs) {
+                *qv = (v * inv).round().clamp(-127.0, 127.0) as i8;
+            }
+            d[b] = s;
+        }
+        Self { k, d, q }
+    }
+}
+
+mod kernel {
+    use super::{BLOCK_BYTES, QK, QuantizedActs, f16_to_f32};
+
+    /// Fill `dst` (`[rows_in_chunk, k]`) from the weight rows in `w`.
+    pub fn rows(w: &[u8], nb: usize, acts: &QuantizedActs, dst: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx2")
+                && std::is_x86_feature_detected!("fma")
+                && std::is_x86_feature_detected!("f16c")
+            {
+                // SAFETY: the features the function is compiled for were detected above.
+                unsafe {
+                    match acts.k {
+                        1 => return avx2::rows::<1>(w, nb, acts, dst),
+                        2 => return avx2::rows::<2>(w, nb, acts, dst),
+                        3 => return avx2::rows::<3>(w, nb, acts, dst),
+                        4 => return avx2::rows::<4>(w, nb, acts, dst),
+                        5 => return avx2::rows::<5>(w, nb, acts, dst),
+                        6 => return avx2::rows::<6>(w, nb, acts, dst),
+                        7 => return avx2::rows::<7>(w, nb, acts, dst),
+                        8 => return avx2::rows::<8>(w, nb, acts, dst),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        scalar(w, nb, acts, dst)
+    }
+
+    fn scalar(w: &[u8], nb: usize, acts: &QuantizedActs, dst: &mut [f32]) {
+        let k = acts.k;
+        let cols = nb * QK;
+        for (r, row) in w.chunks_exact(nb * BLOCK_BYTES).enumerate() {
+            for t in 0..k {
+                let mut acc = 0f32;
+                for (b, blk) in row.chunks_exact(BLOCK_BYTES).enumerate() {
+                    let dw = f16_to_f32(u16::from_le_bytes([blk[0], blk[1]]));
+                    let xq = &acts.q[t * cols + b * QK..t * cols + (b + 1) * QK];
+                    let dot: i32 = blk[2..].iter().zip(xq).map(|(a, b)| (*a as i8) as i32 * (*b as i32)).sum();
+                    acc += dw * acts.d[t * nb + b] * dot as f32;
+                }
+                dst[r * k + t] = acc;
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    mod avx2 {
+        use super::super::{BLOCK_BYTES, QK, QuantizedActs};
+        use std::arch::x86_64::*;
+
+        #[target_feature(enable = "avx2,fma,f16c")]
+        #[inline]
+        unsafe fn f16c(h: u16) -> f32 {
+            _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h as i32)))
+        }
+
+        #[target_feature(enable = "avx2,fma,f16c")]
+        unsafe fn hsum(v: __m256) -> f32 {
+            let lo = _mm256_castps256_ps128(v);
+            let hi = _mm256_extractf128_ps(v, 1);
+            let s = _mm_add_ps(lo, hi);
+            let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+            let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+            _mm_cvtss_f32(s)
+        }
+
+        /// Two weight rows at a time share every activation load.
+        #[target_feature(enable = "avx2,fma,f16c")]
+        pub unsafe fn rows<const K: usize>(w: &[u8], nb: usize, acts: &QuantizedActs, dst: &mut [f32]) {
+            unsafe {
+            let cols = nb * QK;
+            let row_bytes = nb * BLOCK_BYTES;
+            let n_rows = w.len() / row_bytes;
+            let ones = _mm256_set1_epi16(1);
+            let xq = acts.q.as_ptr();
+            let xd = acts.d.as_ptr();
+            let mut r = 0;
+            while r + 2 <= n_rows {
+                let p0 = w.as_ptr().add(r * row_bytes);
+                let p1 = p0.add(row_bytes);
+                let mut acc0 = [_mm256_setzero_ps(); K];
+                let mut acc1 = [_mm256_setzero_ps(); K];
+                for b in 0..nb {
+                    let b0 = p0.add(b * BLOCK_BYTES);
+                    let b1 = p1.add(b * BLOCK_BYTES);
+                    let d0 = f16c((b0 as *const u16).read_unaligned());
+                    let d1 = f16c((b1 as *const u16).read_unaligned());
+                    let w0 = _mm256_loadu_si256(b0.add(2) as *const __m256i);
+                    let w1 = _mm256_loadu_si256(b1.add(2) as *const __m256i);
+                    let a0 = _mm256_sign_epi8(w0, w0);
+                    let a1 = _mm256_sign_epi8(w1, w1);
+                    for t in 0..K {
+                        let x = _mm256_loadu_si256(xq.add(t * cols + b * QK) as *const __m256i);
+                        let dx = *xd.add(t * nb + b);
+                        let s0 = _mm256_sign_epi8(x, w0);
+                        let s1 = _mm256_sign_epi8(x, w1);
+                        let p0i = _mm256_madd_epi16(_mm256_maddubs_epi16(a0, s0), ones);
+                        let p1i = _mm256_madd_epi16(_mm256_maddubs_epi16(a1, s1), ones);
+                        acc0[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0i), _mm256_set1_ps(d0 * dx), acc0[t]);
+                        acc1[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1i), _mm256_set1_ps(d1 * dx), acc1[t]);
+                    }
+                }
+                for t in 0..K {
+                    dst[r * K + t] = hsum(acc0[t]);
+                    dst[(r + 1) * K + t] = hsum(acc1[t]);
+                }
+                r += 2;
+            }
+            while r < n_rows {
+                let p0 = w.as_ptr().add(r * row_bytes);
+                let mut acc0 = [_mm256_setzero_ps(); K];
+                for b in 0..nb {
+                    let b0 = p0.add(b * BLOCK_BYTES);
+                    let d0 = f16c((b0 as *const u16).read_unaligned());
+                    let w0 = _mm256_loadu_si256(b0.add(2) as *const __m256i);
+                    let a0 = _mm256_sign_epi8(w0, w0);
+                    for t in 0..K {
+                        let x = _mm256_loadu_si256(xq.add(t * cols + b * QK) as *const __m256i);
+                        let dx = *xd.add(t * nb + b);
+                        let s0 = _mm256_sign_epi8(x, w0);
+                        let p0i = _mm256_madd_epi16(_mm256_maddubs_epi16(a0, s0), ones);
+                        acc0[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0i), _mm256_set1_ps(d0 * dx), acc0[t]);
+                    }
+                }
+                for t in 0..K {
+                    dst[r * K + t] = hsum(acc0[t]);
+                }
+                r += 1;
+            }
+            }
+        }
+    }
+}
+
+/// IEEE half → single precision.
+pub fn f16_to_f32(h: u16) -> f32 {
+    let sign = ((h >> 15) as u32) << 31;
+    let exp = ((h >> 10) & 0x1f) as u32;
+    let man = (h & 0x3ff) as u32;
+    let bits = if exp == 0 {
+        if man == 0 {
+            sign
+        } else {
+            // Subnormal: renormalise.
+            let mut e = 127 - 15 + 1;
+            let mut m = man;
+            while m & 0x400 == 0 {
+                m <<= 1;
+                e -= 1;
+            }
+            sign | ((e as u32) << 23) | ((m & 0x3ff) << 13)
+        }
+    } else if exp == 0x1f {
+        sign | 0x7f80_0000 | (man << 13)
+    } else {
+        sign | ((exp + 127 - 15) << 23) | (man << 13)
+    };
+    f32::from_bits(bits)
+}
+
+/// Single → IEEE half precision, rounding to nearest even (finite inputs below 65504).
+pub fn f32_to_f16(x: f32) -> u16 {
+    let bits = x.to_bits();
+    let sign = ((bits >> 16) & 0x8000) as u16;
+    let exp = ((bits >> 23) & 0xff) as i32;
+    let man = bits & 0x7f_ffff;
+    if exp == 0xff {
+        return sign | 0x7c00 | if man != 0 { 0x200 } else { 0 };
+    }
+    let e = exp - 127 + 15;
+    if e >= 0x1f {
+        return sign | 0x7c00;
+    }
+    if e <= 0 {
+        if e < -10 {
+            return sign;
+        }
+        let m = man | 0x80_0000;
+        let shift = (14 - e) as u32;
+        let half = 1u32 << (shift - 1);
+        let rest = m & ((1u32 << shift) - 1);
+        let mut out = m >> shift;
+        if rest > half || (rest == half && out & 1 == 1) {
+            out += 1;
+        }
+        return sign | out as u16;
+    }
+    let mut out = ((e as u32) << 10) | (man >> 13);
+    let rest = man & 0x1fff;
+    if rest > 0x1000 || (rest == 0x1000 && out & 1 == 1) {
+        out += 1;
+    }
+    sign | out as u16
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lcg(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((s >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn f16_roundtrip() {
+        for v in [0.0f32, 1.0, -2.5, 0.000123, 65000.0, 1e-6, 3.14159] {
+            let back = f16_to_f32(f32_to_f16(v));
+            assert!((back - v).abs() <= v.abs() * 1e-3 + 1e-7, "{v} -> {back}");
+        }
+    }
+
+    #[test]
+    fn matmul_matches_dequantized_reference_for_every_block_width() {
+        let (rows, cols) = (37, 96);
+        let w = lcg(rows * cols, 1);
+        let m = Q8Matrix::from_f32(rows, cols, &w).unwrap();
+        let mut deq = vec![0f32; rows * cols];
+        for r in 0..rows {
+            m.dequantize_row(r, &mut deq[r * cols..(r + 1) * cols]);
+        }
+        for k in [1usize, 2, 3, 5, 6, 8, 9, 13] {
+            let x = lcg(k * cols, 7 + k as u64);
+            let mut out = vec![0f32; k * rows];
+            m.matmul(&x, k, &mut out);
+            for t in 0..k {
+                for r in 0..rows {
+                    let exact: f32 = (0..cols).map(|c| x[t * cols + c] * deq[r * cols + c]).sum();
+                    let got = out[t * rows + r];
+                    // activation quantization error: ≤ 0.5/127 of each block's max per value
+                    assert!((got - exact).abs() < 0.05, "k={k} t={t} r={r}: {got} vs {exact}");
+                }
+            }
+            // columns are independent: a block equals single columns run one at a time
+            for t in 0..k {
+                let mut one = vec![0f32; rows];
+                m.matmul(&x[t * cols..(t + 1) * cols], 1, &mut one);
+                assert_eq!(&one[..], &out[t * rows..(t + 1) * rows]);
+            }
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! The decoder on the real GGUF models against the numpy reference (f32) and its greedy tokens.
+//!
+//! Needs the fetched models (`speccascade models fetch NAME`; set SPECCASCADE_SKIP_MODEL_TESTS=1 to
+//! skip when they are absent) and the Python reference (`.ci/python-env.sh`, SPECCASCADE_PYTHON).
+//! The 1.5B test runs only with SPECCASCADE_TEST_1_5B=1.
+
+mod transformer_support;
+
+use std::path::Path;
+
+use speccascade_core::{LanguageModel, Session};
+use speccascade_models::transformer::{Precision, Transformer, TransformerOptions, load_gguf};
+use transformer_support::{argmax, cached_model, max_rel_err, reference};
+
+const SMOLLM: (&str, &str) = ("smollm2-135m-instruct", "SmolLM2-135M-Instruct.Q4_1.gguf");
+const QWEN_05: (&str, &str) = ("qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
+const QWEN_15: (&str, &str) = ("qwen2.5-coder-1.5b-instruct", "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf");
+
+fn load(path: &Path, p: Precision) -> Transformer {
+    let opts = TransformerOptions { precision: p, max_seq_len: 1024, ..Default::default() };
+    load_gguf(path, &path.display().to_string(), &opts).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Every position's logits of `prompt`, the first token through `start`, the rest as one block.
+fn all_logits(m: &Transformer, prompt: &[u32]) -> Vec<f32> {
+    let (mut s, mut out) = m.start(&prompt[..1]).unwrap();
+    out.extend(s.extend(&prompt[1..]).unwrap().into_vec());
+    out
+}
+
+fn parity(model: (&str, &str), prompts: &[Vec<u32>]) {
+    let Some(path) = cached_model(model.0, model.1) else { return };
+    let m = load(&path, Precision::F32);
+    let r = reference("--gguf", &path, prompts, 0);
+    assert_eq!(m.vocab_size(), r.vocab);
+    for (i, p) in prompts.iter().enumerate() {
+        let got = all_logits(&m, p);
+        let err = max_rel_err(&got, &r.logits[i], r.vocab);
+        eprintln!("{}: prompt {i} ({} tokens): max relative logit error {err:.2e}", model.0, p.len());
+        assert!(err < 1e-3, "{}: prompt {i}: logits differ from the numpy reference by {err}", model.0);
+    }
+}
+
+#[test]
+fn smollm2_logits_match_numpy_reference() {
+    parity(
+        SMOLLM,
+        &[
+            vec![1604, 3987, 46477, 24, 94, 727, 2367],
+            vec![504, 3575, 282, 4649, 314],
+            vec![1, 4093, 198, 19161, 253, 421, 30614, 563, 15744, 30, 2, 198, 1, 520, 9531, 198],
+        ],
+    );
+}
+
+#[test]
+fn qwen05_logits_match_numpy_reference() {
+    parity(
+        QWEN_05,
+        &[
+            vec![750, 75698, 1445, 982, 257],
+            vec![785, 6722, 315, 9625, 374],
+            vec![151644, 872, 198, 7985, 264, 6386, 38242, 911, 23071, 13, 151645, 198, 151644, 77091, 198],
+        ],
+    );
+}
+
+#[test]
+fn qwen15_logits_match_numpy_reference_opt_in() {
+    if std::env::var("SPECCASCADE_TEST_1_5B").as_deref() != Ok("1") {
+        eprintln!("skipping: set SPECCASCADE_TEST_1_5B=1 to run the 1.5B parity test");
+        return;
+    }
+    parity(QWEN_15, &[vec![750, 75698, 1445, 982, 257]]);
+}
+
+fn greedy(m: &Transformer, prompt: &[u32], n: usize) -> Vec<u32> {
+    let (mut s, mut logits) = m.start(prompt).unwrap();
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let t = argmax(&logits);
+        out.push(t);
+        logits = s.extend(&[t]).unwrap().into_vec();
+    }
+    out
+}
+
+/// Token ids of three HumanEval prompts (HumanEval/2, /23, /53) for the Qwen2.5 tokenizer.
+pub fn humaneval_prompt_ids() -> Vec<Vec<u32>> {
+    include!("transformer_support/humaneval_qwen_ids.in")
+}
+
+#[test]
+fn qwen05_greedy_humaneval_matches_reference_f32_and_q8() {
+    let Some(path) = cached_model(QWEN_05.0, QWEN_05.1) else { return };
+    let prompts = humaneval_prompt_ids();
+    let r = reference("--gguf", &path, &prompts, 16);
+    let f32m = load(&path, Precision::F32);
+    for (i, p) in prompts.iter().enumerate() {
+        assert_eq!(greedy(&f32m, p, 16), r.greedy[i], "f32 greedy tokens of HumanEval prompt {i}");
+    }
+    drop(f32m);
+    let q8 = load(&path, Precision::Q8);
+    for (i, p) in prompts.iter().enumerate() {
+        assert_eq!(greedy(&q8, p, 16), r.greedy[i], "8-bit greedy tokens of HumanEval prompt {i}");
+    }
+}

@@ -1,0 +1,114 @@
+//! Helpers shared by the transformer tests: the Python reference, model paths, comparisons.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The interpreter holding the reference packages: `$SPECCASCADE_PYTHON`, else `python3`.
+pub fn python() -> String {
+    std::env::var("SPECCASCADE_PYTHON").unwrap_or_else(|_| "python3".to_string())
+}
+
+pub fn reference_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/reference_forward.py")
+}
+
+/// Run the reference script; panic with setup instructions when numpy/gguf are missing.
+pub fn run_reference(args: &[&str]) -> String {
+    let out = Command::new(python())
+        .arg(reference_script())
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {} ({e}): run `.ci/python-env.sh` and set SPECCASCADE_PYTHON", python()));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        if stderr.contains("ModuleNotFoundError") {
+            panic!(
+                "the Python reference needs numpy and gguf: run `.ci/python-env.sh` and set SPECCASCADE_PYTHON to the \
+                 interpreter it prints\n{stderr}"
+            );
+        }
+        panic!("reference_forward.py {args:?} failed:\n{stderr}");
+    }
+    String::from_utf8(out.stdout).expect("utf-8 stdout")
+}
+
+/// Every position's reference logits for each prompt, and greedy continuations.
+pub struct Reference {
+    pub vocab: usize,
+    /// per prompt: [rows * vocab]
+    pub logits: Vec<Vec<f32>>,
+    pub greedy: Vec<Vec<u32>>,
+}
+
+pub fn reference(model_arg: &str, model: &Path, prompts: &[Vec<u32>], greedy: usize) -> Reference {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("logits.f32");
+    let tokens = serde_json::to_string(prompts).unwrap();
+    let stdout = run_reference(&[
+        model_arg,
+        model.to_str().unwrap(),
+        "--tokens",
+        &tokens,
+        "--out",
+        out.to_str().unwrap(),
+        "--greedy",
+        &greedy.to_string(),
+    ]);
+    let meta: serde_json::Value = serde_json::from_str(&stdout).expect("reference prints JSON");
+    let vocab = meta["vocab"].as_u64().unwrap() as usize;
+    let raw = std::fs::read(&out).unwrap();
+    let all: Vec<f32> = raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    let mut logits = Vec::new();
+    let mut off = 0;
+    for p in prompts {
+        logits.push(all[off..off + p.len() * vocab].to_vec());
+        off += p.len() * vocab;
+    }
+    let greedy = meta["greedy"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g.as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect())
+        .collect();
+    Reference { vocab, logits, greedy }
+}
+
+/// Largest |a - b| relative to the row's largest |b| (at least 1), over rows of `vocab`.
+pub fn max_rel_err(a: &[f32], b: &[f32], vocab: usize) -> f32 {
+    assert_eq!(a.len(), b.len(), "logit counts differ");
+    a.chunks(vocab)
+        .zip(b.chunks(vocab))
+        .map(|(ra, rb)| {
+            let scale = rb.iter().fold(1f32, |m, v| m.max(v.abs()));
+            ra.iter().zip(rb).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
+        })
+        .fold(0f32, f32::max)
+}
+
+pub fn argmax(row: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, v) in row.iter().enumerate() {
+        if *v > row[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+/// Path of a fetched model in the cache, or `None` (with the skip variable set) / panic telling
+/// how to fetch it.
+pub fn cached_model(name: &str, file: &str) -> Option<PathBuf> {
+    let cache = std::env::var("SPECCASCADE_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/speccascade"));
+    let path = cache.join("models").join(name).join(file);
+    if path.exists() {
+        return Some(path);
+    }
+    if std::env::var("SPECCASCADE_SKIP_MODEL_TESTS").as_deref() == Ok("1") {
+        eprintln!("skipping: {} not fetched (SPECCASCADE_SKIP_MODEL_TESTS=1)", path.display());
+        return None;
+    }
+    panic!("{} is missing: run `speccascade models fetch {name}` (or set SPECCASCADE_SKIP_MODEL_TESTS=1)", path.display());
+}
