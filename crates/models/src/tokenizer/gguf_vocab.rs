@@ -119,8 +119,8 @@ pub(super) fn build(file: &GgufFile) -> Result<Tokenizer> {
             _ => {}
         }
     }
-    tok.add_special_tokens(control);
-    tok.add_tokens(user);
+    tok.add_special_tokens(control).map_err(|e| invalid(file, format!("control tokens: {e}")))?;
+    tok.add_tokens(user).map_err(|e| invalid(file, format!("user-defined tokens: {e}")))?;
 
     let u32_key = |k: &str| file.get(k).and_then(|v| v.as_u64()).map(|v| v as u32);
     let bos = u32_key("tokenizer.ggml.bos_token_id");
