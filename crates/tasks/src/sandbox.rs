@@ -190,7 +190,8 @@ fn describe_status(status: ExitStatus, stderr: &str) -> String {
         return format!("killed by {name} ({sig})");
     }
     match status.code() {
-        Some(0) => "exited before the end of the program (no completion marker)".into(),
+        Some(0) if last.is_empty() => "exited before the end of the program (no completion marker)".into(),
+        Some(0) => format!("exited before the end of the program: {last}"),
         Some(c) if last.is_empty() => format!("exit status {c}"),
         Some(c) => format!("{last} (exit status {c})"),
         None => "unknown exit".into(),
@@ -285,10 +286,10 @@ fn run_resolved(cfg: &SandboxConfig, python: &Path, program: &str, user_procs: u
     };
     // Whatever happened, nothing of the group survives.
     kill_group(pgid);
-    let status = match status {
-        Some(s) => Some(s),
-        None => st_rx.recv_timeout(Duration::from_secs(5)).ok().and_then(|s| s.ok()),
-    };
+    if status.is_none() {
+        // Reap the killed program (the waiter thread gets its status).
+        let _ = st_rx.recv_timeout(Duration::from_secs(5));
+    }
     let elapsed = start.elapsed();
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
     let mut stray = false;
