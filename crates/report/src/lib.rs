@@ -1,1 +1,69 @@
-//! speccascade-report: tables, figures, Table-2 numbers and the regression check.
+//! speccascade-report: a sweep's result store → tables, the paper's figures, Table-2 numbers and
+//! the regression check.
+//!
+//! - [`load`]: read a store (experiment, configurations, records) and summarise it.
+//! - [`stats`]: bootstrap confidence intervals over examples.
+//! - [`tables`]: per (task, method, α) rows, written as CSV (polars) and markdown.
+//! - [`table2`]: speed-up at verifier quality and best quality at relative latency ≤ 1.
+//! - [`plot`]: quality vs relative latency (Fig. 2 style), quality vs deferral rate, accept-length
+//!   histograms; PNG and SVG with an embedded font.
+//! - [`check`]: compare against a stored baseline of like-for-like runs.
+
+pub mod check;
+pub mod load;
+pub mod plot;
+pub mod stats;
+pub mod table2;
+pub mod tables;
+
+pub use load::Sweep;
+
+/// Errors of the report.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error(transparent)]
+    Harness(#[from] speccascade_harness::HarnessError),
+    #[error(transparent)]
+    Config(#[from] speccascade_harness::ConfigError),
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("{path}: {msg}")]
+    Write { path: String, msg: String },
+    #[error("plot {path}: {msg}")]
+    Plot { path: String, msg: String },
+    #[error("baseline {path}: {msg}")]
+    Baseline { path: String, msg: String },
+    #[error("{0}")]
+    Empty(String),
+}
+
+impl ReportError {
+    pub(crate) fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
+        Self::Io { path: path.as_ref().display().to_string(), source }
+    }
+}
+
+/// Everything `speccascade report` writes, as returned to the caller.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ReportOutput {
+    pub dir: std::path::PathBuf,
+    pub rows: Vec<tables::Row>,
+    pub table2: Vec<table2::Table2Row>,
+    pub files: Vec<std::path::PathBuf>,
+    /// Records timed under foreign load (their timings are suspect).
+    pub foreign_load_records: usize,
+    pub records: usize,
+}
+
+/// Load `dir`, write tables and figures into `dir/report/`, return what was written.
+pub fn report(dir: &std::path::Path) -> Result<ReportOutput, ReportError> {
+    let sweep = load::load(dir)?;
+    let out = dir.join("report");
+    std::fs::create_dir_all(&out).map_err(|e| ReportError::io(&out, e))?;
+    let rows = tables::rows(&sweep);
+    let t2 = table2::table2(&rows);
+    let mut files = tables::write(&out, &rows, &t2, &sweep)?;
+    files.extend(plot::all(&out, &sweep, &rows)?);
+    let foreign = sweep.records.iter().filter(|r| r.timing.foreign_load).count();
+    Ok(ReportOutput { dir: out, rows, table2: t2, files, foreign_load_records: foreign, records: sweep.records.len() })
+}
