@@ -156,8 +156,10 @@ pub fn all(out: &Path, sweep: &Sweep, rows: &[Row]) -> Result<Vec<PathBuf>, Repo
             let kind = if modelled { "modelled" } else { "wall" };
             files.extend(both(out, &format!("quality_vs_latency_{kind}_{}", p.stem()), &p, Figure::Latency { modelled })?);
         }
-        files.extend(both(out, &format!("quality_vs_deferral_{}", p.stem()), &p, Figure::Deferral)?);
-        if p.gamma.is_some() {
+        if p.rows.iter().any(|r| !r.method.starts_with("spec_decode") && r.decisions_made()) {
+            files.extend(both(out, &format!("quality_vs_deferral_{}", p.stem()), &p, Figure::Deferral)?);
+        }
+        if p.gamma.is_some() && p.rows.iter().any(|r| r.accept_length_hist.iter().sum::<u64>() > 0) {
             files.extend(both(out, &format!("accept_length_{}", p.stem()), &p, Figure::AcceptHist)?);
         }
     }
