@@ -131,7 +131,15 @@ fn parity(name: &str) {
     let input = dir.path().join("strings.json");
     let output = dir.path().join("ref.json");
     std::fs::write(&input, serde_json::to_string(&texts).unwrap()).unwrap();
-    run_py("tokenizer_ref.py", &[path.to_str().unwrap(), input.to_str().unwrap(), output.to_str().unwrap()]);
+    let hf = dir.path().join("hf");
+    run_py(
+        "tokenizer_ref.py",
+        &[path.to_str().unwrap(), input.to_str().unwrap(), output.to_str().unwrap(), hf.to_str().unwrap()],
+    );
+    // The same tokenizer loaded from the tokenizer.json the reference saved (the HF-directory path).
+    let from_json = Tokenizer::from_hf_dir(&hf).unwrap();
+    assert_eq!(from_json.eos_ids(), tok.eos_ids());
+    assert_eq!(from_json.chat_template(), tok.chat_template());
     let reference: Vec<serde_json::Value> = serde_json::from_slice(&std::fs::read(&output).unwrap()).unwrap();
     assert_eq!(reference.len(), texts.len());
     let ids_of = |v: &serde_json::Value| -> Vec<u32> {
@@ -144,6 +152,8 @@ fn parity(name: &str) {
         let plain = tok.encode(text, false).unwrap();
         assert_eq!(plain, ids_of(&r["plain_ids"]), "{name}: ids (specials as text) differ for {text:?}");
         assert_eq!(tok.decode(&ours, false), r["decoded"].as_str().unwrap(), "{name}: decode differs for {text:?}");
+        assert_eq!(from_json.encode(text, true).unwrap(), ours, "{name}: tokenizer.json ids differ for {text:?}");
+        assert_eq!(from_json.decode(&ours, false), r["decoded"].as_str().unwrap());
         // Streaming gives the same text, chunk by chunk.
         let mut s = tok.stream(false);
         let mut streamed = String::new();

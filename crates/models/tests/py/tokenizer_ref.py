@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """Reference tokenizer built from a GGUF file's metadata with the Python `tokenizers` library.
 
-Usage: tokenizer_ref.py MODEL.gguf STRINGS.json OUT.json
+Usage: tokenizer_ref.py MODEL.gguf STRINGS.json OUT.json [HF_DIR]
 
 Constructs, independently of the Rust code, the tokenizer the model's tokenizer.json describes:
 BPE from `tokenizer.ggml.tokens` + `tokenizer.ggml.merges`; the pre-tokenizer named by
 `tokenizer.ggml.pre` (qwen2: NFC + Qwen2 split regex + byte-level; smollm: single digits + GPT-2
 byte-level regex); control tokens (token_type 3) as special tokens, user-defined (4) as added tokens.
 For every input string writes the ids with special tokens parsed, the ids with special tokens
-treated as text, and the decoded text of the first.
+treated as text, and the decoded text of the first. With HF_DIR, also saves the reference as a
+Hugging Face directory there (tokenizer.json, tokenizer_config.json with the GGUF's chat template and
+EOS token, config.json with the EOS id), to test loading from tokenizer.json.
 """
 import json
 import sys
@@ -55,8 +57,25 @@ def build(path):
     return tok
 
 
-def main(model, strings_path, out):
+def save_hf(model, tok, hf_dir):
+    import os
+    r = GGUFReader(model)
+    f = r.fields
+    tokens = strings(f["tokenizer.ggml.tokens"])
+    eos = int(f["tokenizer.ggml.eos_token_id"].parts[-1][0])
+    os.makedirs(hf_dir, exist_ok=True)
+    tok.save(os.path.join(hf_dir, "tokenizer.json"))
+    cfg = {"eos_token": tokens[eos], "add_bos_token": False}
+    if "tokenizer.chat_template" in f:
+        cfg["chat_template"] = strings(f["tokenizer.chat_template"])[0]
+    json.dump(cfg, open(os.path.join(hf_dir, "tokenizer_config.json"), "w"))
+    json.dump({"eos_token_id": eos}, open(os.path.join(hf_dir, "config.json"), "w"))
+
+
+def main(model, strings_path, out, hf_dir=None):
     tok = build(model)
+    if hf_dir:
+        save_hf(model, tok, hf_dir)
     texts = json.load(open(strings_path))
     plain = build(model)
     plain.encode_special_tokens = True
@@ -72,4 +91,4 @@ def main(model, strings_path, out):
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:])
