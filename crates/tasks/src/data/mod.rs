@@ -56,7 +56,7 @@ pub fn fixture_text(name: &str) -> Result<&'static str> {
 
 /// The cached file of a manifest: its `cache_file`, or one with the same stem that
 /// `data fetch --from` stored in another format.
-fn find_cached(m: &Manifest) -> Option<PathBuf> {
+pub fn find_cached(m: &Manifest) -> Option<PathBuf> {
     let exact = cached_path(m);
     if exact.is_file() {
         return Some(exact);

@@ -100,18 +100,29 @@ impl FromStr for Metric {
     }
 }
 
+/// Called as `progress(done, total)` while pass@k runs programs.
+pub type Progress = std::sync::Arc<dyn Fn(usize, usize) + Send + Sync>;
+
 /// Options that change how a metric is computed.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct MetricOptions {
     /// ROUGE: apply the Porter stemmer (default on, as `rouge-score`'s common use for summaries).
     pub stemmer: bool,
     /// pass@k: how code runs.
     pub sandbox: SandboxConfig,
+    /// pass@k: progress reports (the CLI draws a bar).
+    pub progress: Option<Progress>,
+}
+
+impl fmt::Debug for MetricOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MetricOptions").field("stemmer", &self.stemmer).field("sandbox", &self.sandbox).finish_non_exhaustive()
+    }
 }
 
 impl Default for MetricOptions {
     fn default() -> Self {
-        MetricOptions { stemmer: true, sandbox: SandboxConfig::default() }
+        MetricOptions { stemmer: true, sandbox: SandboxConfig::default(), progress: None }
     }
 }
 
@@ -277,7 +288,13 @@ pub fn score(metric: Metric, examples: &[Scored], opts: &MetricOptions) -> Resul
                 }
             }
             let programs: Vec<&str> = jobs.iter().map(|(_, p)| p.as_str()).collect();
-            let outcomes = sandbox::run_many(&opts.sandbox, &programs)?;
+            let total = programs.len();
+            let report = |done: usize| {
+                if let Some(p) = &opts.progress {
+                    p(done, total)
+                }
+            };
+            let outcomes = sandbox::run_many_with_progress(&opts.sandbox, &programs, &report)?;
             let mut correct = vec![0u64; examples.len()];
             let mut first_failure: Vec<Option<String>> = vec![None; examples.len()];
             for ((i, _), o) in jobs.iter().zip(&outcomes) {
