@@ -1,6 +1,8 @@
 //! speccascade: the command-line tool. One module per subcommand; `main` only dispatches.
 
+mod data;
 mod demo;
+mod score;
 
 use clap::{Parser, Subcommand};
 
@@ -15,6 +17,10 @@ struct Cli {
 enum Command {
     /// Generate on the synthetic drafter/verifier pair and print the text and the cost ledger.
     Demo(demo::DemoArgs),
+    /// Score predictions (JSONL) against references with a task metric (BLEU, ROUGE, EM/F1, GSM8K, pass@k).
+    Score(score::ScoreArgs),
+    /// Datasets: `data list`, `data fetch <task> [--from FILE]`.
+    Data(data::DataArgs),
 }
 
 fn main() {
@@ -28,5 +34,7 @@ fn main() {
 fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Demo(a) => demo::run(a),
+        Command::Score(a) => score::run(a),
+        Command::Data(a) => data::run(a),
     }
 }
