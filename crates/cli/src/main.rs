@@ -2,7 +2,9 @@
 
 mod data;
 mod demo;
+mod models;
 mod score;
+mod tokenize;
 
 use clap::{Parser, Subcommand};
 
@@ -21,6 +23,10 @@ enum Command {
     Score(score::ScoreArgs),
     /// Datasets: `data list`, `data fetch <task> [--from FILE]`.
     Data(data::DataArgs),
+    /// Models: `models list`, `models fetch <name>…` (pinned GGUF files into the cache).
+    Models(models::ModelsArgs),
+    /// Print the token ids of a text under a model's tokenizer.
+    Tokenize(tokenize::TokenizeArgs),
 }
 
 fn main() {
@@ -36,5 +42,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(a) => demo::run(a),
         Command::Score(a) => score::run(a),
         Command::Data(a) => data::run(a),
+        Command::Models(a) => models::run(a),
+        Command::Tokenize(a) => tokenize::run(a),
     }
 }
