@@ -144,7 +144,10 @@ pub(super) fn from_hf_dir(dir: &Path) -> Result<Tokenizer> {
     let surface = if decoder_json.contains("ByteLevel") {
         Surface::ByteLevel
     } else {
-        Surface::SentencePiece { strip_leading_space: decoder_json.contains("Strip") }
+        // Llama 2 / Mistral: `Strip` drops the space the normalizer prepended; the `Metaspace`
+        // decoder does the same unless its prepend scheme is "never".
+        let metaspace_strips = decoder_json.contains("Metaspace") && !decoder_json.contains("\"never\"");
+        Surface::SentencePiece { strip_leading_space: decoder_json.contains("Strip") || metaspace_strips }
     };
 
     let lookup = |name: &str| -> Option<u32> {
