@@ -2,6 +2,7 @@
 
 mod data;
 mod demo;
+mod generate;
 mod models;
 mod score;
 mod tokenize;
@@ -27,6 +28,8 @@ enum Command {
     Models(models::ModelsArgs),
     /// Print the token ids of a text under a model's tokenizer.
     Tokenize(tokenize::TokenizeArgs),
+    /// Generate text with one model, or with a drafter/verifier pair through a decoding method.
+    Generate(generate::GenerateArgs),
 }
 
 fn main() {
@@ -44,5 +47,6 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Data(a) => data::run(a),
         Command::Models(a) => models::run(a),
         Command::Tokenize(a) => tokenize::run(a),
+        Command::Generate(a) => generate::run(a),
     }
 }

@@ -8,7 +8,7 @@ mod transformer_support;
 
 use std::path::Path;
 
-use speccascade_core::{LanguageModel, Session};
+use speccascade_core::LanguageModel;
 use speccascade_models::transformer::{Precision, Transformer, TransformerOptions, load_gguf};
 use transformer_support::{argmax, cached_model, max_rel_err, reference};
 

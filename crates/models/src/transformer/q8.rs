@@ -16,7 +16,7 @@ use rayon::prelude::*;
 pub const QK: usize = 32;
 /// Bytes per block: f16 scale + 32 × i8.
 pub const BLOCK_BYTES: usize = 2 + QK;
-/// The most token columns one kernel pass handles; larger inputs run in chunks of this.
+/// The most token columns one kernel pass handles; larger inputs run in groups of this.
 pub const MAX_COLS: usize = 8;
 
 /// A `[rows, cols]` matrix of Q8_0 blocks, row-major.
@@ -107,20 +107,16 @@ impl Q8Matrix {
     }
 
     /// `out[t, r] = Σ_c x[t, c] · W[r, c]` for `k` tokens: `x` is `[k, cols]`, `out` `[k, rows]`.
+    ///
+    /// Parallel over chunks of rows; each chunk is read from memory once and applied to every
+    /// token column (in groups of [`MAX_COLS`] while it sits in cache).
     pub fn matmul(&self, x: &[f32], k: usize, out: &mut [f32]) {
         assert_eq!(x.len(), k * self.cols, "Q8Matrix::matmul input shape");
         assert_eq!(out.len(), k * self.rows, "Q8Matrix::matmul output shape");
-        let mut col0 = 0;
-        while col0 < k {
-            let kc = (k - col0).min(MAX_COLS);
-            let acts = QuantizedActs::new(&x[col0 * self.cols..(col0 + kc) * self.cols], kc, self.cols);
-            self.matmul_chunk(&acts, &mut out[col0 * self.rows..(col0 + kc) * self.rows]);
-            col0 += kc;
+        if k == 0 {
+            return;
         }
-    }
-
-    fn matmul_chunk(&self, acts: &QuantizedActs, out: &mut [f32]) {
-        let k = acts.k;
+        let acts = QuantizedActs::new(x, k, self.cols);
         let nb = self.cols / QK;
         let row_bytes = nb * BLOCK_BYTES;
         let threads = rayon::current_num_threads().max(1);
@@ -129,10 +125,21 @@ impl Q8Matrix {
         let mut tmp = vec![0f32; self.rows * k];
         tmp.par_chunks_mut(rows_per_task * k)
             .zip(self.data.par_chunks(rows_per_task * row_bytes))
-            .for_each(|(dst, w)| kernel::rows(w, nb, acts, dst));
-        for r in 0..self.rows {
-            for t in 0..k {
-                out[t * self.rows + r] = tmp[r * k + t];
+            .for_each(|(dst, w)| {
+                let mut c0 = 0;
+                while c0 < k {
+                    let kc = (k - c0).min(MAX_COLS);
+                    kernel::rows(w, nb, &acts, c0, kc, dst, k);
+                    c0 += kc;
+                }
+            });
+        if k == 1 {
+            out.copy_from_slice(&tmp);
+        } else {
+            for r in 0..self.rows {
+                for t in 0..k {
+                    out[t * self.rows + r] = tmp[r * k + t];
+                }
             }
         }
     }
@@ -168,8 +175,8 @@ impl QuantizedActs {
 mod kernel {
     use super::{BLOCK_BYTES, QK, QuantizedActs, f16_to_f32};
 
-    /// Fill `dst` (`[rows_in_chunk, k]`) from the weight rows in `w`.
-    pub fn rows(w: &[u8], nb: usize, acts: &QuantizedActs, dst: &mut [f32]) {
+    /// Columns `c0 .. c0 + kc` of `dst` (`[rows_in_chunk, stride]`) from the weight rows in `w`.
+    pub fn rows(w: &[u8], nb: usize, acts: &QuantizedActs, c0: usize, kc: usize, dst: &mut [f32], stride: usize) {
         #[cfg(target_arch = "x86_64")]
         {
             if std::is_x86_feature_detected!("avx2")
@@ -178,28 +185,27 @@ mod kernel {
             {
                 // SAFETY: the features the function is compiled for were detected above.
                 unsafe {
-                    match acts.k {
-                        1 => return avx2::rows::<1>(w, nb, acts, dst),
-                        2 => return avx2::rows::<2>(w, nb, acts, dst),
-                        3 => return avx2::rows::<3>(w, nb, acts, dst),
-                        4 => return avx2::rows::<4>(w, nb, acts, dst),
-                        5 => return avx2::rows::<5>(w, nb, acts, dst),
-                        6 => return avx2::rows::<6>(w, nb, acts, dst),
-                        7 => return avx2::rows::<7>(w, nb, acts, dst),
-                        8 => return avx2::rows::<8>(w, nb, acts, dst),
+                    match kc {
+                        1 => return avx2::rows::<1>(w, nb, acts, c0, dst, stride),
+                        2 => return avx2::rows::<2>(w, nb, acts, c0, dst, stride),
+                        3 => return avx2::rows::<3>(w, nb, acts, c0, dst, stride),
+                        4 => return avx2::rows::<4>(w, nb, acts, c0, dst, stride),
+                        5 => return avx2::rows::<5>(w, nb, acts, c0, dst, stride),
+                        6 => return avx2::rows::<6>(w, nb, acts, c0, dst, stride),
+                        7 => return avx2::rows::<7>(w, nb, acts, c0, dst, stride),
+                        8 => return avx2::rows::<8>(w, nb, acts, c0, dst, stride),
                         _ => {}
                     }
                 }
             }
         }
-        scalar(w, nb, acts, dst)
+        scalar(w, nb, acts, c0, kc, dst, stride)
     }
 
-    fn scalar(w: &[u8], nb: usize, acts: &QuantizedActs, dst: &mut [f32]) {
-        let k = acts.k;
+    fn scalar(w: &[u8], nb: usize, acts: &QuantizedActs, c0: usize, kc: usize, dst: &mut [f32], stride: usize) {
         let cols = nb * QK;
         for (r, row) in w.chunks_exact(nb * BLOCK_BYTES).enumerate() {
-            for t in 0..k {
+            for t in c0..c0 + kc {
                 let mut acc = 0f32;
                 for (b, blk) in row.chunks_exact(BLOCK_BYTES).enumerate() {
                     let dw = f16_to_f32(u16::from_le_bytes([blk[0], blk[1]]));
@@ -207,7 +213,7 @@ mod kernel {
                     let dot: i32 = blk[2..].iter().zip(xq).map(|(a, b)| (*a as i8) as i32 * (*b as i32)).sum();
                     acc += dw * acts.d[t * nb + b] * dot as f32;
                 }
-                dst[r * k + t] = acc;
+                dst[r * stride + t] = acc;
             }
         }
     }
@@ -235,14 +241,21 @@ mod kernel {
 
         /// Two weight rows at a time share every activation load.
         #[target_feature(enable = "avx2,fma,f16c")]
-        pub unsafe fn rows<const K: usize>(w: &[u8], nb: usize, acts: &QuantizedActs, dst: &mut [f32]) {
+        pub unsafe fn rows<const K: usize>(
+            w: &[u8],
+            nb: usize,
+            acts: &QuantizedActs,
+            c0: usize,
+            dst: &mut [f32],
+            stride: usize,
+        ) {
             unsafe {
             let cols = nb * QK;
             let row_bytes = nb * BLOCK_BYTES;
             let n_rows = w.len() / row_bytes;
             let ones = _mm256_set1_epi16(1);
-            let xq = acts.q.as_ptr();
-            let xd = acts.d.as_ptr();
+            let xq = acts.q.as_ptr().add(c0 * cols);
+            let xd = acts.d.as_ptr().add(c0 * nb);
             let mut r = 0;
             while r + 2 <= n_rows {
                 let p0 = w.as_ptr().add(r * row_bytes);
@@ -270,8 +283,8 @@ mod kernel {
                     }
                 }
                 for t in 0..K {
-                    dst[r * K + t] = hsum(acc0[t]);
-                    dst[(r + 1) * K + t] = hsum(acc1[t]);
+                    dst[r * stride + c0 + t] = hsum(acc0[t]);
+                    dst[(r + 1) * stride + c0 + t] = hsum(acc1[t]);
                 }
                 r += 2;
             }
@@ -292,7 +305,7 @@ mod kernel {
                     }
                 }
                 for t in 0..K {
-                    dst[r * K + t] = hsum(acc0[t]);
+                    dst[r * stride + c0 + t] = hsum(acc0[t]);
                 }
                 r += 1;
             }

@@ -1,0 +1,177 @@
+//! `speccascade generate`: text from one model, or from a drafter/verifier pair through a decoding
+//! method.
+//!
+//! One model:  `generate --model M --prompt P [--chat] [--max-new-tokens N] [--temperature T] [--seed S] [--json]`
+//! A pair:     `generate --drafter A --verifier B --method spec_decode [--alpha A] [--gamma G] --prompt P …`
+
+use std::io::Write;
+use std::time::Instant;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::Args;
+use speccascade_core::{LanguageModel, Purpose, Sampling, Stream, TokenDist, sample};
+use speccascade_decoding::{DecodeConfig, MethodSpec, decode};
+use speccascade_models::registry::resolve_model;
+use speccascade_models::tokenizer::{ChatMessage, Tokenizer};
+use speccascade_models::transformer::{Precision, Transformer, TransformerOptions, load_model};
+
+#[derive(Args, Debug)]
+pub struct GenerateArgs {
+    /// The model (registered name, .gguf file or HF directory) for single-model generation.
+    #[arg(long, conflicts_with_all = ["drafter", "verifier"])]
+    model: Option<String>,
+    /// The drafter of a pair (needs --verifier and --method).
+    #[arg(long, requires_all = ["verifier", "method"])]
+    drafter: Option<String>,
+    /// The verifier of a pair.
+    #[arg(long, requires = "drafter")]
+    verifier: Option<String>,
+    /// Decoding method of a pair (e.g. spec_decode, spec_cascade_tv, token_cascade_chow).
+    #[arg(long, requires = "drafter")]
+    method: Option<String>,
+    /// The method's deferral threshold α.
+    #[arg(long)]
+    alpha: Option<f64>,
+    /// Draft block length γ.
+    #[arg(long, default_value_t = 5)]
+    gamma: usize,
+    /// The prompt text.
+    #[arg(long)]
+    prompt: String,
+    /// Wrap the prompt as a user turn in the model's chat template.
+    #[arg(long)]
+    chat: bool,
+    #[arg(long, default_value_t = 128)]
+    max_new_tokens: usize,
+    /// Sampling temperature; 0 is greedy.
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f32,
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f32,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Weight precision of the linear layers: q8 (8-bit blocks, fast) or f32 (reference).
+    #[arg(long, default_value = "q8")]
+    precision: String,
+    /// Print one JSON object: {"tokens", "text", "prompt_tokens", "seconds", "ledger" (pairs)}.
+    #[arg(long)]
+    json: bool,
+}
+
+fn load(name: &str, precision: Precision) -> Result<(Transformer, Tokenizer)> {
+    let loc = resolve_model(name)?;
+    let tok = Tokenizer::from_location(&loc).with_context(|| format!("loading the tokenizer of {name}"))?;
+    let opts = TransformerOptions { precision, ..Default::default() };
+    let model = load_model(&loc, &opts).with_context(|| format!("loading model {name}"))?;
+    Ok((model, tok))
+}
+
+fn prompt_ids(tok: &Tokenizer, a: &GenerateArgs) -> Result<Vec<u32>> {
+    let text = if a.chat { tok.apply_chat(&[ChatMessage::user(a.prompt.clone())], true)? } else { a.prompt.clone() };
+    let ids = tok.encode_prompt(&text, true)?;
+    if ids.is_empty() {
+        bail!("the prompt tokenizes to no tokens");
+    }
+    Ok(ids)
+}
+
+pub fn run(a: GenerateArgs) -> Result<()> {
+    let precision: Precision = a.precision.parse().map_err(|e: String| anyhow!(e))?;
+    let sampling = Sampling::new(a.temperature, a.top_p)?;
+    if let Some(name) = &a.model {
+        single(&a, name, precision, sampling)
+    } else if let (Some(d), Some(v)) = (&a.drafter, &a.verifier) {
+        pair(&a, d, v, precision, sampling)
+    } else {
+        bail!("pass --model M, or --drafter A --verifier B --method M")
+    }
+}
+
+fn single(a: &GenerateArgs, name: &str, precision: Precision, sampling: Sampling) -> Result<()> {
+    let (model, tok) = load(name, precision)?;
+    let prompt = prompt_ids(&tok, a)?;
+    let rng = Stream::new(a.seed, 0);
+    let t0 = Instant::now();
+    let (mut session, mut logits) = model.start(&prompt).with_context(|| format!("prefilling {name}"))?;
+    let prefill_s = t0.elapsed().as_secs_f64();
+    let mut tokens = Vec::new();
+    let mut stream = tok.stream(true);
+    let mut out = std::io::stdout();
+    for pos in 0..a.max_new_tokens {
+        let dist = TokenDist::from_logits(&logits, &sampling)?;
+        let t = sample(dist.probs(), rng.uniform(pos as u64, Purpose::Bonus));
+        tokens.push(t);
+        if !a.json {
+            write!(out, "{}", stream.push(t))?;
+            out.flush()?;
+        }
+        if model.eos_ids().contains(&t) || pos + 1 == a.max_new_tokens {
+            break;
+        }
+        logits = session.extend(&[t])?.into_vec();
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let text = tok.decode(&tokens, true);
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "model": name, "precision": a.precision, "prompt_tokens": prompt.len(),
+                "tokens": tokens, "text": text, "seconds": secs, "prefill_seconds": prefill_s,
+                "decode_tokens_per_s": (tokens.len().saturating_sub(1)) as f64 / (secs - prefill_s).max(1e-9),
+            })
+        );
+    } else {
+        writeln!(out, "{}", stream.finish())?;
+        eprintln!(
+            "{} prompt tokens, {} new tokens in {secs:.2}s (prefill {prefill_s:.2}s)",
+            prompt.len(),
+            tokens.len()
+        );
+    }
+    Ok(())
+}
+
+fn pair(a: &GenerateArgs, drafter: &str, verifier: &str, precision: Precision, sampling: Sampling) -> Result<()> {
+    let method = a.method.as_deref().ok_or_else(|| anyhow!("--method is required with --drafter/--verifier"))?;
+    let spec = MethodSpec::parse(method, a.alpha)?;
+    let (dm, dtok) = load(drafter, precision)?;
+    let (vm, vtok) = load(verifier, precision)?;
+    if dm.vocab_size() != vm.vocab_size() || dtok.vocab_size() != vtok.vocab_size() {
+        bail!(
+            "drafter {drafter} (vocabulary {}) and verifier {verifier} (vocabulary {}) do not share a vocabulary; \
+             a pair must use one tokenizer",
+            dm.vocab_size(),
+            vm.vocab_size()
+        );
+    }
+    let prompt = prompt_ids(&vtok, a)?;
+    let mut cfg = DecodeConfig::new(spec);
+    cfg.gamma = a.gamma;
+    cfg.sampling = sampling;
+    cfg.seed = a.seed;
+    cfg.max_new_tokens = a.max_new_tokens;
+    let detok = |ids: &[u32]| vtok.decode(ids, true);
+    let t0 = Instant::now();
+    let generation = decode(&dm, &vm, &prompt, &cfg, Some(&detok))?;
+    let secs = t0.elapsed().as_secs_f64();
+    let text = vtok.decode(&generation.tokens, true);
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "drafter": drafter, "verifier": verifier, "method": spec.label(), "gamma": a.gamma,
+                "precision": a.precision, "prompt_tokens": prompt.len(), "tokens": generation.tokens,
+                "text": text, "stop": generation.stop, "ledger": generation.ledger, "seconds": secs,
+            })
+        );
+    } else {
+        println!("{text}");
+        eprintln!(
+            "{} new tokens in {secs:.2}s; {}",
+            generation.tokens.len(),
+            serde_json::to_string(&generation.ledger).unwrap_or_default()
+        );
+    }
+    Ok(())
+}

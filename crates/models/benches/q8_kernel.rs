@@ -1,0 +1,39 @@
+//! The 8-bit matmul alone on the Qwen2.5 shapes: time per call and effective GB/s of weight read,
+//! for 1 to 8 token columns.
+//!
+//! `cargo bench -p speccascade-models --bench q8_kernel`
+
+use std::time::Instant;
+
+use speccascade_models::transformer::q8::Q8Matrix;
+
+fn main() {
+    // (rows, cols) of the fused layers of Qwen2.5-0.5B (d 896, ffn 4864) and 1.5B (d 1536, ffn 8960).
+    let shapes = [
+        ("0.5B qkv", 1152, 896),
+        ("0.5B gate_up", 9728, 896),
+        ("0.5B down", 896, 4864),
+        ("1.5B gate_up", 17920, 1536),
+        ("1.5B down", 1536, 8960),
+        ("1.5B lm_head", 151936, 1536),
+    ];
+    println!("loadavg {}", std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim());
+    for (name, rows, cols) in shapes {
+        let w: Vec<f32> = (0..rows * cols).map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 500.0).collect();
+        let m = Q8Matrix::from_f32(rows, cols, &w).unwrap();
+        let mut line = format!("{name:>14} [{rows}x{cols}] {:>6.1} MB:", m.byte_len() as f64 / 1e6);
+        for k in [1usize, 2, 4, 6, 8, 64] {
+            let x: Vec<f32> = (0..k * cols).map(|i| ((i * 31 % 97) as f32 - 48.0) / 48.0).collect();
+            let mut out = vec![0f32; k * rows];
+            let reps = (2_000_000_000 / m.byte_len().max(1)).clamp(3, 200);
+            m.matmul(&x, k, &mut out);
+            let t = Instant::now();
+            for _ in 0..reps {
+                m.matmul(&x, k, &mut out);
+            }
+            let s = t.elapsed().as_secs_f64() / reps as f64;
+            line += &format!("  k={k}: {:.2} ms ({:.1} GB/s)", s * 1e3, m.byte_len() as f64 / s / 1e9);
+        }
+        println!("{line}");
+    }
+}
