@@ -298,7 +298,7 @@ pub fn supported_types() -> String {
 pub fn dequantize_into(ty: GgmlType, data: &[u8], out: &mut [f32]) -> std::result::Result<(), DequantError> {
     let kernel = dequant::kernel(ty).ok_or(DequantError::Unsupported(ty))?;
     let (be, bb) = ty.block_layout();
-    if out.len() % be != 0 || data.len() != out.len() / be * bb {
+    if !out.len().is_multiple_of(be) || data.len() != out.len() / be * bb {
         return Err(DequantError::Length { ty, bytes: data.len(), elems: out.len(), block_elems: be, block_bytes: bb });
     }
     dequant::run(kernel, ty, data, out);

@@ -175,11 +175,10 @@ pub(super) fn from_hf_dir(dir: &Path) -> Result<Tokenizer> {
     let chat = template.as_deref().and_then(ChatTemplate::from_jinja);
     if chat.is_some() {
         for t in ["<|im_end|>", "<|endoftext|>"] {
-            if let Some(id) = special.token_to_id(t) {
-                if !eos.contains(&id) {
+            if let Some(id) = special.token_to_id(t)
+                && !eos.contains(&id) {
                     eos.push(id);
                 }
-            }
         }
     }
     Ok(Tokenizer::assemble(

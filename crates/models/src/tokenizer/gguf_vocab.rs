@@ -126,20 +126,18 @@ pub(super) fn build(file: &GgufFile) -> Result<Tokenizer> {
     let bos = u32_key("tokenizer.ggml.bos_token_id");
     let add_bos = file.get("tokenizer.ggml.add_bos_token").and_then(|v| v.as_bool()).unwrap_or(false);
     let mut eos: Vec<u32> = u32_key("tokenizer.ggml.eos_token_id").into_iter().collect();
-    if let Some(e) = u32_key("tokenizer.ggml.eot_token_id") {
-        if !eos.contains(&e) {
+    if let Some(e) = u32_key("tokenizer.ggml.eot_token_id")
+        && !eos.contains(&e) {
             eos.push(e);
         }
-    }
     let chat = file.get("tokenizer.chat_template").and_then(|v| v.as_str()).and_then(ChatTemplate::from_jinja);
     if chat.is_some() {
         // A ChatML turn ends with <|im_end|>; base-style continuations end with <|endoftext|>.
         for t in ["<|im_end|>", "<|endoftext|>"] {
-            if let Some(&id) = tokens.iter().position(|x| *x == t).map(|i| i as u32).as_ref() {
-                if !eos.contains(&id) {
+            if let Some(&id) = tokens.iter().position(|x| *x == t).map(|i| i as u32).as_ref()
+                && !eos.contains(&id) {
                     eos.push(id);
                 }
-            }
         }
     }
     for &id in eos.iter().chain(&bos) {

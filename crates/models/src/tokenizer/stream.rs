@@ -35,11 +35,10 @@ pub(crate) fn surface_bytes(token: &str, surface: Surface, inverse: &HashMap<cha
         }
         Surface::SentencePiece { .. } => {
             let b = token.as_bytes();
-            if b.len() == 6 && token.starts_with("<0x") && token.ends_with('>') {
-                if let Ok(v) = u8::from_str_radix(&token[3..5], 16) {
+            if b.len() == 6 && token.starts_with("<0x") && token.ends_with('>')
+                && let Ok(v) = u8::from_str_radix(&token[3..5], 16) {
                     return vec![v];
                 }
-            }
             token.replace('\u{2581}', " ").into_bytes()
         }
     }
