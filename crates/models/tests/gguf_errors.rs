@@ -33,6 +33,15 @@ fn the_fixture_parses_and_dequantizes() {
     let cube = f.tensor("t.cube").unwrap();
     assert_eq!(cube.dims, vec![32, 2, 3]);
     assert_eq!(cube.shape(), vec![3, 2, 32]);
+    // Row access decodes exactly the matching slice, for every type.
+    for t in f.tensors().iter().filter(|t| t.dims.len() == 2) {
+        let all = f.dequantize(&t.name).unwrap();
+        let row = t.dims[0] as usize;
+        assert_eq!(f.dequantize_rows(&t.name, 1, 2).unwrap(), all[row..3 * row], "{}", t.name);
+        assert_eq!(f.dequantize_rows(&t.name, 2, 1).unwrap(), all[2 * row..], "{}", t.name);
+        assert!(f.dequantize_rows(&t.name, 2, 2).is_err());
+        assert!(f.dequantize_rows(&t.name, usize::MAX, 2).is_err());
+    }
     // The same values as the 2-D F32 tensor they were reshaped from.
     assert_eq!(f.dequantize("t.cube").unwrap(), f.dequantize("t.F32").unwrap());
 }

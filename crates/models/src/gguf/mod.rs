@@ -13,6 +13,7 @@
 //! }
 //! let emb: Vec<f32> = file.dequantize("token_embd.weight")?;   // row-major, n_elements() values
 //! let raw: &[u8] = file.tensor_data("blk.0.attn_q.weight")?;   // quantized blocks, as on disk
+//! let tok_42: Vec<f32> = file.dequantize_rows("token_embd.weight", 42, 1)?; // one row only
 //! # Ok::<(), speccascade_models::gguf::GgufError>(())
 //! ```
 //!
@@ -258,6 +259,30 @@ impl GgufFile {
         let t = self.info(name)?;
         let data = self.tensor_data(name)?;
         let mut out = vec![0f32; t.n_elements() as usize];
+        dequantize_into(t.ggml_type, data, &mut out).map_err(|e| e.for_tensor(&self.path, &t.name))?;
+        Ok(out)
+    }
+}
+
+impl GgufFile {
+    /// Rows `start..start + n` of tensor `name` decoded to f32 (a row is `dims[0]` contiguous
+    /// values; for a token embedding, row `i` is token `i`'s vector). Decodes only those rows, so
+    /// an embedding table can stay quantized and be looked up on demand.
+    pub fn dequantize_rows(&self, name: &str, start: usize, n: usize) -> Result<Vec<f32>> {
+        let t = self.info(name)?;
+        let row_len = t.dims[0] as usize;
+        let n_rows = (t.n_elements() / t.dims[0].max(1)) as usize;
+        if start.checked_add(n).is_none_or(|end| end > n_rows) {
+            return Err(GgufError::Invalid {
+                path: self.path.clone(),
+                what: format!("rows of tensor '{name}'"),
+                offset: 0,
+                reason: format!("rows {start}..{} requested, tensor has {n_rows}", start.saturating_add(n)),
+            });
+        }
+        let row_bytes = (row_len / t.ggml_type.block_elems()) * t.ggml_type.block_bytes();
+        let data = &self.tensor_data(name)?[start * row_bytes..(start + n) * row_bytes];
+        let mut out = vec![0f32; n * row_len];
         dequantize_into(t.ggml_type, data, &mut out).map_err(|e| e.for_tensor(&self.path, &t.name))?;
         Ok(out)
     }
