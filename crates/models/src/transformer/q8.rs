@@ -147,7 +147,6 @@ impl Q8Matrix {
 
 /// Token activations quantized to Q8_0-style blocks (scale per 32 values per token).
 pub(crate) struct QuantizedActs {
-    pub k: usize,
     /// `[k, nb]` scales.
     pub d: Vec<f32>,
     /// `[k, cols]` quantized values.
@@ -159,17 +158,32 @@ impl QuantizedActs {
         let nb = cols / QK;
         let mut d = vec![0f32; k * nb];
         let mut q = vec![0i8; k * cols];
-        for (b, (xs, qs)) in x.chunks_exact(QK).zip(q.chunks_exact_mut(QK)).enumerate() {
-            let amax = xs.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let s = amax / 127.0;
-            let inv = if s > 0.0 { 1.0 / s } else { 0.0 };
-            for (qv, v) in qs.iter_mut().zip(xs) {
-                *qv = (v * inv).round().clamp(-127.0, 127.0) as i8;
+        let quantize = |(xs, (qs, ds)): (&[f32], (&mut [i8], &mut [f32]))| {
+            for ((xb, qb), db) in xs.chunks_exact(QK).zip(qs.chunks_exact_mut(QK)).zip(ds.iter_mut()) {
+                let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
+                let s = amax / 127.0;
+                let inv = if s > 0.0 { 1.0 / s } else { 0.0 };
+                for (qv, v) in qb.iter_mut().zip(xb) {
+                    *qv = round_i8(v * inv);
+                }
+                *db = s;
             }
-            d[b] = s;
+        };
+        if k >= 8 {
+            x.par_chunks(cols).zip(q.par_chunks_mut(cols).zip(d.par_chunks_mut(nb))).for_each(quantize);
+        } else {
+            x.chunks(cols).zip(q.chunks_mut(cols).zip(d.chunks_mut(nb))).for_each(quantize);
         }
-        Self { k, d, q }
+        Self { d, q }
     }
+}
+
+/// Round to nearest (ties to even) for |v| ≤ 127 without a libm call: adding 1.5·2²³ leaves the
+/// rounded integer in the low mantissa bits.
+#[inline(always)]
+fn round_i8(v: f32) -> i8 {
+    const MAGIC: f32 = 12_582_912.0;
+    ((v + MAGIC) - MAGIC) as i8
 }
 
 mod kernel {
@@ -239,7 +253,7 @@ mod kernel {
             _mm_cvtss_f32(s)
         }
 
-        /// Two weight rows at a time share every activation load.
+        /// The AVX2 kernel for `K` token columns.
         #[target_feature(enable = "avx2,fma,f16c")]
         pub unsafe fn rows<const K: usize>(
             w: &[u8],
@@ -257,36 +271,57 @@ mod kernel {
             let xq = acts.q.as_ptr().add(c0 * cols);
             let xd = acts.d.as_ptr().add(c0 * nb);
             let mut r = 0;
-            while r + 2 <= n_rows {
+            // Four rows at a time: their integer block sums are folded into one vector with two
+            // horizontal adds ([r0 r1 r2 r3 | r0 r1 r2 r3]), so each token column costs one
+            // convert and one FMA per block for all four rows.
+            while r + 4 <= n_rows {
                 let p0 = w.as_ptr().add(r * row_bytes);
                 let p1 = p0.add(row_bytes);
-                let mut acc0 = [_mm256_setzero_ps(); K];
-                let mut acc1 = [_mm256_setzero_ps(); K];
+                let p2 = p1.add(row_bytes);
+                let p3 = p2.add(row_bytes);
+                let mut acc = [_mm256_setzero_ps(); K];
                 for b in 0..nb {
-                    let b0 = p0.add(b * BLOCK_BYTES);
-                    let b1 = p1.add(b * BLOCK_BYTES);
-                    let d0 = f16c((b0 as *const u16).read_unaligned());
-                    let d1 = f16c((b1 as *const u16).read_unaligned());
+                    let o = b * BLOCK_BYTES;
+                    let (b0, b1, b2, b3) = (p0.add(o), p1.add(o), p2.add(o), p3.add(o));
+                    let d = _mm_cvtph_ps(_mm_setr_epi16(
+                        (b0 as *const i16).read_unaligned(),
+                        (b1 as *const i16).read_unaligned(),
+                        (b2 as *const i16).read_unaligned(),
+                        (b3 as *const i16).read_unaligned(),
+                        0,
+                        0,
+                        0,
+                        0,
+                    ));
+                    let dw = _mm256_set_m128(d, d); // [d0 d1 d2 d3 | d0 d1 d2 d3]
                     let w0 = _mm256_loadu_si256(b0.add(2) as *const __m256i);
                     let w1 = _mm256_loadu_si256(b1.add(2) as *const __m256i);
+                    let w2 = _mm256_loadu_si256(b2.add(2) as *const __m256i);
+                    let w3 = _mm256_loadu_si256(b3.add(2) as *const __m256i);
                     let a0 = _mm256_sign_epi8(w0, w0);
                     let a1 = _mm256_sign_epi8(w1, w1);
+                    let a2 = _mm256_sign_epi8(w2, w2);
+                    let a3 = _mm256_sign_epi8(w3, w3);
                     for t in 0..K {
                         let x = _mm256_loadu_si256(xq.add(t * cols + b * QK) as *const __m256i);
-                        let dx = *xd.add(t * nb + b);
-                        let s0 = _mm256_sign_epi8(x, w0);
-                        let s1 = _mm256_sign_epi8(x, w1);
-                        let p0i = _mm256_madd_epi16(_mm256_maddubs_epi16(a0, s0), ones);
-                        let p1i = _mm256_madd_epi16(_mm256_maddubs_epi16(a1, s1), ones);
-                        acc0[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0i), _mm256_set1_ps(d0 * dx), acc0[t]);
-                        acc1[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1i), _mm256_set1_ps(d1 * dx), acc1[t]);
+                        let q0 = _mm256_madd_epi16(_mm256_maddubs_epi16(a0, _mm256_sign_epi8(x, w0)), ones);
+                        let q1 = _mm256_madd_epi16(_mm256_maddubs_epi16(a1, _mm256_sign_epi8(x, w1)), ones);
+                        let q2 = _mm256_madd_epi16(_mm256_maddubs_epi16(a2, _mm256_sign_epi8(x, w2)), ones);
+                        let q3 = _mm256_madd_epi16(_mm256_maddubs_epi16(a3, _mm256_sign_epi8(x, w3)), ones);
+                        let h = _mm256_hadd_epi32(_mm256_hadd_epi32(q0, q1), _mm256_hadd_epi32(q2, q3));
+                        let scale = _mm256_mul_ps(dw, _mm256_broadcast_ss(&*xd.add(t * nb + b)));
+                        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(h), scale, acc[t]);
                     }
                 }
                 for t in 0..K {
-                    dst[r * stride + c0 + t] = hsum(acc0[t]);
-                    dst[(r + 1) * stride + c0 + t] = hsum(acc1[t]);
+                    let v = _mm_add_ps(_mm256_castps256_ps128(acc[t]), _mm256_extractf128_ps(acc[t], 1));
+                    let mut four = [0f32; 4];
+                    _mm_storeu_ps(four.as_mut_ptr(), v);
+                    for (i, x) in four.iter().enumerate() {
+                        dst[(r + i) * stride + c0 + t] = *x;
+                    }
                 }
-                r += 2;
+                r += 4;
             }
             while r < n_rows {
                 let p0 = w.as_ptr().add(r * row_bytes);
