@@ -31,6 +31,7 @@ fn corpus(n: usize) -> (Vec<String>, Vec<Vec<String>>) {
 fn metrics(c: &mut Criterion) {
     let (hyps, refs) = corpus(3000);
     let mut g = c.benchmark_group("metrics");
+    g.sample_size(20);
     g.throughput(Throughput::Elements(hyps.len() as u64));
     g.bench_function("corpus_bleu_3000_segments", |b| b.iter(|| bleu::corpus_bleu(&hyps, &refs)));
     g.bench_function("rouge2_stemmed_3000_pairs", |b| {

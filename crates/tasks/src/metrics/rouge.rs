@@ -39,9 +39,29 @@ pub fn tokenize(text: &str, stem: bool) -> Vec<String> {
     lowered
         .split(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit()))
         .filter(|t| !t.is_empty())
-        .map(|t| if stem && t.len() > 3 { porter::stem(t) } else { t.to_string() })
+        .map(|t| if stem && t.len() > 3 { cached_stem(t) } else { t.to_string() })
         .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
         .collect()
+}
+
+thread_local! {
+    /// Stems already computed on this thread (text repeats words; stemming allocates).
+    static STEMS: std::cell::RefCell<HashMap<String, String>> = std::cell::RefCell::new(HashMap::new());
+}
+
+fn cached_stem(word: &str) -> String {
+    STEMS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(s) = cache.get(word) {
+            return s.clone();
+        }
+        if cache.len() > 200_000 {
+            cache.clear();
+        }
+        let s = porter::stem(word);
+        cache.insert(word.to_string(), s.clone());
+        s
+    })
 }
 
 /// `RougeScorer([kind], use_stemmer=stem).score(target, prediction)[kind]`.
