@@ -111,7 +111,8 @@ pub struct ModelsSpec {
     /// `cpu`, `wgpu`, `cuda` or `cuda:N`.
     #[serde(default = "cpu")]
     pub device: String,
-    /// `native` (keep the file's weights), `f32`, `f16` or `bf16`.
+    /// Weight precision: `native` (the loader's default), `q8` (8-bit blocks), `f32`, `f16` or `bf16`
+    /// (which of them a loader supports is its business; unsupported ones are refused at load).
     #[serde(default = "native")]
     pub precision: String,
 }
@@ -185,6 +186,13 @@ pub struct TaskSpec {
     pub shots: Option<usize>,
     /// Maximum generated tokens per example.
     pub max_new_tokens: usize,
+    /// A local data file in the upstream schema instead of the fetched cache (real tasks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_file: Option<PathBuf>,
+    /// Wrap the prompt in the model's chat template (instruct models). Off by default: the
+    /// tasks' prompts and stop strings are written for plain continuation (lm-eval style).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub chat: bool,
 }
 
 /// α values of one method.
@@ -402,8 +410,8 @@ impl Experiment {
         if !dev_ok {
             return Err((mk("device"), format!("expected cpu, wgpu, cuda or cuda:N, got {dev:?}")));
         }
-        if !["native", "f32", "f16", "bf16"].contains(&m.precision.as_str()) {
-            return Err((mk("precision"), format!("expected native, f32, f16 or bf16, got {:?}", m.precision)));
+        if !["native", "q8", "f32", "f16", "bf16"].contains(&m.precision.as_str()) {
+            return Err((mk("precision"), format!("expected native, q8, f32, f16 or bf16, got {:?}", m.precision)));
         }
         if self.tasks.is_empty() {
             return Err((vec![k("tasks")], "expected at least one task".into()));
@@ -419,6 +427,9 @@ impl Experiment {
             let synthetic_task = t.name == "synthetic";
             if synthetic_task && m.synthetic.is_none() {
                 return Err((at("name"), "the synthetic task scores outputs under the synthetic ground truth: it needs `models.synthetic`".into()));
+            }
+            if synthetic_task && t.data_file.is_some() {
+                return Err((at("data_file"), "the synthetic task makes its own prompts: remove `data_file`".into()));
             }
             if !synthetic_task && m.synthetic.is_some() {
                 return Err((at("name"), format!("task {:?} needs real models with a tokenizer; the synthetic pair has none (use task `synthetic`)", t.name)));

@@ -150,7 +150,7 @@ fn merged_shards_equal_an_unsharded_run() {
 #[test]
 fn summaries_measure_against_the_verifier() {
     let dir = tempfile::tempdir().unwrap();
-    let (exp, src) = experiment(&dir.path().join("s"), 0.3, 3);
+    let (exp, src) = experiment(&dir.path().join("s"), 2.0, 3);
     let r = run(&exp, &src, &SyntheticProvider, &RunOptions::default()).unwrap();
     let verifier: Vec<_> = r.summaries.iter().filter(|s| s.method == "verifier").collect();
     assert_eq!(verifier.len(), 2);
@@ -162,9 +162,9 @@ fn summaries_measure_against_the_verifier() {
     }
     // c measured from paced models: drafter steps cost about a fifth of verifier calls.
     let c = r.summaries[0].c;
-    assert!(c > 0.1 && c < 0.6, "c = {c}");
+    assert!(c > 0.05 && c < 0.7, "c = {c}");
     let drafter = r.summaries.iter().find(|s| s.method == "drafter").unwrap();
-    assert!(drafter.rel_latency_wall < 0.7, "drafter relative latency {}", drafter.rel_latency_wall);
+    assert!(drafter.rel_latency_wall < 0.8, "drafter relative latency {}", drafter.rel_latency_wall);
     // The parquet files hold the same numbers.
     let df = read_parquet(&dir.path().join("s/summary.parquet")).unwrap();
     assert_eq!(df.height(), r.summaries.len());

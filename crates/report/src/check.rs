@@ -2,7 +2,9 @@
 //! like-for-like runs.
 //!
 //! Like-for-like = same task, method, α, γ, temperature, seed, max new tokens, number of examples,
-//! drafter, verifier and hardware tag. Checked, with a relative tolerance `tol`:
+//! drafter and verifier — and, for numbers that depend on the machine, the same hardware tag:
+//! wall-clock speed-ups always, modelled ones when c is measured (a fixed c makes them a pure
+//! function of the token counts). Checked, with a relative tolerance `tol`:
 //! - Table-2 speed-ups (modelled; wall clock too, unless the current slice has records timed under
 //!   foreign load): a regression is `current < baseline · (1 − tol)`, or no longer reached;
 //! - Table-2 best quality at relative latency ≤ 1 (modelled) and every configuration's quality:
@@ -31,7 +33,6 @@ pub struct Key {
     pub examples: usize,
     pub drafter: String,
     pub verifier: String,
-    pub hardware: String,
 }
 
 impl Key {
@@ -47,7 +48,6 @@ impl Key {
             examples: r.examples,
             drafter: r.drafter.clone(),
             verifier: r.verifier.clone(),
-            hardware: r.hardware.clone(),
         }
     }
     fn of_t2(r: &Table2Row) -> Key {
@@ -62,7 +62,6 @@ impl Key {
             examples: r.examples,
             drafter: r.drafter.clone(),
             verifier: r.verifier.clone(),
-            hardware: r.hardware.clone(),
         }
     }
 }
@@ -78,6 +77,10 @@ pub struct QualityEntry {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct SpeedupEntry {
     pub key: Key,
+    /// The machine the speed-ups were measured on.
+    pub hardware: String,
+    /// c was fixed in the experiment (modelled speed-ups do not depend on the machine).
+    pub c_fixed: bool,
     pub speedup_modelled: Option<f64>,
     pub speedup_wall: Option<f64>,
     pub best_quality_modelled: Option<f64>,
@@ -157,7 +160,7 @@ pub fn read_baseline(path: &Path) -> Result<Baseline, ReportError> {
 }
 
 /// The current numbers as a baseline.
-pub fn current(rows_: &[Row], t2: &[Table2Row]) -> Baseline {
+pub fn current(rows_: &[Row], t2: &[Table2Row], c_fixed: bool) -> Baseline {
     Baseline {
         version: 1,
         quality: rows_.iter().map(|r| QualityEntry { key: Key::of_row(r), quality: r.quality }).collect(),
@@ -165,6 +168,8 @@ pub fn current(rows_: &[Row], t2: &[Table2Row]) -> Baseline {
             .iter()
             .map(|t| SpeedupEntry {
                 key: Key::of_t2(t),
+                hardware: t.hardware.clone(),
+                c_fixed,
                 speedup_modelled: t.speedup_modelled,
                 speedup_wall: t.speedup_wall,
                 best_quality_modelled: t.best_quality_modelled,
@@ -173,8 +178,9 @@ pub fn current(rows_: &[Row], t2: &[Table2Row]) -> Baseline {
     }
 }
 
-/// Compare `rows_` (and their Table-2 numbers) against `base`.
-pub fn compare(rows_: &[Row], base: &Baseline, tol: f64) -> CheckOutcome {
+/// Compare `rows_` (and their Table-2 numbers) against `base`; `c_fixed` says whether the current
+/// run's c was fixed.
+pub fn compare(rows_: &[Row], base: &Baseline, tol: f64, c_fixed: bool) -> CheckOutcome {
     let t2 = table2(rows_);
     let mut out = CheckOutcome { compared: 0, offenders: vec![], skipped_foreign_load: 0, not_in_baseline: 0, tolerance: tol, updated: false };
     let quality_drop = |b: f64, c: f64| c < b - tol * b.abs();
@@ -205,10 +211,18 @@ pub fn compare(rows_: &[Row], base: &Baseline, tol: f64) -> CheckOutcome {
     }
     for t in &t2 {
         let k = Key::of_t2(t);
-        let Some(e) = base.table2.iter().find(|e| e.key == k) else {
+        // Prefer an entry from this machine; another machine's serves only machine-free numbers.
+        let same_hw = base.table2.iter().find(|e| e.key == k && e.hardware == t.hardware);
+        let Some(e) = same_hw.or_else(|| base.table2.iter().find(|e| e.key == k)) else {
             not_in += 1;
             continue;
         };
+        let same_machine = e.hardware == t.hardware;
+        let modelled_comparable = same_machine || (c_fixed && e.c_fixed);
+        if !modelled_comparable {
+            not_in += 1;
+            continue;
+        }
         compared += 1;
         let slower = |b: Option<f64>, c: Option<f64>| match (b, c) {
             (Some(b), Some(c)) => c < b * (1.0 - tol),
@@ -225,7 +239,7 @@ pub fn compare(rows_: &[Row], base: &Baseline, tol: f64) -> CheckOutcome {
             .sum();
         if foreign > 0 {
             skipped += 1;
-        } else if slower(e.speedup_wall, t.speedup_wall) {
+        } else if same_machine && slower(e.speedup_wall, t.speedup_wall) {
             push("speed-up (wall)", &k, e.speedup_wall, t.speedup_wall);
         }
         let worse = match (e.best_quality_modelled, t.best_quality_modelled) {
@@ -251,11 +265,12 @@ pub fn check(dir: &Path, baseline: &Path, tol: f64, update: bool) -> Result<Chec
     }
     let sweep = crate::load::load(dir)?;
     let rows_ = rows(&sweep);
+    let c_fixed = matches!(sweep.experiment.cost, speccascade_harness::config::CostModel::Fixed(_));
     if update {
         let mut base = if baseline.exists() { read_baseline(baseline)? } else { Baseline { version: 1, ..Default::default() } };
-        let cur = current(&rows_, &table2(&rows_));
+        let cur = current(&rows_, &table2(&rows_), c_fixed);
         base.quality.retain(|e| !cur.quality.iter().any(|c| c.key == e.key));
-        base.table2.retain(|e| !cur.table2.iter().any(|c| c.key == e.key));
+        base.table2.retain(|e| !cur.table2.iter().any(|c| c.key == e.key && c.hardware == e.hardware));
         base.quality.extend(cur.quality);
         base.table2.extend(cur.table2);
         let json = serde_json::to_string_pretty(&base).expect("baseline serialises");
@@ -263,14 +278,14 @@ pub fn check(dir: &Path, baseline: &Path, tol: f64, update: bool) -> Result<Chec
             std::fs::create_dir_all(parent).map_err(|e| ReportError::io(parent, e))?;
         }
         std::fs::write(baseline, json + "\n").map_err(|e| ReportError::io(baseline, e))?;
-        let mut o = compare(&rows_, &base, tol);
+        let mut o = compare(&rows_, &base, tol, c_fixed);
         o.updated = true;
         return Ok(o);
     }
     let base = read_baseline(baseline)?;
-    let o = compare(&rows_, &base, tol);
+    let o = compare(&rows_, &base, tol, c_fixed);
     if o.compared == 0 {
-        let hw: Vec<&str> = base.quality.iter().map(|e| e.key.hardware.as_str()).collect();
+        let hw: Vec<&str> = base.table2.iter().map(|e| e.hardware.as_str()).collect();
         return Err(ReportError::Baseline {
             path: baseline.display().to_string(),
             msg: format!(
