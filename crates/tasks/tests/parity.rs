@@ -183,7 +183,7 @@ fn gsm8k_matches_lm_eval() {
             2 => format!("#### {answer}\n\nQuestion: {} {}", text(&mut rng, 4), rng.pick(&nums)),
             3 => text(&mut rng, 12),
             4 => String::new(),
-            5 => format!("{answer}"),
+            5 => answer.to_string(),
             6 => format!("{} {answer}.\n", text(&mut rng, 5)),
             _ => format!("So {answer} + {} = {answer}\n#### {answer}.", rng.pick(&nums)),
         };

@@ -36,7 +36,7 @@ pub fn tokenize_13a(line: &str) -> String {
     let padded: Vec<char> = format!(" {line} ").chars().collect();
     // TokenizerRegexp: four `re.sub` passes, each a two-character pattern scanned left to right
     // without overlap, exactly as Python's `re.sub` finds its matches.
-    let s = sub_each(&padded, |c| is_13a_punct(c));
+    let s = sub_each(&padded, is_13a_punct);
     let s = sub_pair(&s, |a, b| !a.is_ascii_digit() && matches!(b, '.' | ','), |a, b| vec![a, ' ', b, ' ']);
     let s = sub_pair(&s, |a, b| matches!(a, '.' | ',') && !b.is_ascii_digit(), |a, b| vec![' ', a, ' ', b]);
     let s = sub_pair(&s, |a, b| a.is_ascii_digit() && b == '-', |a, b| vec![a, ' ', b, ' ']);

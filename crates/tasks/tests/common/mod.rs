@@ -113,7 +113,8 @@ pub fn text(rng: &mut Rng, n: usize) -> String {
     let mut s = String::new();
     for i in 0..n {
         if i > 0 {
-            s.push_str(*rng.pick(SEPS));
+            let sep: &&str = rng.pick(SEPS);
+            s.push_str(sep);
         }
         s.push_str(&token(rng));
     }
