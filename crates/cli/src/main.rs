@@ -1,10 +1,15 @@
 //! speccascade: the command-line tool. One module per subcommand; `main` only dispatches.
 
+mod check;
 mod data;
 mod demo;
 mod generate;
+mod merge;
 mod models;
+mod report;
+mod run;
 mod score;
+mod slurm;
 mod tokenize;
 
 use clap::{Parser, Subcommand};
@@ -30,6 +35,16 @@ enum Command {
     Tokenize(tokenize::TokenizeArgs),
     /// Generate text with one model, or with a drafter/verifier pair through a decoding method.
     Generate(generate::GenerateArgs),
+    /// Run an experiment sweep (YAML): grid → records → summaries; `--resume`, `--shard i/n`.
+    Run(run::Args),
+    /// Tables, Table-2 numbers and figures of a sweep's output directory.
+    Report(report::Args),
+    /// Compare a sweep with a stored baseline; exit 1 on a regression beyond the tolerance.
+    Check(check::Args),
+    /// Join the shards of a sweep (`run --shard i/n`) into one store.
+    Merge(merge::Args),
+    /// Write a Slurm job-array script that runs a sweep as n shards, then merges and reports.
+    Slurm(slurm::Args),
 }
 
 fn main() {
@@ -48,5 +63,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Models(a) => models::run(a),
         Command::Tokenize(a) => tokenize::run(a),
         Command::Generate(a) => generate::run(a),
+        Command::Run(a) => run::run(a),
+        Command::Report(a) => report::run(a),
+        Command::Check(a) => check::run(a),
+        Command::Merge(a) => merge::run(a),
+        Command::Slurm(a) => slurm::run(a),
     }
 }
