@@ -35,3 +35,12 @@ impl TaskError {
 }
 
 pub type Result<T, E = TaskError> = std::result::Result<T, E>;
+
+/// A serde_json error without its "at line 1 column N" suffix (the caller names the file line).
+pub(crate) fn json_reason(e: &serde_json::Error) -> String {
+    let s = e.to_string();
+    match s.rfind(" at line ") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use crate::error::{Result, TaskError};
+use crate::error::{Result, TaskError, json_reason};
 use crate::example::CodeSpec;
 use crate::metrics::Scored;
 
@@ -29,7 +29,7 @@ pub fn read_jsonl(path: &Path) -> Result<Vec<(usize, Map<String, Value>)>> {
                     message: format!("expected a JSON object, found {}", kind(&other)),
                 });
             }
-            Err(e) => return Err(TaskError::Parse { path: path.into(), line: i + 1, message: format!("malformed JSON: {e}") }),
+            Err(e) => return Err(TaskError::Parse { path: path.into(), line: i + 1, message: format!("malformed JSON at column {}: {}", e.column(), json_reason(&e)) }),
         }
     }
     if out.is_empty() {

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use crate::error::{Result, TaskError};
+use crate::error::{Result, TaskError, json_reason};
 
 /// The records of a file as JSON objects, each with its 1-based line (JSONL) or row number.
 pub fn read_records(path: &Path) -> Result<Vec<(usize, Map<String, Value>)>> {
@@ -50,7 +50,7 @@ fn read_lines(path: &Path, bytes: &[u8]) -> Result<Vec<(usize, Map<String, Value
         if line.trim().is_empty() {
             continue;
         }
-        let v: Value = serde_json::from_str(&line).map_err(|e| TaskError::Parse { path: path.into(), line: i + 1, message: format!("malformed JSON: {e}") })?;
+        let v: Value = serde_json::from_str(&line).map_err(|e| TaskError::Parse { path: path.into(), line: i + 1, message: format!("malformed JSON at column {}: {}", e.column(), json_reason(&e)) })?;
         out.extend(objects(path, std::iter::once((i + 1, v)))?);
     }
     Ok(out)
