@@ -162,6 +162,60 @@ pub fn corpus_bleu(hypotheses: &[String], references: &[Vec<String>]) -> BleuSco
     from_stats(&sum, false, &format!("nrefs:{nrefs}|case:mixed|eff:no|tok:13a|smooth:exp|version:{SACREBLEU_VERSION}"))
 }
 
+/// BLEU's sufficient statistics of one segment or a sum of segments: corpus BLEU over any subset
+/// of examples is the score of the sum of their statistics (what a harness that scores examples
+/// one at a time stores, then aggregates).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BleuStats {
+    pub sys_len: u64,
+    pub ref_len: u64,
+    pub counts: [u64; MAX_ORDER],
+    pub totals: [u64; MAX_ORDER],
+}
+
+impl BleuStats {
+    /// The statistics of one hypothesis against its references.
+    pub fn segment(hypothesis: &str, references: &[String]) -> Self {
+        Self::from_array(&segment_stats(hypothesis, references))
+    }
+
+    fn from_array(a: &[u64; 2 + 2 * MAX_ORDER]) -> Self {
+        let mut s = BleuStats { sys_len: a[0], ref_len: a[1], ..Default::default() };
+        s.counts.copy_from_slice(&a[2..2 + MAX_ORDER]);
+        s.totals.copy_from_slice(&a[2 + MAX_ORDER..]);
+        s
+    }
+
+    fn to_array(self) -> [u64; 2 + 2 * MAX_ORDER] {
+        let mut a = [0u64; 2 + 2 * MAX_ORDER];
+        a[0] = self.sys_len;
+        a[1] = self.ref_len;
+        a[2..2 + MAX_ORDER].copy_from_slice(&self.counts);
+        a[2 + MAX_ORDER..].copy_from_slice(&self.totals);
+        a
+    }
+
+    /// Corpus BLEU of these (summed) statistics; `nrefs` is the signature's reference count
+    /// (`"1"`, `"4"`, or `"var"`).
+    pub fn corpus_score(&self, nrefs: &str) -> BleuScore {
+        from_stats(&self.to_array(), false, &format!("nrefs:{nrefs}|case:mixed|eff:no|tok:13a|smooth:exp|version:{SACREBLEU_VERSION}"))
+    }
+}
+
+impl std::ops::Add for BleuStats {
+    type Output = BleuStats;
+    fn add(self, o: BleuStats) -> BleuStats {
+        let mut s = self;
+        s.sys_len += o.sys_len;
+        s.ref_len += o.ref_len;
+        for n in 0..MAX_ORDER {
+            s.counts[n] += o.counts[n];
+            s.totals[n] += o.totals[n];
+        }
+        s
+    }
+}
+
 /// sacreBLEU `BLEU(effective_order=True).sentence_score(hypothesis, references)`: the
 /// sentence-level BLEU sacreBLEU recommends (orders with no n-grams are left out).
 pub fn sentence_bleu(hypothesis: &str, references: &[String]) -> BleuScore {
@@ -220,6 +274,16 @@ mod tests {
         assert_eq!(tokenize_13a("a..b"), "a . . b");
         assert_eq!(tokenize_13a("&quot;x&amp;y&quot;"), "\" x & y \"");
         assert_eq!(tokenize_13a(""), "");
+    }
+
+    #[test]
+    fn summed_segment_stats_give_corpus_bleu() {
+        let h: Vec<String> = ["the cat sat on the mat", "a dog ran", "hello world !"].iter().map(|s| s.to_string()).collect();
+        let r: Vec<Vec<String>> = [["the cat sat on a mat"], ["the dog ran away"], ["hello , world !"]].iter().map(|x| vec![x[0].to_string()]).collect();
+        let sum = h.iter().zip(&r).map(|(h, r)| BleuStats::segment(h, r)).fold(BleuStats::default(), |a, b| a + b);
+        let direct = corpus_bleu(&h, &r);
+        assert_eq!(sum.corpus_score("1"), direct);
+        assert!(direct.score > 0.0 && direct.score < 100.0);
     }
 
     #[test]

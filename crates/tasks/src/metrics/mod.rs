@@ -25,7 +25,10 @@ use crate::sandbox::{self, SandboxConfig};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(into = "String")]
 pub enum Metric {
-    /// sacreBLEU corpus BLEU (13a, exp smoothing).
+    /// sacreBLEU corpus BLEU (13a, exp smoothing). Per-example scores are sentence BLEU; the
+    /// result's `extra` carries the sufficient statistics (`sys_len`, `ref_len`, `counts`,
+    /// `totals`): a harness scoring examples one at a time sums them with [`bleu::BleuStats`]
+    /// to get the corpus BLEU of any subset.
     Bleu,
     /// ROUGE-N F-measure, mean over examples.
     Rouge(usize),
