@@ -197,6 +197,14 @@ impl Task for RealTask<'_> {
         })
     }
     fn metric(&self) -> String {
-        format!("{} (0–100)", self.task.metrics[0])
+        let m = self.task.metrics[0].to_string();
+        match m.as_str() {
+            _ if m.starts_with("pass_at_") => format!("{} (%)", m.replace("pass_at_", "pass@")),
+            "exact_match" | "gsm8k" => "exact match (%)".into(),
+            "f1" => "F1 (%)".into(),
+            "bleu" => "BLEU".into(),
+            "rouge1" | "rouge2" | "rougeL" | "rougeLsum" => m.replace("rouge", "ROUGE-"),
+            _ => format!("{m} (0–100)"),
+        }
     }
 }

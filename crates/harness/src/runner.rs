@@ -128,7 +128,9 @@ pub fn run(exp: &Experiment, src: &str, provider: &dyn Provider, opts: &RunOptio
                     }
                     let cfg = &grid.configs[ci];
                     bar.set_message(format!(
-                        "{name} #{ex} {} · {:.1} tok/s",
+                        "{name} example {}/{} (trial {trial}) · {} · {:.1} tok/s",
+                        j + 1,
+                        p.examples.len(),
                         cfg.label(),
                         tokens as f64 / decode_started.elapsed().as_secs_f64().max(1e-9)
                     ));
