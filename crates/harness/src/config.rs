@@ -520,11 +520,13 @@ fn yaml_error(e: serde_yaml::Error, file: &str) -> ConfigError {
     }
     let mut path = String::new();
     // serde_yaml prefixes "path.to.field: " when the error is below the root.
-    if let Some((p, rest)) = msg.split_once(": ") {
-        if !p.contains(' ') && !p.is_empty() && p != "." {
-            path = p.to_string();
-            msg = rest.to_string();
-        }
+    if let Some((p, rest)) = msg.split_once(": ")
+        && !p.contains(' ')
+        && !p.is_empty()
+        && p != "."
+    {
+        path = p.to_string();
+        msg = rest.to_string();
     }
     ConfigError { file: file.to_string(), line: loc.as_ref().map(|l| l.line()), column: loc.as_ref().map(|l| l.column()), path, msg }
 }

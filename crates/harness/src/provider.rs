@@ -9,12 +9,15 @@ use speccascade_core::{LanguageModel, TokenId};
 use crate::HarnessError;
 use crate::config::{ModelsSpec, TaskSpec};
 
+/// Token ids → text.
+pub type Detokenizer = Box<dyn Fn(&[TokenId]) -> String>;
+
 /// A loaded drafter / verifier pair.
 pub struct Pair {
     pub drafter: Box<dyn LanguageModel>,
     pub verifier: Box<dyn LanguageModel>,
     /// Token ids → text (stop strings, records, scoring). `None` for models without text.
-    pub detok: Option<Box<dyn Fn(&[TokenId]) -> String>>,
+    pub detok: Option<Detokenizer>,
     /// The synthetic ground truth, when the pair is synthetic.
     pub synthetic: Option<speccascade_core::synthetic::SyntheticPair>,
     /// Anything else the provider's tasks need (a tokenizer, a chat template …).

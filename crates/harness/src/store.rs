@@ -136,10 +136,10 @@ impl Store {
         for e in rd {
             let e = e.map_err(|e| HarnessError::io(&root, e))?;
             let name = e.file_name().to_string_lossy().to_string();
-            if let Some((i, n)) = name.split_once("-of-") {
-                if let (Ok(index), Ok(count)) = (i.parse(), n.parse()) {
-                    out.push((Shard { index, count }, e.path()));
-                }
+            if let Some((i, n)) = name.split_once("-of-")
+                && let (Ok(index), Ok(count)) = (i.parse(), n.parse())
+            {
+                out.push((Shard { index, count }, e.path()));
             }
         }
         out.sort_by_key(|(s, _)| (s.count, s.index));

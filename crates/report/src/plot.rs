@@ -189,7 +189,7 @@ fn both(out: &Path, stem: &str, p: &Panel<'_>, fig: Figure) -> Result<Vec<PathBu
 }
 
 /// Draw a two-line title at the top of `root`; returns the area below it.
-fn titled<'a, DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, (main, sub): (String, String)) -> Result<DrawingArea<DB, Shift>, String> {
+fn titled<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, (main, sub): (String, String)) -> Result<DrawingArea<DB, Shift>, String> {
     let (top, body) = root.split_vertically(78);
     let w = top.dim_in_pixel().0 as i32;
     let centre = |t: &str, size: u32, y: i32, style: FontStyle| -> DrawResult {
@@ -257,7 +257,8 @@ fn quality_vs_latency<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, p: &Pan
     if !xlo.is_finite() || !ylo.is_finite() {
         return Err("no finite points to plot".into());
     }
-    let (x0, x1) = padded(xlo.min(0.0).max(0.0), xhi);
+    // The latency axis starts at 0 (and reaches 1 = the verifier).
+    let (x0, x1) = padded(0.0, xhi);
     let (y0, y1) = padded(ylo, yhi);
     let what = if modelled { "quality vs modelled latency" } else { "quality vs wall-clock latency" };
     let mut title = p.title(what);
