@@ -47,11 +47,11 @@ def bench_torch(path, threads, steps):
         t0 = time.perf_counter()
         run(b, cache)
         block.append(time.perf_counter() - t0)
-        cache.crop(base)
+        cache.crop(-(cache.get_seq_length() - base))  # this transformers crops by a negative count
         t0 = time.perf_counter()
         run(b[:1], cache)
         single.append(time.perf_counter() - t0)
-        cache.crop(base)
+        cache.crop(-(cache.get_seq_length() - base))
     pre = []
     for r in range(2):
         t0 = time.perf_counter()
