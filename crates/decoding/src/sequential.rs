@@ -9,7 +9,7 @@
 //! - `seq_cascade_chow`: the drafter writes the whole answer; if the geometric mean of `q̂_t(y_t)` is
 //!   below the threshold α, the answer is discarded and the verifier writes its own. Both are paid.
 
-use speccascade_core::{ChowRule, DiffRule, LanguageModel, Ledger, Purpose, TokenId, sample};
+use speccascade_core::{ChowRule, DiffRule, LanguageModel, Ledger, Purpose, TokenDist, TokenId, sample};
 
 use crate::output::{Examined, Source};
 use crate::tracked::Tracked;
@@ -26,8 +26,14 @@ pub(crate) fn run(
     match spec.method {
         Method::Drafter => alone(ctx, drafter, prompt, true),
         Method::Verifier => alone(ctx, verifier, prompt, false),
-        Method::TokenCascadeChow => token_cascade(ctx, drafter, verifier, prompt, ChowRule::new(alpha)?),
-        Method::OracleCascadeDiff => oracle(ctx, drafter, verifier, prompt, DiffRule::new(alpha)?),
+        Method::TokenCascadeChow => {
+            let rule = ChowRule::new(alpha)?;
+            per_token(ctx, drafter, verifier, prompt, false, |q, _| rule.defers(q))
+        }
+        Method::OracleCascadeDiff => {
+            let rule = DiffRule::new(alpha)?;
+            per_token(ctx, drafter, verifier, prompt, true, |q, p| rule.defers(q, p.expect("the oracle runs the verifier")))
+        }
         Method::SeqCascadeChow => seq_cascade(ctx, drafter, verifier, prompt, alpha),
         m => Err(DecodeError::Config(format!("{m} is not a sequential method"))),
     }
@@ -48,7 +54,7 @@ fn alone_scored(
     let (purpose, source) = if is_drafter { (Purpose::Draft, Source::Drafter) } else { (Purpose::Bonus, Source::Verifier) };
     let mut log_conf = 0.0;
     while !out.done() {
-        let dist = m.dists(&seq, seq.len(), &sampling)?.pop().expect("one row");
+        let dist = m.next(&seq, &sampling)?;
         let y = sample(dist.probs(), ctx.stream.uniform(out.tokens.len() as u64, purpose));
         log_conf += dist.hat(y).ln();
         seq.push(y);
@@ -67,12 +73,16 @@ fn alone(ctx: &Ctx<'_>, model: &dyn LanguageModel, prompt: &[TokenId], is_drafte
     Ok(alone_scored(ctx, model, prompt, is_drafter)?.0)
 }
 
-fn token_cascade(
+/// The per-token cascades. At each position the drafter's distribution decides; the oracle also
+/// runs the verifier at every position (so that its rule may read p̂) and is charged only where it
+/// defers, while the real cascade calls the verifier only on a deferral, catching up in one call.
+fn per_token(
     ctx: &Ctx<'_>,
     drafter: &dyn LanguageModel,
     verifier: &dyn LanguageModel,
     prompt: &[TokenId],
-    rule: ChowRule,
+    oracle: bool,
+    defers: impl Fn(&TokenDist, Option<&TokenDist>) -> bool,
 ) -> Result<Finished, DecodeError> {
     let sampling = ctx.cfg.sampling;
     let mut d = Tracked::start(drafter, prompt)?;
@@ -80,50 +90,20 @@ fn token_cascade(
     let mut out = ctx.output();
     let mut ledger = Ledger::default();
     let mut seq = prompt.to_vec();
+    let (mut charged, mut uncharged_s) = (0u64, 0.0);
     while !out.done() {
         let t = out.tokens.len() as u64;
-        let q = d.dists(&seq, seq.len(), &sampling)?.pop().expect("one row");
-        ledger.decisions += 1;
-        let (y, source) = if rule.defers(&q) {
-            ledger.deferrals += 1;
-            let p = v.dists(&seq, seq.len(), &sampling)?.pop().expect("one row");
-            (sample(p.probs(), ctx.stream.uniform(t, Purpose::Bonus)), Source::Verifier)
-        } else {
-            (sample(q.probs(), ctx.stream.uniform(t, Purpose::Draft)), Source::Drafter)
-        };
-        seq.push(y);
-        let delta = Some(source == Source::Verifier);
-        out.push(y, source, Examined { delta, ..Default::default() }, &mut ledger);
-    }
-    charge(&mut ledger, Some(&d), Some(&v));
-    ledger.verifier_calls_charged = ledger.verifier_calls;
-    Ok(finish(out, ledger))
-}
-
-fn oracle(
-    ctx: &Ctx<'_>,
-    drafter: &dyn LanguageModel,
-    verifier: &dyn LanguageModel,
-    prompt: &[TokenId],
-    rule: DiffRule,
-) -> Result<Finished, DecodeError> {
-    let sampling = ctx.cfg.sampling;
-    let mut d = Tracked::start(drafter, prompt)?;
-    let mut v = Tracked::start(verifier, prompt)?;
-    let mut out = ctx.output();
-    let mut ledger = Ledger::default();
-    let mut seq = prompt.to_vec();
-    let mut charged = 0u64;
-    let mut uncharged_s = 0.0;
-    while !out.done() {
-        let t = out.tokens.len() as u64;
-        let q = d.dists(&seq, seq.len(), &sampling)?.pop().expect("one row");
+        let q = d.next(&seq, &sampling)?;
         let (calls_before, secs_before) = (v.calls, v.seconds);
-        let p = v.dists(&seq, seq.len(), &sampling)?.pop().expect("one row");
+        let p_always = if oracle { Some(v.next(&seq, &sampling)?) } else { None };
+        let defer = defers(&q, p_always.as_ref());
         ledger.decisions += 1;
-        let defer = rule.defers(&q, &p);
         let (y, source) = if defer {
             ledger.deferrals += 1;
+            let p = match p_always {
+                Some(p) => p,
+                None => v.next(&seq, &sampling)?,
+            };
             charged += v.calls - calls_before;
             (sample(p.probs(), ctx.stream.uniform(t, Purpose::Bonus)), Source::Verifier)
         } else {

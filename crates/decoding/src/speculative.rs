@@ -31,7 +31,7 @@ pub(crate) fn run(
         let mut qs = Vec::with_capacity(n_draft);
         let base = seq.len();
         while drafts.len() < n_draft {
-            let q = d.dists(&seq, seq.len(), &cfg.sampling)?.pop().expect("one row");
+            let q = d.next(&seq, &cfg.sampling)?;
             let x = sample(q.probs(), ctx.stream.uniform(t0 + drafts.len() as u64, Purpose::Draft));
             drafts.push(x);
             qs.push(q);

@@ -67,6 +67,12 @@ impl<'a> Tracked<'a> {
         Ok(TokenDist::from_rows(self.rows(seq, from)?, sampling)?)
     }
 
+    /// The distribution of the token after all of `seq` (the session then holds `seq`).
+    pub fn next(&mut self, seq: &[TokenId], sampling: &Sampling) -> Result<TokenDist, DecodeError> {
+        let row = self.rows(seq, seq.len())?.pop().expect("rows returns one row per position");
+        Ok(TokenDist::from_vec(row, sampling)?)
+    }
+
     /// As [`Tracked::dists`], the raw logit rows.
     pub fn rows(&mut self, seq: &[TokenId], from: usize) -> Result<Vec<Vec<f32>>, DecodeError> {
         assert!(from >= 1 && from <= seq.len(), "rows: from = {from} for a sequence of {}", seq.len());
