@@ -164,18 +164,26 @@ impl Q8Matrix {
         let groups = self.data.len() / group_bytes;
         let threads = rayon::current_num_threads().max(1);
         let groups_per_task = (groups / (threads * 16)).clamp(1, 64);
+        let run = |dst: &mut [f32]| {
+            dst.par_chunks_mut(groups_per_task * GROUP * k)
+                .zip(self.data.par_chunks(groups_per_task * group_bytes))
+                .for_each(|(dst, w)| {
+                    let mut c0 = 0;
+                    while c0 < k {
+                        let kc = (k - c0).min(MAX_COLS);
+                        kernel::groups(w, nb, &acts, c0, kc, dst, k);
+                        c0 += kc;
+                    }
+                });
+        };
+        if k == 1 && self.rows == groups * GROUP {
+            // One token and no padding rows: `out` already has the kernel's layout.
+            run(out);
+            return;
+        }
         // Row-major [groups * 4, k] scratch so that tasks write disjoint contiguous chunks.
         let mut tmp = vec![0f32; groups * GROUP * k];
-        tmp.par_chunks_mut(groups_per_task * GROUP * k)
-            .zip(self.data.par_chunks(groups_per_task * group_bytes))
-            .for_each(|(dst, w)| {
-                let mut c0 = 0;
-                while c0 < k {
-                    let kc = (k - c0).min(MAX_COLS);
-                    kernel::groups(w, nb, &acts, c0, kc, dst, k);
-                    c0 += kc;
-                }
-            });
+        run(&mut tmp);
         if k == 1 {
             out.copy_from_slice(&tmp[..self.rows]);
         } else {
