@@ -231,6 +231,7 @@ impl Transformer {
             Tensor::<3>::from_data(TensorData::new(m, [1, g * k, total]), &self.device)
         });
 
+        let rope = self.rope.tables(pos, k);
         let mut x = self.embed(tokens);
         for (l, b) in self.blocks.iter().enumerate() {
             // Attention.
@@ -239,8 +240,8 @@ impl Transformer {
             let q: Tensor<3> = qkv.clone().slice([0..k, 0..q_dim]).reshape([k, nh, hd]);
             let kk: Tensor<3> = qkv.clone().slice([0..k, q_dim..q_dim + kv_dim]).reshape([k, nkv, hd]);
             let v: Tensor<3> = qkv.slice([0..k, q_dim + kv_dim..q_dim + 2 * kv_dim]).reshape([k, nkv, hd]);
-            let q = self.rope.apply(q, pos);
-            let kk = self.rope.apply(kk, pos);
+            let q = self.rope.apply(q, &rope);
+            let kk = self.rope.apply(kk, &rope);
             let (keys, values) = cache.write(l, kk.swap_dims(0, 1), v.swap_dims(0, 1)); // [nkv, total, hd]
             // Heads h = j·g + i share key/value head j: [nh, k, hd] -> [nkv, g·k, hd].
             let q: Tensor<3> = q.swap_dims(0, 1).reshape([nkv, g * k, hd]);

@@ -34,13 +34,21 @@ impl Rope {
         }
     }
 
-    /// Rotate `x` (`[k, heads, head_dim]`) holding positions `start .. start + k`.
-    pub fn apply(&self, x: Tensor<3>, start: usize) -> Tensor<3> {
+    /// The cos/sin rows of positions `start .. start + k`, shaped `[k, 1, head_dim / 2]` to
+    /// broadcast over heads. Computed once per forward and shared by every layer's Q and K.
+    pub fn tables(&self, start: usize, k: usize) -> RopeTables {
+        let h = self.half;
+        RopeTables {
+            cos: self.cos.clone().slice([start..start + k, 0..h]).unsqueeze_dim::<3>(1),
+            sin: self.sin.clone().slice([start..start + k, 0..h]).unsqueeze_dim::<3>(1),
+        }
+    }
+
+    /// Rotate `x` (`[k, heads, head_dim]`) with the tables of its positions.
+    pub fn apply(&self, x: Tensor<3>, t: &RopeTables) -> Tensor<3> {
         let [k, heads, hd] = x.dims();
         let h = self.half;
-        // [k, 1, half], broadcast over heads
-        let cos = self.cos.clone().slice([start..start + k, 0..h]).unsqueeze_dim::<3>(1);
-        let sin = self.sin.clone().slice([start..start + k, 0..h]).unsqueeze_dim::<3>(1);
+        let (cos, sin) = (t.cos.clone(), t.sin.clone());
         match self.style {
             RopeStyle::SplitHalf => {
                 let x1 = x.clone().slice([0..k, 0..heads, 0..h]);
@@ -59,4 +67,10 @@ impl Rope {
             }
         }
     }
+}
+
+/// cos/sin of the positions of one forward pass.
+pub(crate) struct RopeTables {
+    cos: Tensor<3>,
+    sin: Tensor<3>,
 }
