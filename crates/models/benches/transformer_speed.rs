@@ -15,16 +15,19 @@ struct Args {
     precision: Precision,
     json: bool,
     decode_steps: usize,
+    /// Only the decode steps (for profiling).
+    decode_only: bool,
 }
 
 fn parse() -> Args {
-    let mut a = Args { models: Vec::new(), precision: Precision::Q8, json: false, decode_steps: 24 };
+    let mut a = Args { models: Vec::new(), precision: Precision::Q8, json: false, decode_steps: 24, decode_only: false };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
         match x.as_str() {
             "--model" => a.models.push(it.next().expect("--model FILE")),
             "--precision" => a.precision = it.next().expect("--precision q8|f32").parse().expect("precision"),
             "--json" => a.json = true,
+            "--decode-only" => a.decode_only = true,
             "--steps" => a.decode_steps = it.next().expect("--steps N").parse().expect("steps"),
             _ => {} // cargo passes --bench
         }
@@ -61,7 +64,7 @@ fn tokens(n: usize, vocab: usize, seed: u32) -> Vec<u32> {
     (0..n as u32).map(|i| (i.wrapping_mul(2654435761).wrapping_add(seed) >> 7) % (vocab as u32 / 2) + 100).collect()
 }
 
-fn bench(model: &Transformer, steps: usize) -> serde_json::Value {
+fn bench(model: &Transformer, steps: usize, decode_only: bool) -> serde_json::Value {
     let vocab = model.vocab_size();
     // Decode after 64 tokens of context.
     let (mut s, _) = model.start(&tokens(64, vocab, 1)).unwrap();
@@ -75,6 +78,9 @@ fn bench(model: &Transformer, steps: usize) -> serde_json::Value {
         }
     }
     let decode = median(step);
+    if decode_only {
+        return serde_json::json!({"decode_tok_s": 1.0 / decode, "decode_ms": decode * 1e3});
+    }
     // A block of 6 positions at the same depth, rolled back each time.
     let base = s.len();
     let mut block = Vec::new();
@@ -127,7 +133,7 @@ fn main() {
         let t0 = Instant::now();
         let model = load_gguf(std::path::Path::new(path), path, &opts).unwrap_or_else(|e| panic!("{e}"));
         let load_s = t0.elapsed().as_secs_f64();
-        let mut r = bench(&model, args.decode_steps);
+        let mut r = bench(&model, args.decode_steps, args.decode_only);
         let bytes = model.weight_bytes_per_token() as f64;
         r["model"] = path.clone().into();
         r["precision"] = format!("{:?}", args.precision).into();
@@ -140,7 +146,11 @@ fn main() {
         println!("{}", serde_json::to_string_pretty(&out).unwrap());
     } else {
         println!("memory read bandwidth {bw:.1} GB/s, loadavg {}", load.trim());
-        for r in out["results"].as_array().unwrap() {
+        if args.decode_only {
+        println!("{}", serde_json::to_string_pretty(&out).unwrap());
+        return;
+    }
+    for r in out["results"].as_array().unwrap() {
             println!(
                 "{}: {} decode {:.1} tok/s ({:.1} ms), block6 {:.1} ms = {:.2}x step, prefill512 {:.0} tok/s, ceiling {:.1} tok/s, load {:.1}s",
                 r["model"].as_str().unwrap(),
