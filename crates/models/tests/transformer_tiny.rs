@@ -166,6 +166,13 @@ fn corrupt_checkpoints_are_errors_not_panics() {
     std::fs::write(&cfg_path, cfg.replace("\"llama\"", "\"gpt_neox\"").replace("LlamaForCausalLM", "GPTNeoXForCausalLM")).unwrap();
     let e = load_hf_dir(dir.path(), "x", &o).err().expect("unknown arch").to_string();
     assert!(e.contains("unsupported architecture 'gpt_neox'"), "{e}");
+    // Features this decoder does not implement are refused, not ignored.
+    std::fs::write(&cfg_path, cfg.replace("\"rms_norm_eps\"", "\"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8.0}, \"rms_norm_eps\"")).unwrap();
+    let e = load_hf_dir(dir.path(), "x", &o).err().expect("rope scaling").to_string();
+    assert!(e.contains("rope_scaling"), "{e}");
+    std::fs::write(&cfg_path, cfg.replace("\"rms_norm_eps\"", "\"hidden_act\": \"gelu\", \"rms_norm_eps\"")).unwrap();
+    let e = load_hf_dir(dir.path(), "x", &o).err().expect("gelu").to_string();
+    assert!(e.contains("hidden_act 'gelu'"), "{e}");
     std::fs::write(&cfg_path, &cfg).unwrap();
     // Truncated weights.
     let st = dir.path().join("model.safetensors");

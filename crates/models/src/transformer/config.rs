@@ -77,12 +77,13 @@ impl TransformerConfig {
         Ok(())
     }
 
-    /// Read the config from GGUF metadata. `get(key)` returns a numeric value or `None`;
+    /// Read the config from GGUF metadata. `get_num(key)` / `get_str(key)` return a value or `None`;
     /// `vocab_size` comes from the tokenizer's token list or the embedding tensor.
     pub fn from_gguf(
         source: &str,
         arch_name: &str,
         get_num: &dyn Fn(&str) -> Option<f64>,
+        get_str: &dyn Fn(&str) -> Option<String>,
         vocab_size: usize,
         tied_embeddings: bool,
         qkv_bias: bool,
@@ -98,6 +99,12 @@ impl TransformerConfig {
                 reason: format!("metadata key '{key}' is missing or not a number"),
             })
         };
+        if let Some(kind) = get_str(&format!("{arch_name}.rope.scaling.type")).filter(|k| *k != "none") {
+            return Err(LoadError::Config {
+                file: source.to_string(),
+                reason: format!("rope scaling '{kind}' is not supported (plain RoPE only)"),
+            });
+        }
         let d_model = need("embedding_length")? as usize;
         let n_heads = need("attention.head_count")? as usize;
         let n_kv_heads = get_num(&format!("{arch_name}.attention.head_count_kv"))
@@ -144,6 +151,13 @@ impl TransformerConfig {
             file: source.to_string(),
             arch: arch_name.clone(),
         })?;
+        let unsupported = |reason: String| LoadError::Config { file: source.to_string(), reason };
+        if let Some(act) = raw.hidden_act.as_deref().filter(|a| *a != "silu") {
+            return Err(unsupported(format!("hidden_act '{act}' is not supported (expected silu)")));
+        }
+        if let Some(scaling) = raw.rope_scaling.as_ref().filter(|v| !v.is_null()) {
+            return Err(unsupported(format!("rope_scaling {scaling} is not supported (plain RoPE only)")));
+        }
         let n_heads = raw.num_attention_heads;
         let cfg = TransformerConfig {
             arch,
@@ -188,4 +202,6 @@ struct HfConfig {
     max_position_embeddings: Option<usize>,
     tie_word_embeddings: Option<bool>,
     attention_bias: Option<bool>,
+    hidden_act: Option<String>,
+    rope_scaling: Option<serde_json::Value>,
 }

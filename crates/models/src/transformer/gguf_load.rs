@@ -64,7 +64,8 @@ pub fn gguf_config(file: &GgufFile) -> Result<TransformerConfig, LoadError> {
     let tied = file.tensor(names::OUTPUT).is_none();
     let qkv_bias = file.tensor("blk.0.attn_q.bias").is_some();
     let get = |k: &str| file.get(k).and_then(Value::as_f64);
-    TransformerConfig::from_gguf(&source, &arch, &get, vocab, tied, qkv_bias)
+    let get_str = |k: &str| file.get(k).and_then(Value::as_str).map(String::from);
+    TransformerConfig::from_gguf(&source, &arch, &get, &get_str, vocab, tied, qkv_bias)
 }
 
 /// Token ids that end a generation: the file's EOS plus the chat end-of-turn tokens it defines.
