@@ -48,6 +48,8 @@ enum Command {
 }
 
 fn main() {
+    // Large per-position buffers: keep freed memory instead of unmapping it (see the function).
+    speccascade_core::alloc::keep_freed_memory();
     if let Err(e) = dispatch(Cli::parse()) {
         // `{:#}` prints the whole context chain on one line: what failed and why.
         eprintln!("error: {e:#}");

@@ -24,6 +24,7 @@
 //! A coin is read only where a decision is random: a draft accepted with probability 1 reads no
 //! `Accept` uniform, so methods whose decisions are certain at a position stay in step.
 
+pub mod alloc;
 pub mod dist;
 pub mod ledger;
 pub mod model;

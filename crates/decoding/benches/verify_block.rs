@@ -77,6 +77,7 @@ impl ValueFormatter for CpuFormatter {
 }
 
 fn bench(c: &mut Criterion) {
+    speccascade_core::alloc::keep_freed_memory();
     bench_with(c, "");
 }
 
