@@ -43,6 +43,8 @@ fn greedy_alone(m: &Transformer, prompt: &[u32], n: usize) -> Vec<u32> {
 }
 
 fn main() {
+    // As the speccascade binary does: keep freed 600 KB logit rows instead of unmapping them.
+    speccascade_core::alloc::keep_freed_memory();
     let (Some(dp), Some(vp), Some(pp)) = (arg("--drafter"), arg("--verifier"), arg("--prompts")) else {
         eprintln!("spec_decode_e2e: pass --drafter D.gguf --verifier V.gguf --prompts FILE.jsonl; nothing to do");
         return;
