@@ -328,30 +328,6 @@ pub fn tv_slices(q: &[f32], p: &[f32]) -> f64 {
     total
 }
 
-/// Inverse-CDF sampling: the first token whose cumulative weight exceeds `u · Σ w`.
-///
-/// `weight(v)` need not be normalised. Returns `None` when the weights sum to zero.
-pub fn sample_weighted(vocab: usize, u: f64, weight: impl Fn(usize) -> f64) -> Option<TokenId> {
-    let total: f64 = (0..vocab).map(&weight).sum();
-    if !(total > 0.0) {
-        return None;
-    }
-    let target = u * total;
-    let mut cum = 0f64;
-    let mut last_positive = None;
-    for v in 0..vocab {
-        let w = weight(v);
-        if w > 0.0 {
-            cum += w;
-            last_positive = Some(v as TokenId);
-            if cum > target {
-                return last_positive;
-            }
-        }
-    }
-    last_positive
-}
-
 /// Sample from a probability vector (or any non-negative weights) with the uniform `u`:
 /// the first token whose cumulative weight exceeds `u · Σ w`.
 pub fn sample(probs: &[f32], u: f64) -> TokenId {
@@ -456,7 +432,7 @@ mod tests {
         assert_eq!(sample(&p, 0.0), 0);
         assert_eq!(sample(&p, 0.2499), 0);
         assert_eq!(sample(&p, 0.25), 2);
-        assert_eq!(sample_weighted(3, 0.3, |v| p[v] as f64), Some(2));
-        assert_eq!(sample_weighted(3, 0.3, |_| 0.0), None);
+        assert_eq!(sample(&[0.0, 3.0, 1.0], 0.74), 1);
+        assert_eq!(sample(&[0.0, 3.0, 1.0], 0.75), 2);
     }
 }
