@@ -26,11 +26,11 @@ pub struct GenerateArgs {
     /// The verifier of a pair.
     #[arg(long, requires = "drafter")]
     verifier: Option<String>,
-    /// Decoding method of a pair (e.g. spec_decode, spec_cascade_tv, token_cascade_chow).
+    /// Decoding method of a pair (e.g. spec_decode, spec_cascade_opt, spec_cascade_token_v3, token_cascade_chow).
     #[arg(long, requires = "drafter")]
     method: Option<String>,
     /// The method's deferral threshold α.
-    #[arg(long)]
+    #[arg(allow_hyphen_values = true, long)]
     alpha: Option<f64>,
     /// Draft block length γ.
     #[arg(long, default_value_t = 5)]

@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use rayon::prelude::*;
-use speccascade_core::{LanguageModel, Session};
+use speccascade_core::LanguageModel;
 use speccascade_models::transformer::{Precision, Transformer, TransformerOptions, load_gguf};
 
 struct Args {
