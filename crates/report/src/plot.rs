@@ -246,6 +246,35 @@ fn finite(v: impl IntoIterator<Item = f64>) -> (f64, f64) {
     v.into_iter().filter(|x| x.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(x), b.max(x)))
 }
 
+/// One method's curve: a line through its points in α order (dashed for the oracle), a marker at
+/// each point, and the legend entry.
+fn draw_method_curve<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>,
+    m: &str,
+    c: RGBColor,
+    xy: Vec<(f64, f64)>,
+) -> Result<(), String> {
+    let oracle = m.starts_with("oracle");
+    if oracle {
+        chart.draw_series(DashedLineSeries::new(xy.clone(), 10, 6, c.stroke_width(3))).map_err(e2s)?;
+    } else {
+        chart.draw_series(LineSeries::new(xy.clone(), c.stroke_width(3))).map_err(e2s)?;
+    }
+    chart
+        .draw_series(xy.iter().map(|&(x, y)| Circle::new((x, y), 6, c.filled())))
+        .map_err(e2s)?
+        .label(label(m))
+        .legend(move |(x, y)| {
+            // Solid line through the marker; the oracle's is dashed.
+            let (a, b) = if oracle { ((-12, -4), (10, 18)) } else { ((-8, 3), (3, 14)) };
+            EmptyElement::at((x, y))
+                + PathElement::new(vec![(a.0, 0), (a.1, 0)], c.stroke_width(3))
+                + PathElement::new(vec![(b.0, 0), (b.1, 0)], c.stroke_width(3))
+                + Circle::new((3, 0), 5, c.filled())
+        });
+    Ok(())
+}
+
 fn e2s<E: std::fmt::Debug>(e: E) -> String {
     format!("{e:?}")
 }
@@ -300,25 +329,7 @@ fn quality_vs_latency<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, p: &Pan
     for (m, pts) in p.curves() {
         let c = colour(&m);
         let xy: Vec<(f64, f64)> = pts.iter().map(|r| (lat(r), r.quality)).filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
-        let oracle = m.starts_with("oracle");
-        let style = c.stroke_width(3);
-        if oracle {
-            chart.draw_series(DashedLineSeries::new(xy.clone(), 10, 6, style)).map_err(e2s)?;
-        } else {
-            chart.draw_series(LineSeries::new(xy.clone(), style)).map_err(e2s)?;
-        }
-        chart
-            .draw_series(xy.iter().map(|&(x, y)| Circle::new((x, y), 6, c.filled())))
-            .map_err(e2s)?
-            .label(label(&m))
-            .legend(move |(x, y)| {
-                // Solid line through the marker; the oracle's is dashed.
-                let (a, b) = if oracle { ((-12, -4), (10, 18)) } else { ((-8, 3), (3, 14)) };
-                EmptyElement::at((x, y))
-                    + PathElement::new(vec![(a.0, 0), (a.1, 0)], c.stroke_width(3))
-                    + PathElement::new(vec![(b.0, 0), (b.1, 0)], c.stroke_width(3))
-                    + Circle::new((3, 0), 5, c.filled())
-            });
+        draw_method_curve(&mut chart, &m, c, xy)?;
     }
     if let Some(d) = p.drafter {
         let (x, y) = (lat(d), d.quality);
@@ -397,25 +408,8 @@ fn quality_vs_deferral<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, p: &Pa
     let all: Vec<Vec<(f64, f64)>> = curves.iter().map(|(_, pts)| pts.iter().map(|r| (r.deferral_rate, r.quality)).collect()).collect();
     for (m, pts) in curves {
         let c = colour(&m);
-        let oracle = m.starts_with("oracle");
         let xy: Vec<(f64, f64)> = pts.iter().map(|r| (r.deferral_rate, r.quality)).collect();
-        if oracle {
-            chart.draw_series(DashedLineSeries::new(xy.clone(), 10, 6, c.stroke_width(3))).map_err(e2s)?;
-        } else {
-            chart.draw_series(LineSeries::new(xy.clone(), c.stroke_width(3))).map_err(e2s)?;
-        }
-        chart
-            .draw_series(xy.iter().map(|&(x, y)| Circle::new((x, y), 6, c.filled())))
-            .map_err(e2s)?
-            .label(label(&m))
-            .legend(move |(x, y)| {
-                // Solid line through the marker; the oracle's is dashed.
-                let (a, b) = if oracle { ((-12, -4), (10, 18)) } else { ((-8, 3), (3, 14)) };
-                EmptyElement::at((x, y))
-                    + PathElement::new(vec![(a.0, 0), (a.1, 0)], c.stroke_width(3))
-                    + PathElement::new(vec![(b.0, 0), (b.1, 0)], c.stroke_width(3))
-                    + Circle::new((3, 0), 5, c.filled())
-            });
+        draw_method_curve(&mut chart, &m, c, xy)?;
     }
     chart
         .configure_series_labels()
