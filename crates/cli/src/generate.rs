@@ -50,7 +50,8 @@ pub struct GenerateArgs {
     top_p: f32,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Weight precision of the linear layers: q8 (8-bit blocks, fast) or f32 (reference).
+    /// Weight precision of the linear layers: q8 (8-bit blocks, fastest step), f16 (cheap blocks)
+    /// or f32 (reference).
     #[arg(long, default_value = "q8")]
     precision: String,
     /// Print one JSON object: {"tokens", "text", "prompt_tokens", "seconds", "ledger" (pairs)}.

@@ -98,7 +98,8 @@ impl Provider for CliProvider {
         let precision = match spec.precision.as_str() {
             "native" | "q8" => Precision::Q8,
             "f32" => Precision::F32,
-            other => return Err(HarnessError::Model(format!("precision {other:?} is not supported by speccascade-models (use q8 or f32)"))),
+            "f16" => Precision::F16,
+            other => return Err(HarnessError::Model(format!("precision {other:?} is not supported by speccascade-models (use q8, f16 or f32)"))),
         };
         let opts = TransformerOptions { precision, ..TransformerOptions::default() };
         let load = |name: &str| -> Result<(Box<dyn LanguageModel>, ModelLocation), HarnessError> {

@@ -1,11 +1,30 @@
-//! The 8-bit matmul alone on the Qwen2.5 shapes: time per call and effective GB/s of weight read,
-//! for 1 to 8 token columns.
+//! The 8-bit and f16 matmuls alone on the Qwen2.5 shapes: time per call and effective GB/s of
+//! weight read, for 1 to 8 token columns (and 64, a prefill chunk).
 //!
 //! `cargo bench -p speccascade-models --bench q8_kernel`
 
 use std::time::Instant;
 
+use speccascade_models::transformer::f16::F16Matrix;
 use speccascade_models::transformer::q8::Q8Matrix;
+
+/// One line of timings: `k=K: ms (GB/s)` for each token count.
+fn time_line(label: String, bytes: usize, cols: usize, matmul: impl Fn(&[f32], usize, &mut [f32]), rows: usize) -> String {
+    let mut line = label;
+    for k in [1usize, 2, 4, 6, 8, 64] {
+        let x: Vec<f32> = (0..k * cols).map(|i| ((i * 31 % 97) as f32 - 48.0) / 48.0).collect();
+        let mut out = vec![0f32; k * rows];
+        let reps = (2_000_000_000 / bytes.max(1)).clamp(3, 200);
+        matmul(&x, k, &mut out);
+        let t = Instant::now();
+        for _ in 0..reps {
+            matmul(&x, k, &mut out);
+        }
+        let s = t.elapsed().as_secs_f64() / reps as f64;
+        line += &format!("  k={k}: {:.2} ms ({:.1} GB/s)", s * 1e3, bytes as f64 / s / 1e9);
+    }
+    line
+}
 
 fn main() {
     // (rows, cols) of the fused layers of Qwen2.5-0.5B (d 896, ffn 4864) and 1.5B (d 1536, ffn 8960).
@@ -21,19 +40,12 @@ fn main() {
     for (name, rows, cols) in shapes {
         let w: Vec<f32> = (0..rows * cols).map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 500.0).collect();
         let m = Q8Matrix::from_f32(rows, cols, &w).unwrap();
-        let mut line = format!("{name:>14} [{rows}x{cols}] {:>6.1} MB:", m.byte_len() as f64 / 1e6);
-        for k in [1usize, 2, 4, 6, 8, 64] {
-            let x: Vec<f32> = (0..k * cols).map(|i| ((i * 31 % 97) as f32 - 48.0) / 48.0).collect();
-            let mut out = vec![0f32; k * rows];
-            let reps = (2_000_000_000 / m.byte_len().max(1)).clamp(3, 200);
-            m.matmul(&x, k, &mut out);
-            let t = Instant::now();
-            for _ in 0..reps {
-                m.matmul(&x, k, &mut out);
-            }
-            let s = t.elapsed().as_secs_f64() / reps as f64;
-            line += &format!("  k={k}: {:.2} ms ({:.1} GB/s)", s * 1e3, m.byte_len() as f64 / s / 1e9);
-        }
+        let label = format!("{name:>14} q8  [{rows}x{cols}] {:>6.1} MB:", m.byte_len() as f64 / 1e6);
+        println!("{}", time_line(label, m.byte_len(), cols, |x, k, o| m.matmul(x, k, o), rows));
+        drop(m);
+        let m = F16Matrix::from_f32(rows, cols, &w).unwrap();
+        let label = format!("{name:>14} f16 [{rows}x{cols}] {:>6.1} MB:", m.byte_len() as f64 / 1e6);
+        let line = time_line(label, m.byte_len(), cols, |x, k, o| m.matmul(x, k, o), rows);
         println!("{line}");
     }
 }

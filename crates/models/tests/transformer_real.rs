@@ -91,7 +91,7 @@ pub fn humaneval_prompt_ids() -> Vec<Vec<u32>> {
 }
 
 #[test]
-fn qwen05_greedy_humaneval_matches_reference_f32_and_q8() {
+fn qwen05_greedy_humaneval_matches_reference_f32_q8_and_f16() {
     let Some(path) = cached_model(QWEN_05.0, QWEN_05.1) else { return };
     let prompts = humaneval_prompt_ids();
     let r = reference("--gguf", &path, &prompts, 16);
@@ -103,5 +103,10 @@ fn qwen05_greedy_humaneval_matches_reference_f32_and_q8() {
     let q8 = load(&path, Precision::Q8);
     for (i, p) in prompts.iter().enumerate() {
         assert_eq!(greedy(&q8, p, 16), r.greedy[i], "8-bit greedy tokens of HumanEval prompt {i}");
+    }
+    drop(q8);
+    let f16 = load(&path, Precision::F16);
+    for (i, p) in prompts.iter().enumerate() {
+        assert_eq!(greedy(&f16, p, 16), r.greedy[i], "f16 greedy tokens of HumanEval prompt {i}");
     }
 }

@@ -83,7 +83,7 @@ fn tiny(p: Precision, arch: &str) -> (tempfile::TempDir, Transformer) {
 
 #[test]
 fn block_forward_equals_single_token_forwards() {
-    for p in [Precision::F32, Precision::Q8] {
+    for p in [Precision::F32, Precision::Q8, Precision::F16] {
         for arch in ["llama", "qwen2"] {
             let (_d, m) = tiny(p, arch);
             let prompt = [3u32, 9, 27, 81];
@@ -104,7 +104,7 @@ fn block_forward_equals_single_token_forwards() {
 
 #[test]
 fn truncate_and_reextend_equals_fresh_run() {
-    for p in [Precision::F32, Precision::Q8] {
+    for p in [Precision::F32, Precision::Q8, Precision::F16] {
         let (_d, m) = tiny(p, "qwen2");
         let (mut s, _) = m.start(&[1, 2, 3]).unwrap();
         s.extend(&[10, 11, 12, 13, 14]).unwrap();
@@ -135,6 +135,21 @@ fn q8_tracks_f32_closely() {
     let (_, b) = q.start(&prompt).unwrap();
     let err = max_rel_err(&b, &a, f.vocab_size());
     assert!(err < 0.05, "8-bit logits drift from f32 by {err}");
+}
+
+#[test]
+fn f16_tracks_f32_more_closely_than_q8() {
+    let (_d, f) = tiny(Precision::F32, "qwen2");
+    let (_e, h) = tiny(Precision::F16, "qwen2");
+    let (_g, q) = tiny(Precision::Q8, "qwen2");
+    let prompt = [4u32, 8, 15, 16, 23, 42];
+    let (_, a) = f.start(&prompt).unwrap();
+    let (_, b) = h.start(&prompt).unwrap();
+    let (_, c) = q.start(&prompt).unwrap();
+    let (eh, eq) = (max_rel_err(&b, &a, f.vocab_size()), max_rel_err(&c, &a, f.vocab_size()));
+    // f16 rounds weights to 2⁻¹¹ and keeps activations in f32; q8 rounds both to 1/254 of a block.
+    assert!(eh < 5e-3, "f16 logits drift from f32 by {eh}");
+    assert!(eh < eq, "f16 ({eh}) should be closer to f32 than q8 ({eq})");
 }
 
 #[test]

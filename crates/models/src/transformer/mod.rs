@@ -1,7 +1,9 @@
-//! A decoder-only transformer (llama, qwen2) in burn with its own KV cache and 8-bit linear layers.
+//! A decoder-only transformer (llama, qwen2) in burn with its own KV cache and 8-bit or f16 linear
+//! layers.
 
 mod config;
 mod error;
+pub mod f16;
 mod gguf_load;
 mod kv_cache;
 mod linear;

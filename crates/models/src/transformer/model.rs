@@ -9,6 +9,7 @@ use super::config::TransformerConfig;
 use super::error::LoadError;
 use super::kv_cache::KvCache;
 use super::linear::{Linear, Precision, to_vec};
+use super::f16::F16Matrix;
 use super::q8::Q8Matrix;
 use super::rope::Rope;
 use super::weights::{WeightSource, expect, names};
@@ -32,6 +33,7 @@ enum Embedding {
     /// `[vocab, d]` row-major.
     F32(Vec<f32>),
     Q8(Arc<Q8Matrix>),
+    F16(Arc<F16Matrix>),
 }
 
 struct Block {
@@ -95,12 +97,17 @@ impl Transformer {
                 };
                 Embedding::Q8(Arc::new(m))
             }
+            Precision::F16 => {
+                let t = expect(src, names::EMBED, &[cfg.vocab_size, d])?;
+                Embedding::F16(Arc::new(F16Matrix::from_f32(cfg.vocab_size, d, &t.data).map_err(lin_err(names::EMBED))?))
+            }
             Precision::F32 => Embedding::F32(expect(src, names::EMBED, &[cfg.vocab_size, d])?.data),
         };
         let tied = cfg.tied_embeddings || !src.contains(names::OUTPUT);
         let lm_head = if tied {
             match &embed {
                 Embedding::Q8(m) => Linear::from_q8(m.clone(), None, device),
+                Embedding::F16(m) => Linear::from_f16(m.clone(), None, device),
                 Embedding::F32(rows) => {
                     Linear::from_rows(cfg.vocab_size, d, rows.clone(), None, p, device).map_err(lin_err(names::OUTPUT))?
                 }
@@ -204,6 +211,7 @@ impl Transformer {
             match &self.embed {
                 Embedding::F32(w) => row.copy_from_slice(&w[t * d..(t + 1) * d]),
                 Embedding::Q8(m) => m.dequantize_row(t, row),
+                Embedding::F16(m) => m.dequantize_row(t, row),
             }
         }
         Tensor::from_data(TensorData::new(x, [tokens.len(), d]), &self.device)

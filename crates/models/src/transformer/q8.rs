@@ -291,6 +291,11 @@ mod kernel {
         use super::super::{GROUP, GROUP_BLOCK_BYTES, QK, QuantizedActs};
         use std::arch::x86_64::*;
 
+        /// How far ahead of the block being multiplied the weight stream is prefetched. The
+        /// hardware prefetcher alone left one core reading at ~15 GB/s; asking for the lines
+        /// 2 KiB ahead brought it to ~19 GB/s (`/tmp`-style microbenchmark over 200 MB, k = 1).
+        const PREFETCH_BYTES: usize = 2048;
+
         /// The AVX2 kernel for `K` token columns over interleaved groups of four rows. The four
         /// rows' integer block sums are folded into one vector with two horizontal adds
         /// (`[r0 r1 r2 r3 | r0 r1 r2 r3]`), so each column costs one convert and one FMA per
@@ -316,6 +321,11 @@ mod kernel {
                     let mut acc = [_mm256_setzero_ps(); K];
                     for b in 0..nb {
                         let blk = base.add(b * GROUP_BLOCK_BYTES);
+                        // A hint only: prefetching past the end of the buffer cannot fault.
+                        let ahead = blk.wrapping_add(PREFETCH_BYTES) as *const i8;
+                        _mm_prefetch::<_MM_HINT_T0>(ahead);
+                        _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64));
+                        _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(128));
                         let d = _mm_cvtph_ps(_mm_loadl_epi64(blk as *const __m128i));
                         let dw = _mm256_set_m128(d, d); // [d0 d1 d2 d3 | d0 d1 d2 d3]
                         let q = blk.add(2 * GROUP);

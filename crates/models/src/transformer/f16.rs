@@ -1,0 +1,328 @@
+//! f16 weights and the matmul that widens them to f32 on the fly (F16C) and multiplies in f32.
+//!
+//! Why a second low-precision path beside [`super::q8`]: the 8-bit kernel makes one decode step
+//! cheap (1.06 bytes per weight), but its integer multiply-adds run on one vector pipe, so a block
+//! of several token columns is compute-bound at about twice a step. Half precision reads twice the
+//! bytes per step, yet every weight it widens feeds up to [`MAX_COLS`] FMAs on both FMA pipes with
+//! the activations kept in f32 (no activation rounding at all): a block of γ + 1 positions costs
+//! little more than one step, the regime the paper's cost model assumes. Which of the two is faster
+//! for a given method depends on the acceptance rate; `BENCHMARKS.md` measures both.
+//!
+//! Rows are stored row-major (`[rows, cols]`, `cols` a multiple of 8). The kernel walks a tile of
+//! `R` rows × `K` token columns, converting each 8-wide run of weights once and using it for every
+//! column, with `R · K ≤ 12` f32 accumulators held in registers.
+
+use rayon::prelude::*;
+
+use super::q8::{f16_to_f32, f32_to_f16};
+
+/// Values per vector (one 256-bit register of f32).
+const LANES: usize = 8;
+/// The most token columns one kernel pass handles; larger inputs run in groups of this. Six is
+/// the widest tile (2 rows × 6 columns) whose accumulators and operands fit the 16 registers.
+pub const MAX_COLS: usize = 6;
+
+/// A `[rows, cols]` matrix of IEEE half-precision weights.
+#[derive(Clone)]
+pub struct F16Matrix {
+    rows: usize,
+    cols: usize,
+    data: Vec<u16>,
+}
+
+impl std::fmt::Debug for F16Matrix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "F16Matrix[{} x {}]", self.rows, self.cols)
+    }
+}
+
+impl F16Matrix {
+    /// Round a row-major `[rows, cols]` f32 matrix to half precision (nearest even).
+    pub fn from_f32(rows: usize, cols: usize, values: &[f32]) -> Result<Self, String> {
+        if !cols.is_multiple_of(LANES) {
+            return Err(format!("f16 weights need a column count divisible by {LANES}, got {cols}"));
+        }
+        if values.len() != rows * cols {
+            return Err(format!("expected {rows} x {cols} = {} values, got {}", rows * cols, values.len()));
+        }
+        if let Some(i) = values.iter().position(|v| v.is_finite() && v.abs() > 65504.0) {
+            return Err(format!("value {} at row {} column {} does not fit in f16", values[i], i / cols, i % cols));
+        }
+        let mut data = vec![0u16; rows * cols];
+        data.par_chunks_mut(1 << 16).zip(values.par_chunks(1 << 16)).for_each(|(dst, src)| convert::to_f16(src, dst));
+        Ok(Self { rows, cols, data })
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+    /// Bytes of weight read by one pass.
+    pub fn byte_len(&self) -> usize {
+        self.data.len() * 2
+    }
+
+    /// Widen row `r` into `out` (`cols` values).
+    pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
+        for (o, h) in out.iter_mut().zip(&self.data[r * self.cols..(r + 1) * self.cols]) {
+            *o = f16_to_f32(*h);
+        }
+    }
+
+    /// `out[t, r] = Σ_c x[t, c] · W[r, c]` for `k` tokens: `x` is `[k, cols]`, `out` `[k, rows]`.
+    ///
+    /// Parallel over chunks of rows; each chunk is read from memory once per group of
+    /// [`MAX_COLS`] token columns.
+    pub fn matmul(&self, x: &[f32], k: usize, out: &mut [f32]) {
+        assert_eq!(x.len(), k * self.cols, "F16Matrix::matmul input shape");
+        assert_eq!(out.len(), k * self.rows, "F16Matrix::matmul output shape");
+        if k == 0 || self.rows == 0 {
+            return;
+        }
+        let threads = rayon::current_num_threads().max(1);
+        // Multiples of 24 rows keep every tile shape (8, 4, 3 or 2 rows) whole inside a chunk.
+        let rows_per_task = (self.rows / (threads * 16)).clamp(24, 768).next_multiple_of(24);
+        let cols = self.cols;
+        let run = |dst: &mut [f32]| {
+            dst.par_chunks_mut(rows_per_task * k).enumerate().for_each(|(i, dst)| {
+                let r0 = i * rows_per_task;
+                let n = dst.len() / k;
+                let w = &self.data[r0 * cols..(r0 + n) * cols];
+                let mut c0 = 0;
+                while c0 < k {
+                    let kc = (k - c0).min(MAX_COLS);
+                    kernel::rows(w, cols, &x[c0 * cols..(c0 + kc) * cols], kc, dst, k, c0);
+                    c0 += kc;
+                }
+            });
+        };
+        if k == 1 {
+            run(out);
+            return;
+        }
+        // Row-major [rows, k] scratch so that tasks write disjoint contiguous chunks.
+        let mut tmp = vec![0f32; self.rows * k];
+        run(&mut tmp);
+        for r in 0..self.rows {
+            for t in 0..k {
+                out[t * self.rows + r] = tmp[r * k + t];
+            }
+        }
+    }
+}
+
+mod convert {
+    use super::f32_to_f16;
+
+    /// Round f32 → f16 (nearest even), with F16C where the CPU has it.
+    pub fn to_f16(src: &[f32], dst: &mut [u16]) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("f16c") && std::is_x86_feature_detected!("avx") {
+                // SAFETY: the features the function is compiled for were detected above.
+                unsafe { f16c(src, dst) };
+                return;
+            }
+        }
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = f32_to_f16(*s);
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx,f16c")]
+    unsafe fn f16c(src: &[f32], dst: &mut [u16]) {
+        use std::arch::x86_64::*;
+        let n = src.len().min(dst.len());
+        let whole = n / 8 * 8;
+        unsafe {
+            for i in (0..whole).step_by(8) {
+                let h = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm256_loadu_ps(src.as_ptr().add(i)));
+                _mm_storeu_si128(dst.as_mut_ptr().add(i) as *mut __m128i, h);
+            }
+        }
+        for i in whole..n {
+            dst[i] = f32_to_f16(src[i]);
+        }
+    }
+}
+
+mod kernel {
+    use super::f16_to_f32;
+
+    /// Columns `c0 .. c0 + kc` of `dst` (`[n_rows, stride]`) for the rows in `w` (`[n_rows, cols]`);
+    /// `x` holds the `kc` token columns (`[kc, cols]`).
+    pub fn rows(w: &[u16], cols: usize, x: &[f32], kc: usize, dst: &mut [f32], stride: usize, c0: usize) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx2")
+                && std::is_x86_feature_detected!("fma")
+                && std::is_x86_feature_detected!("f16c")
+            {
+                // SAFETY: the features the functions are compiled for were detected above.
+                unsafe {
+                    match kc {
+                        // Tile shapes measured fastest on the AVX2 machines here (one column
+                        // needs eight rows in flight to keep the loads busy).
+                        1 => return avx2::tiles::<8, 1>(w, cols, x, dst, stride, c0),
+                        2 => return avx2::tiles::<4, 2>(w, cols, x, dst, stride, c0),
+                        3 => return avx2::tiles::<4, 3>(w, cols, x, dst, stride, c0),
+                        4 => return avx2::tiles::<3, 4>(w, cols, x, dst, stride, c0),
+                        5 => return avx2::tiles::<2, 5>(w, cols, x, dst, stride, c0),
+                        6 => return avx2::tiles::<2, 6>(w, cols, x, dst, stride, c0),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        scalar(w, cols, x, kc, dst, stride, c0)
+    }
+
+    fn scalar(w: &[u16], cols: usize, x: &[f32], kc: usize, dst: &mut [f32], stride: usize, c0: usize) {
+        for (r, row) in w.chunks_exact(cols).enumerate() {
+            for t in 0..kc {
+                let xs = &x[t * cols..(t + 1) * cols];
+                dst[r * stride + c0 + t] = row.iter().zip(xs).map(|(h, v)| f16_to_f32(*h) * v).sum();
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    mod avx2 {
+        use std::arch::x86_64::*;
+
+        /// All rows of `w` in tiles of `R` rows (the remainder one row at a time) × `K` columns.
+        #[target_feature(enable = "avx2,fma,f16c")]
+        pub unsafe fn tiles<const R: usize, const K: usize>(
+            w: &[u16],
+            cols: usize,
+            x: &[f32],
+            dst: &mut [f32],
+            stride: usize,
+            c0: usize,
+        ) {
+            let n_rows = w.len() / cols;
+            let whole = n_rows / R * R;
+            unsafe {
+                for r in (0..whole).step_by(R) {
+                    tile::<R, K>(w, cols, x, dst, stride, c0, r);
+                }
+                for r in whole..n_rows {
+                    tile::<1, K>(w, cols, x, dst, stride, c0, r);
+                }
+            }
+        }
+
+        /// Rows `r .. r + R`: each 8-wide run of weights is widened once and multiplied into all
+        /// `K` columns; the `R · K` accumulators are summed horizontally at the end of the row.
+        #[inline]
+        #[target_feature(enable = "avx2,fma,f16c")]
+        unsafe fn tile<const R: usize, const K: usize>(
+            w: &[u16],
+            cols: usize,
+            x: &[f32],
+            dst: &mut [f32],
+            stride: usize,
+            c0: usize,
+            r: usize,
+        ) {
+            unsafe {
+                let wp = w.as_ptr().add(r * cols);
+                let xp = x.as_ptr();
+                let mut acc = [[_mm256_setzero_ps(); K]; R];
+                for j in (0..cols).step_by(8) {
+                    if j % 32 == 0 {
+                        // One cache line of each row, 1 KiB ahead (a hint: cannot fault).
+                        for i in 0..R {
+                            _mm_prefetch::<_MM_HINT_T0>(wp.wrapping_add(i * cols + j + 512) as *const i8);
+                        }
+                    }
+                    let mut wv = [_mm256_setzero_ps(); R];
+                    for (i, v) in wv.iter_mut().enumerate() {
+                        *v = _mm256_cvtph_ps(_mm_loadu_si128(wp.add(i * cols + j) as *const __m128i));
+                    }
+                    for t in 0..K {
+                        let xv = _mm256_loadu_ps(xp.add(t * cols + j));
+                        for i in 0..R {
+                            acc[i][t] = _mm256_fmadd_ps(wv[i], xv, acc[i][t]);
+                        }
+                    }
+                }
+                for i in 0..R {
+                    for t in 0..K {
+                        let a = acc[i][t];
+                        let v = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+                        let v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+                        let v = _mm_add_ss(v, _mm_shuffle_ps(v, v, 1));
+                        dst[(r + i) * stride + c0 + t] = _mm_cvtss_f32(v);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lcg(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((s >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn matmul_matches_widened_reference_for_every_block_width() {
+        // 37 rows: every tile shape leaves a remainder; 13 tasks' worth of columns per row.
+        let (rows, cols) = (37, 104);
+        let w = lcg(rows * cols, 1);
+        let m = F16Matrix::from_f32(rows, cols, &w).unwrap();
+        let mut wide = vec![0f32; rows * cols];
+        for r in 0..rows {
+            m.dequantize_row(r, &mut wide[r * cols..(r + 1) * cols]);
+            for c in 0..cols {
+                // rounding to f16: ≤ 2⁻¹¹ relative
+                let (a, b) = (wide[r * cols + c], w[r * cols + c]);
+                assert!((a - b).abs() <= b.abs() / 2048.0 + 1e-7, "row {r} col {c}: {a} vs {b}");
+            }
+        }
+        for k in [1usize, 2, 3, 4, 5, 6, 7, 8, 9, 13, 17] {
+            let x = lcg(k * cols, 7 + k as u64);
+            let mut out = vec![0f32; k * rows];
+            m.matmul(&x, k, &mut out);
+            for t in 0..k {
+                for r in 0..rows {
+                    let exact: f64 = (0..cols).map(|c| x[t * cols + c] as f64 * wide[r * cols + c] as f64).sum();
+                    let got = out[t * rows + r] as f64;
+                    assert!((got - exact).abs() < 1e-4, "k={k} t={t} r={r}: {got} vs {exact}");
+                }
+            }
+            // a block equals its columns run one at a time, up to f32 summation order
+            for t in 0..k {
+                let mut one = vec![0f32; rows];
+                m.matmul(&x[t * cols..(t + 1) * cols], 1, &mut one);
+                for r in 0..rows {
+                    assert!((one[r] - out[t * rows + r]).abs() < 1e-5, "k={k} t={t} r={r}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn conversion_rounds_like_the_scalar_path_and_refuses_overflow() {
+        let v = lcg(1003, 5).into_iter().map(|x| x * 300.0).collect::<Vec<_>>();
+        let mut a = vec![0u16; v.len()];
+        convert::to_f16(&v, &mut a);
+        let b: Vec<u16> = v.iter().map(|x| f32_to_f16(*x)).collect();
+        assert_eq!(a, b);
+        assert!(F16Matrix::from_f32(1, 8, &[0.0, 1.0, 70000.0, 0.0, 0.0, 0.0, 0.0, 0.0]).unwrap_err().contains("column 2"));
+        assert!(F16Matrix::from_f32(1, 12, &[0.0; 12]).is_err());
+    }
+}
