@@ -192,8 +192,11 @@ impl Task for RealTask<'_> {
         let metric = self.task.metrics[0];
         let scored = [tasks::Scored { id: &ex.id, predictions: vec![answer.as_str()], references: &ex.references, code: ex.code.as_ref() }];
         let r = tasks::score(metric, &scored, &tasks::MetricOptions::default()).map_err(|e| e.to_string())?;
+        // The example's own score: for BLEU, sentence BLEU (the record's `extra` keeps the
+        // n-gram statistics from which summaries compute corpus BLEU); otherwise the same number.
+        let value = r.per_example.first().map(|e| e.score).unwrap_or(r.score);
         Ok(Score {
-            value: r.score,
+            value,
             inputs: serde_json::json!({ "metric": r.metric, "prediction": answer, "references": ex.references, "extra": r.extra }),
         })
     }

@@ -6,6 +6,10 @@
 //! side: wall clock (the decode call, prefill included) and modelled, `c · drafter steps + verifier
 //! calls` with c fixed in the experiment or measured as (drafter-alone seconds per drafter step) ÷
 //! (verifier-alone seconds per verifier call) over the whole store.
+//!
+//! Quality is the mean over examples of each example's mean score over trials, except for metrics
+//! whose corpus score is not a mean (BLEU): there it is the corpus score of the records' summed
+//! statistics ([`corpus_quality`]), as sacreBLEU reports for the same outputs.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -37,7 +41,8 @@ pub struct ConfigSummary {
     /// Records (trials × examples) and distinct examples.
     pub records: usize,
     pub examples: usize,
-    /// Mean over examples of the per-example mean score over trials.
+    /// Mean over examples of the per-example mean score over trials, or, for BLEU, the corpus
+    /// score of all records' summed statistics.
     pub quality: f64,
     pub emitted: u64,
     pub drafter_steps: u64,
@@ -117,6 +122,37 @@ pub fn summarise(
         .collect()
 }
 
+/// The metric a record was scored with (`score_inputs.metric`).
+pub fn record_metric(r: &Record) -> Option<&str> {
+    r.score_inputs.get("metric")?.as_str()
+}
+
+/// A record's summable statistics for corpus-level metrics (BLEU), from `score_inputs.extra`.
+pub fn record_stats(r: &Record) -> Option<Vec<u64>> {
+    speccascade_tasks::metrics::summable_stats(record_metric(r)?, r.score_inputs.get("extra")?)
+}
+
+/// Corpus-level quality of `recs` for metrics scored from summed statistics (BLEU): the score of
+/// the statistics summed over all records (every trial of every example). `None` when the metric
+/// averages per-example scores, or when any record lacks its statistics.
+pub fn corpus_quality(recs: &[&Record]) -> Option<f64> {
+    let metric = record_metric(recs.first()?)?;
+    let mut sum: Vec<u64> = Vec::new();
+    for r in recs {
+        if record_metric(r) != Some(metric) {
+            return None;
+        }
+        let s = record_stats(r)?;
+        if sum.is_empty() {
+            sum = vec![0; s.len()];
+        }
+        for (a, b) in sum.iter_mut().zip(&s) {
+            *a += b;
+        }
+    }
+    speccascade_tasks::metrics::score_from_summed_stats(metric, &sum)
+}
+
 fn summarise_one(hash: &str, cfg: &RunConfig, recs: &[&Record], base: &[&Record], c: f64) -> ConfigSummary {
     let mut ledger = Ledger::default();
     let (mut wall, mut foreign, mut flagged, mut peak) = (0.0, 0.0, 0, 0u64);
@@ -131,7 +167,9 @@ fn summarise_one(hash: &str, cfg: &RunConfig, recs: &[&Record], base: &[&Record]
         e.0 += r.score;
         e.1 += 1;
     }
-    let quality = per_example.values().map(|(s, n)| s / *n as f64).sum::<f64>() / per_example.len().max(1) as f64;
+    let quality = corpus_quality(recs).unwrap_or_else(|| {
+        per_example.values().map(|(s, n)| s / *n as f64).sum::<f64>() / per_example.len().max(1) as f64
+    });
     // Relative latency on the units both have.
     let base_by_unit: HashMap<(usize, usize), &Record> = base.iter().map(|r| ((r.trial, r.example), *r)).collect();
     let (mut mw, mut bw, mut mm, mut bm, mut matched) = (0.0, 0.0, 0.0, 0.0, 0usize);

@@ -1,8 +1,9 @@
 //! Bootstrap confidence intervals.
 //!
-//! Percentile bootstrap of the mean over examples: `B` resamples of the per-example scores (each
-//! example's score averaged over trials first), with counter-based randomness so the interval is
-//! a pure function of the data and the seed.
+//! Percentile bootstrap over examples: `B` resamples of the examples (each example's score
+//! averaged over trials first, or its statistics summed over trials for corpus metrics such as
+//! BLEU), with counter-based randomness so the interval is a pure function of the data and the
+//! seed.
 
 use speccascade_core::{Purpose, rng::uniform};
 
@@ -16,21 +17,33 @@ pub fn bootstrap_mean_ci(x: &[f64], resamples: usize, seed: u64) -> (f64, f64, f
         return (f64::NAN, f64::NAN, f64::NAN);
     }
     let mean = x.iter().sum::<f64>() / n as f64;
-    if n == 1 {
-        return (mean, mean, mean);
+    let (lo, hi) = bootstrap_ci(n, resamples, seed, |idx| idx.iter().map(|&i| x[i]).sum::<f64>() / n as f64);
+    (mean, lo, hi)
+}
+
+/// (low, high) of a 95 % percentile-bootstrap interval of any statistic of `n` examples:
+/// `stat` receives the example indices of one resample (drawn with replacement).
+pub fn bootstrap_ci(n: usize, resamples: usize, seed: u64, mut stat: impl FnMut(&[usize]) -> f64) -> (f64, f64) {
+    if n == 0 {
+        return (f64::NAN, f64::NAN);
     }
-    let mut means: Vec<f64> = (0..resamples)
+    let all: Vec<usize> = (0..n).collect();
+    if n == 1 {
+        let v = stat(&all);
+        return (v, v);
+    }
+    let mut idx = vec![0usize; n];
+    let mut values: Vec<f64> = (0..resamples)
         .map(|b| {
-            let mut s = 0.0;
-            for i in 0..n {
+            for (i, slot) in idx.iter_mut().enumerate() {
                 let u = uniform(seed, b as u64, i as u64, Purpose::Draft);
-                s += x[((u * n as f64) as usize).min(n - 1)];
+                *slot = ((u * n as f64) as usize).min(n - 1);
             }
-            s / n as f64
+            stat(&idx)
         })
         .collect();
-    means.sort_by(f64::total_cmp);
-    (mean, quantile(&means, 0.025), quantile(&means, 0.975))
+    values.sort_by(f64::total_cmp);
+    (quantile(&values, 0.025), quantile(&values, 0.975))
 }
 
 /// Linear-interpolated quantile of sorted data.

@@ -7,10 +7,13 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 use speccascade_harness::grid::methods;
+use speccascade_harness::record::Record;
+use speccascade_harness::summary::{record_metric, record_stats};
 
 use crate::ReportError;
 use crate::load::Sweep;
-use crate::stats::{BOOTSTRAP_RESAMPLES, bootstrap_mean_ci};
+use crate::stats::{BOOTSTRAP_RESAMPLES, bootstrap_ci, bootstrap_mean_ci};
+use speccascade_tasks::metrics::score_from_summed_stats;
 use crate::table2::Table2Row;
 
 /// One configuration's numbers.
@@ -30,7 +33,8 @@ pub struct Row {
     pub hardware: String,
     pub examples: usize,
     pub records: usize,
-    /// Mean quality and its 95 % bootstrap interval over examples.
+    /// Quality (mean over examples; corpus score for BLEU) and its 95 % bootstrap interval over
+    /// examples.
     pub quality: f64,
     pub quality_lo: f64,
     pub quality_hi: f64,
@@ -55,6 +59,22 @@ impl Row {
     }
 }
 
+/// For a configuration scored with a corpus metric (BLEU): the metric and each example's
+/// statistics summed over its trials, in example order. `None` for averaged metrics.
+fn corpus_stats_per_example(sweep: &Sweep, config: &str) -> Option<(String, Vec<Vec<u64>>)> {
+    let recs: Vec<&Record> = sweep.records.iter().filter(|r| r.config == config).collect();
+    let metric = record_metric(recs.first()?)?.to_string();
+    let mut per_ex: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
+    for r in recs {
+        let st = record_stats(r)?;
+        let e = per_ex.entry(r.example).or_insert_with(|| vec![0; st.len()]);
+        for (a, b) in e.iter_mut().zip(&st) {
+            *a += b;
+        }
+    }
+    Some((metric, per_ex.into_values().collect()))
+}
+
 /// Rows of a sweep, in grid order.
 pub fn rows(sweep: &Sweep) -> Vec<Row> {
     sweep
@@ -76,9 +96,28 @@ pub fn rows(sweep: &Sweep) -> Vec<Row> {
                     *a += b;
                 }
             }
-            let scores: Vec<f64> = per_ex.values().map(|(s, n)| s / *n as f64).collect();
             let seed = u64::from_str_radix(&s.config[..s.config.len().min(15)], 16).unwrap_or(0);
-            let (q, lo, hi) = bootstrap_mean_ci(&scores, BOOTSTRAP_RESAMPLES, seed);
+            let (q, lo, hi) = match corpus_stats_per_example(sweep, &s.config) {
+                // BLEU: the corpus score of the summed statistics, resampling examples.
+                Some((metric, stats)) => {
+                    let score = |idx: &[usize]| {
+                        let mut sum = vec![0u64; stats[0].len()];
+                        for &i in idx {
+                            for (a, b) in sum.iter_mut().zip(&stats[i]) {
+                                *a += b;
+                            }
+                        }
+                        score_from_summed_stats(&metric, &sum).unwrap_or(f64::NAN)
+                    };
+                    let all: Vec<usize> = (0..stats.len()).collect();
+                    let (lo, hi) = bootstrap_ci(stats.len(), BOOTSTRAP_RESAMPLES, seed, score);
+                    (score(&all), lo, hi)
+                }
+                None => {
+                    let scores: Vec<f64> = per_ex.values().map(|(s, n)| s / *n as f64).collect();
+                    bootstrap_mean_ci(&scores, BOOTSTRAP_RESAMPLES, seed)
+                }
+            };
             Row {
                 config: s.config.clone(),
                 task: s.task.clone(),
@@ -194,7 +233,7 @@ pub fn markdown(rows: &[Row], sweep: &Sweep) -> String {
         let _ = writeln!(s, "## {task}: {} → {}\n", r0.drafter, r0.verifier);
         let _ = writeln!(
             s,
-            "Quality: {metric}, mean over examples with a 95 % bootstrap interval ({BOOTSTRAP_RESAMPLES} resamples). Relative latency: total over \
+            "Quality: {metric}, mean over examples (BLEU: corpus BLEU of the outputs) with a 95 % bootstrap interval over examples ({BOOTSTRAP_RESAMPLES} resamples). Relative latency: total over \
              the examples ÷ the verifier alone on the same examples (1.0 = verifier); modelled with c = {} (drafter step ÷ verifier step, {}). \
              Hardware: {}.\n",
             num(r0.c, 3),

@@ -37,6 +37,37 @@ fn plan(method: &str, alpha: Option<f64>) -> (u64, u64, f64, [f64; 4]) {
 
 /// Write the hand-made store; `slow` multiplies the chow methods' verifier calls (a doctored regression).
 fn hand_store(dir: &Path, slow: u64) -> Experiment {
+    hand_store_scored(dir, slow, |_, _, s| (s, serde_json::Value::Null))
+}
+
+/// Hypotheses and references of the BLEU variant: four segments of different lengths, so that
+/// corpus BLEU (summed statistics) and the mean of sentence BLEU differ.
+const BLEU_REFS: [&str; 4] = [
+    "the cat sat on the mat near the door",
+    "a quick brown fox jumps over the lazy dog today",
+    "it is raining",
+    "we will meet again at the station tomorrow morning",
+];
+const BLEU_HYPS: [&str; 4] = [
+    "the cat sat on a mat near the door",
+    "a quick brown fox jumped over the lazy dog",
+    "it rains",
+    "we meet again at the station tomorrow",
+];
+
+/// `score_inputs` as the `run` command stores them for a BLEU task, and the example's own score.
+fn bleu_inputs(ex: usize) -> (f64, serde_json::Value) {
+    use speccascade_tasks::{Metric, MetricOptions, Scored, score};
+    let refs = vec![BLEU_REFS[ex].to_string()];
+    let id = format!("wmt/{ex}");
+    let scored = [Scored { id: &id, predictions: vec![BLEU_HYPS[ex]], references: &refs, code: None }];
+    let r = score(Metric::Bleu, &scored, &MetricOptions::default()).unwrap();
+    (r.per_example[0].score, serde_json::json!({"metric": r.metric, "prediction": BLEU_HYPS[ex], "references": refs, "extra": r.extra}))
+}
+
+/// The hand-made store with each record's score and `score_inputs` from `scored(method, example,
+/// planned score)`.
+fn hand_store_scored(dir: &Path, slow: u64, scored: impl Fn(&str, usize, f64) -> (f64, serde_json::Value)) -> Experiment {
     let src = HAND.replace("OUT", &dir.display().to_string());
     let exp = Experiment::from_str_named(&src, "hand.yaml").unwrap();
     let grid = Grid::expand(&exp);
@@ -76,8 +107,8 @@ fn hand_store(dir: &Path, slow: u64) -> Experiment {
                 text: None,
                 stop: "max_tokens".into(),
                 stop_string: None,
-                score: scores[ex],
-                score_inputs: serde_json::Value::Null,
+                score: scored(&c.method, ex, scores[ex]).0,
+                score_inputs: scored(&c.method, ex, scores[ex]).1,
                 ledger,
                 trace: None,
                 timing: Timing { wall_s: wall, hardware: "test-machine".into(), ..Timing::default() },
@@ -193,4 +224,24 @@ fn a_synthetic_sweep_reports_end_to_end() {
     assert!(q("drafter") < q("verifier"));
     assert!(out.table2.iter().any(|t| t.method == "spec_cascade_chow"));
     assert!(out.files.iter().any(|f| f.to_string_lossy().contains("quality_vs_latency_modelled_synthetic")));
+}
+
+#[test]
+fn bleu_quality_is_corpus_bleu_of_the_outputs_not_mean_sentence_bleu() {
+    let dir = tempfile::tempdir().unwrap();
+    hand_store_scored(dir.path(), 1, |_, ex, _| bleu_inputs(ex));
+    let out = report(dir.path()).unwrap();
+    let refs: Vec<Vec<String>> = BLEU_REFS.iter().map(|r| vec![r.to_string()]).collect();
+    let hyps: Vec<String> = BLEU_HYPS.iter().map(|h| h.to_string()).collect();
+    let corpus = speccascade_tasks::metrics::bleu::corpus_bleu(&hyps, &refs).score;
+    let mean_sentence = (0..4).map(|ex| bleu_inputs(ex).0).sum::<f64>() / 4.0;
+    assert!((corpus - mean_sentence).abs() > 1.0, "the fixture must tell the two apart: {corpus} vs {mean_sentence}");
+    for r in &out.rows {
+        assert!((r.quality - corpus).abs() < 1e-9, "{}: quality {} but corpus BLEU {corpus}", r.method, r.quality);
+        assert!(r.quality_lo <= r.quality && r.quality <= r.quality_hi, "{r:?}");
+        assert!(r.quality_hi - r.quality_lo > 1.0, "resampling four segments must move BLEU: {r:?}");
+    }
+    // The harness's own summaries (parquet, table2) use the same corpus score.
+    let t = &out.table2[0];
+    assert!((t.verifier_quality - corpus).abs() < 1e-9, "{t:?}");
 }

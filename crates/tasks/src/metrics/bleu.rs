@@ -195,6 +195,32 @@ impl BleuStats {
         a
     }
 
+    /// The statistics as one flat vector: `[sys_len, ref_len, counts…, totals…]`.
+    pub fn to_vec(self) -> Vec<u64> {
+        self.to_array().to_vec()
+    }
+
+    /// The inverse of [`BleuStats::to_vec`] (`None` for a vector of the wrong length).
+    pub fn from_vec(v: &[u64]) -> Option<Self> {
+        let a: &[u64; 2 + 2 * MAX_ORDER] = v.try_into().ok()?;
+        Some(Self::from_array(a))
+    }
+
+    /// Read the statistics a [`crate::MetricResult`]'s `extra` carries (`sys_len`, `ref_len`,
+    /// `counts`, `totals`).
+    pub fn from_extra(extra: &serde_json::Value) -> Option<Self> {
+        let list = |k: &str| -> Option<[u64; MAX_ORDER]> {
+            let v: Vec<u64> = extra.get(k)?.as_array()?.iter().map(|x| x.as_u64()).collect::<Option<_>>()?;
+            v.try_into().ok()
+        };
+        Some(BleuStats {
+            sys_len: extra.get("sys_len")?.as_u64()?,
+            ref_len: extra.get("ref_len")?.as_u64()?,
+            counts: list("counts")?,
+            totals: list("totals")?,
+        })
+    }
+
     /// Corpus BLEU of these (summed) statistics; `nrefs` is the signature's reference count
     /// (`"1"`, `"4"`, or `"var"`).
     pub fn corpus_score(&self, nrefs: &str) -> BleuScore {

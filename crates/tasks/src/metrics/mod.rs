@@ -189,6 +189,27 @@ fn need_references(metric: Metric, e: &Scored) -> Result<()> {
     Ok(())
 }
 
+/// Sufficient statistics of one example for a metric whose corpus score is a function of the
+/// statistics summed over examples rather than the mean of per-example scores: BLEU (n-gram
+/// matches and totals, hypothesis and reference lengths). `extra` is the example's
+/// [`MetricResult::extra`] as JSON, as a harness that scores one example at a time stores it.
+/// `None` for metrics that average per-example scores, or when the statistics are missing.
+pub fn summable_stats(metric: &str, extra: &serde_json::Value) -> Option<Vec<u64>> {
+    match metric {
+        "bleu" => bleu::BleuStats::from_extra(extra).map(|s| s.to_vec()),
+        _ => None,
+    }
+}
+
+/// The corpus score (0–100) of statistics from [`summable_stats`] summed over any set of
+/// examples: the corpus BLEU of exactly those segments.
+pub fn score_from_summed_stats(metric: &str, sum: &[u64]) -> Option<f64> {
+    match metric {
+        "bleu" => bleu::BleuStats::from_vec(sum).map(|s| s.corpus_score("var").score),
+        _ => None,
+    }
+}
+
 /// Scores `examples` with `metric`. Errors (never panics) on an empty input, a missing
 /// reference, a text example with several predictions, or a code example without its problem.
 pub fn score(metric: Metric, examples: &[Scored], opts: &MetricOptions) -> Result<MetricResult> {
@@ -338,6 +359,30 @@ mod tests {
         assert!("rouge0".parse::<Metric>().is_err());
         assert!("pass_at_0".parse::<Metric>().is_err());
         assert!("blue".parse::<Metric>().unwrap_err().to_string().contains("bleu"));
+    }
+
+    #[test]
+    fn summed_statistics_of_single_examples_give_corpus_bleu() {
+        let hyps = ["the cat sat on a mat", "hello there general kenobi", "a b c d e f g", "nothing matches here"];
+        let refs = ["the cat sat on the mat", "hello there", "a b c d e f g h", "completely different words"];
+        let mut sum = vec![0u64; 10];
+        for (i, (h, r)) in hyps.iter().zip(refs).enumerate() {
+            let rs = vec![r.to_string()];
+            let id = i.to_string();
+            let one = score(Metric::Bleu, &[Scored { id: &id, predictions: vec![h], references: &rs, code: None }], &MetricOptions::default()).unwrap();
+            let extra = serde_json::to_value(&one.extra).unwrap();
+            let st = summable_stats("bleu", &extra).unwrap();
+            for (a, b) in sum.iter_mut().zip(&st) {
+                *a += b;
+            }
+            assert!(summable_stats("rouge2", &extra).is_none(), "averaged metrics have no summable statistics");
+        }
+        let all_refs: Vec<Vec<String>> = refs.iter().map(|r| vec![r.to_string()]).collect();
+        let all_hyps: Vec<String> = hyps.iter().map(|h| h.to_string()).collect();
+        let corpus = bleu::corpus_bleu(&all_hyps, &all_refs).score;
+        assert!((score_from_summed_stats("bleu", &sum).unwrap() - corpus).abs() < 1e-12);
+        assert!(score_from_summed_stats("bleu", &sum[..9]).is_none(), "a short vector is refused");
+        assert!(summable_stats("bleu", &serde_json::json!({"sys_len": 3})).is_none());
     }
 
     #[test]
