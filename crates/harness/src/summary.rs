@@ -23,9 +23,12 @@ use crate::config::CostModel;
 use crate::grid::RunConfig;
 use crate::record::Record;
 
-/// One row per configuration.
+/// What names a configuration in summaries and tables: its hash, its decoding settings, the pair
+/// and the hardware its records were timed on. Flattened into [`ConfigSummary`] and the report's
+/// rows, so their JSON has these as top-level fields.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct ConfigSummary {
+pub struct ConfigKey {
+    /// Hash of the configuration ([`RunConfig::hash`]).
     pub config: String,
     pub task: String,
     pub method: String,
@@ -37,7 +40,15 @@ pub struct ConfigSummary {
     pub max_new_tokens: usize,
     pub drafter: String,
     pub verifier: String,
+    /// The records' hardware tags, joined with ` + ` when they differ.
     pub hardware: String,
+}
+
+/// One row per configuration.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ConfigSummary {
+    #[serde(flatten)]
+    pub key: ConfigKey,
     /// Records (trials × examples) and distinct examples.
     pub records: usize,
     pub examples: usize,
@@ -189,18 +200,20 @@ fn summarise_one(hash: &str, cfg: &RunConfig, recs: &[&Record], base: &[&Record]
     tags.dedup();
     let hardware = tags.join(" + ");
     ConfigSummary {
-        config: hash.to_string(),
-        task: cfg.task.name.clone(),
-        method: cfg.method.clone(),
-        alpha: cfg.alpha,
-        gamma: cfg.gamma,
-        temperature: cfg.temperature,
-        top_p: cfg.top_p,
-        seed: cfg.seed,
-        max_new_tokens: cfg.task.max_new_tokens,
-        drafter,
-        verifier,
-        hardware,
+        key: ConfigKey {
+            config: hash.to_string(),
+            task: cfg.task.name.clone(),
+            method: cfg.method.clone(),
+            alpha: cfg.alpha,
+            gamma: cfg.gamma,
+            temperature: cfg.temperature,
+            top_p: cfg.top_p,
+            seed: cfg.seed,
+            max_new_tokens: cfg.task.max_new_tokens,
+            drafter,
+            verifier,
+            hardware,
+        },
         records: recs.len(),
         examples: per_example.len(),
         quality,
@@ -238,18 +251,18 @@ pub fn to_frame(rows: &[ConfigSummary]) -> PolarsResult<DataFrame> {
         };
     }
     let cols = vec![
-        col!("config", |r| r.config.clone()),
-        col!("task", |r| r.task.clone()),
-        col!("method", |r| r.method.clone()),
-        col!("alpha", |r| r.alpha),
-        col!("gamma", |r| r.gamma.map(|g| g as u64)),
-        col!("temperature", |r| r.temperature),
-        col!("top_p", |r| r.top_p),
-        col!("seed", |r| r.seed),
-        col!("max_new_tokens", |r| r.max_new_tokens as u64),
-        col!("drafter", |r| r.drafter.clone()),
-        col!("verifier", |r| r.verifier.clone()),
-        col!("hardware", |r| r.hardware.clone()),
+        col!("config", |r| r.key.config.clone()),
+        col!("task", |r| r.key.task.clone()),
+        col!("method", |r| r.key.method.clone()),
+        col!("alpha", |r| r.key.alpha),
+        col!("gamma", |r| r.key.gamma.map(|g| g as u64)),
+        col!("temperature", |r| r.key.temperature),
+        col!("top_p", |r| r.key.top_p),
+        col!("seed", |r| r.key.seed),
+        col!("max_new_tokens", |r| r.key.max_new_tokens as u64),
+        col!("drafter", |r| r.key.drafter.clone()),
+        col!("verifier", |r| r.key.verifier.clone()),
+        col!("hardware", |r| r.key.hardware.clone()),
         col!("records", |r| r.records as u64),
         col!("examples", |r| r.examples as u64),
         col!("quality", |r| r.quality),
@@ -285,7 +298,7 @@ pub fn write_parquet(dir: &Path, rows: &[ConfigSummary]) -> Result<(), HarnessEr
     let sdir = dir.join("summaries");
     std::fs::create_dir_all(&sdir).map_err(|e| HarnessError::io(&sdir, e))?;
     for r in rows {
-        write_frame(&sdir.join(format!("{}.parquet", r.config)), std::slice::from_ref(r))?;
+        write_frame(&sdir.join(format!("{}.parquet", r.key.config)), std::slice::from_ref(r))?;
     }
     write_frame(&dir.join("summary.parquet"), rows)
 }

@@ -173,7 +173,7 @@ fn summaries_measure_against_the_verifier() {
     let dir = tempfile::tempdir().unwrap();
     let (exp, src) = experiment(&dir.path().join("s"), 2.0, 3);
     let r = run(&exp, &src, &SyntheticProvider, &RunOptions::default()).unwrap();
-    let verifier: Vec<_> = r.summaries.iter().filter(|s| s.method == "verifier").collect();
+    let verifier: Vec<_> = r.summaries.iter().filter(|s| s.key.method == "verifier").collect();
     assert_eq!(verifier.len(), 2);
     for v in &verifier {
         assert!((v.rel_latency_wall - 1.0).abs() < 1e-12);
@@ -184,12 +184,12 @@ fn summaries_measure_against_the_verifier() {
     // c measured from paced models: drafter steps cost about a fifth of verifier calls.
     let c = r.summaries[0].c;
     assert!(c > 0.05 && c < 0.7, "c = {c}");
-    let drafter = r.summaries.iter().find(|s| s.method == "drafter").unwrap();
+    let drafter = r.summaries.iter().find(|s| s.key.method == "drafter").unwrap();
     assert!(drafter.rel_latency_wall < 0.8, "drafter relative latency {}", drafter.rel_latency_wall);
     // The parquet files hold the same numbers.
     let df = read_parquet(&dir.path().join("s/summary.parquet")).unwrap();
     assert_eq!(df.height(), r.summaries.len());
-    let one = read_parquet(&dir.path().join(format!("s/summaries/{}.parquet", drafter.config))).unwrap();
+    let one = read_parquet(&dir.path().join(format!("s/summaries/{}.parquet", drafter.key.config))).unwrap();
     assert_eq!(one.height(), 1);
     let q = one.column("quality").unwrap().f64().unwrap().get(0).unwrap();
     assert_eq!(q, drafter.quality);

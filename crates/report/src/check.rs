@@ -38,16 +38,16 @@ pub struct Key {
 impl Key {
     fn of_row(r: &Row) -> Key {
         Key {
-            task: r.task.clone(),
-            method: r.method.clone(),
-            alpha: r.alpha,
-            gamma: r.gamma,
-            temperature: r.temperature,
-            seed: r.seed,
-            max_new_tokens: r.max_new_tokens,
+            task: r.key.task.clone(),
+            method: r.key.method.clone(),
+            alpha: r.key.alpha,
+            gamma: r.key.gamma,
+            temperature: r.key.temperature,
+            seed: r.key.seed,
+            max_new_tokens: r.key.max_new_tokens,
             examples: r.examples,
-            drafter: r.drafter.clone(),
-            verifier: r.verifier.clone(),
+            drafter: r.key.drafter.clone(),
+            verifier: r.key.verifier.clone(),
         }
     }
     fn of_t2(r: &Table2Row) -> Key {
@@ -234,7 +234,7 @@ pub fn compare(rows_: &[Row], base: &Baseline, tol: f64, c_fixed: bool) -> Check
         }
         let foreign: usize = rows_
             .iter()
-            .filter(|r| r.task == t.task && r.temperature == t.temperature && (r.gamma == t.gamma || r.gamma.is_none()) && (r.method == t.method || r.method == "verifier"))
+            .filter(|r| r.key.task == t.task && r.key.temperature == t.temperature && (r.key.gamma == t.gamma || r.key.gamma.is_none()) && (r.key.method == t.method || r.key.method == "verifier"))
             .map(|r| r.foreign_load_records)
             .sum();
         if foreign > 0 {
@@ -291,9 +291,9 @@ pub fn check(dir: &Path, baseline: &Path, tol: f64, update: bool) -> Result<Chec
             msg: format!(
                 "no like-for-like entries to compare (current hardware {:?}, models {} → {}; baseline hardware {:?}). \
                  Record one with --update on this machine.",
-                rows_.first().map(|r| r.hardware.as_str()).unwrap_or(""),
-                rows_.first().map(|r| r.drafter.as_str()).unwrap_or(""),
-                rows_.first().map(|r| r.verifier.as_str()).unwrap_or(""),
+                rows_.first().map(|r| r.key.hardware.as_str()).unwrap_or(""),
+                rows_.first().map(|r| r.key.drafter.as_str()).unwrap_or(""),
+                rows_.first().map(|r| r.key.verifier.as_str()).unwrap_or(""),
                 hw.first().copied().unwrap_or("none")
             ),
         });

@@ -81,14 +81,14 @@ impl Panel<'_> {
     }
     /// Methods in legend order with their points ordered by α.
     fn curves(&self) -> Vec<(String, Vec<&Row>)> {
-        let mut names: Vec<&str> = self.rows.iter().map(|r| r.method.as_str()).filter(|m| *m != "drafter" && *m != "verifier").collect();
+        let mut names: Vec<&str> = self.rows.iter().map(|r| r.key.method.as_str()).filter(|m| *m != "drafter" && *m != "verifier").collect();
         names.sort_by_key(|m| methods::rank(m));
         names.dedup();
         names
             .into_iter()
             .map(|m| {
-                let mut pts: Vec<&Row> = self.rows.iter().copied().filter(|r| r.method == m).collect();
-                pts.sort_by(|a, b| a.alpha.unwrap_or(0.0).total_cmp(&b.alpha.unwrap_or(0.0)));
+                let mut pts: Vec<&Row> = self.rows.iter().copied().filter(|r| r.key.method == m).collect();
+                pts.sort_by(|a, b| a.key.alpha.unwrap_or(0.0).total_cmp(&b.key.alpha.unwrap_or(0.0)));
                 (m.to_string(), pts)
             })
             .collect()
@@ -98,23 +98,23 @@ impl Panel<'_> {
 fn panels<'a>(sweep: &Sweep, rows: &'a [Row]) -> Vec<Panel<'a>> {
     // One figure per (task, T, γ); methods without γ (sequential cascades) appear in each.
     let mut keys: Vec<(String, f64, Option<usize>)> = Vec::new();
-    for r in rows.iter().filter(|r| r.gamma.is_some()) {
-        let k = (r.task.clone(), r.temperature, r.gamma);
+    for r in rows.iter().filter(|r| r.key.gamma.is_some()) {
+        let k = (r.key.task.clone(), r.key.temperature, r.key.gamma);
         if !keys.contains(&k) {
             keys.push(k);
         }
     }
     for r in rows {
-        if !keys.iter().any(|k| k.0 == r.task && k.1 == r.temperature) {
-            keys.push((r.task.clone(), r.temperature, None));
+        if !keys.iter().any(|k| k.0 == r.key.task && k.1 == r.key.temperature) {
+            keys.push((r.key.task.clone(), r.key.temperature, None));
         }
     }
     keys.into_iter()
         .map(|(task, t, g)| {
-            let base = |m: &str| rows.iter().find(|r| r.task == task && r.temperature == t && r.method == m);
-            let slice: Vec<&Row> = rows.iter().filter(|r| r.task == task && r.temperature == t && (r.gamma == g || r.gamma.is_none())).collect();
+            let base = |m: &str| rows.iter().find(|r| r.key.task == task && r.key.temperature == t && r.key.method == m);
+            let slice: Vec<&Row> = rows.iter().filter(|r| r.key.task == task && r.key.temperature == t && (r.key.gamma == g || r.key.gamma.is_none())).collect();
             let (d, v) = (base("drafter"), base("verifier"));
-            let pair = rows.iter().find(|r| r.task == task).map(|r| format!("{} → {}", r.drafter, r.verifier)).unwrap_or_default();
+            let pair = rows.iter().find(|r| r.key.task == task).map(|r| format!("{} → {}", r.key.drafter, r.key.verifier)).unwrap_or_default();
             let foreign = slice.iter().map(|r| r.foreign_load_records).sum();
             Panel {
                 metric: sweep.metric.get(&task).cloned().unwrap_or_else(|| "quality".into()),
@@ -156,7 +156,7 @@ pub fn all(out: &Path, sweep: &Sweep, rows: &[Row]) -> Result<Vec<PathBuf>, Repo
             let kind = if modelled { "modelled" } else { "wall" };
             files.extend(both(out, &format!("quality_vs_latency_{kind}_{}", p.stem()), &p, Figure::Latency { modelled })?);
         }
-        if p.rows.iter().any(|r| !r.method.starts_with("spec_decode") && r.decisions_made()) {
+        if p.rows.iter().any(|r| !r.key.method.starts_with("spec_decode") && r.decisions_made()) {
             files.extend(both(out, &format!("quality_vs_deferral_{}", p.stem()), &p, Figure::Deferral)?);
         }
         if p.gamma.is_some() && p.rows.iter().any(|r| r.accept_length_hist.iter().sum::<u64>() > 0) {
@@ -478,7 +478,7 @@ fn accept_hist<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, p: &Panel<'_>)
                     Rectangle::new([(x, 0.0), (x + width * 0.92, cnt as f64 / total as f64)], c.filled())
                 })
                 .collect();
-            let lab = r.alpha.map(|a| format!("α = {a}")).unwrap_or_else(|| "no α".into());
+            let lab = r.key.alpha.map(|a| format!("α = {a}")).unwrap_or_else(|| "no α".into());
             chart
                 .draw_series(bars)
                 .map_err(e2s)?

@@ -72,32 +72,32 @@ pub fn best_quality_within(points: &[(f64, f64)], max_latency: f64) -> Option<f6
 pub fn table2(rows: &[Row]) -> Vec<Table2Row> {
     let mut out: Vec<Table2Row> = Vec::new();
     for r in rows {
-        if r.method == "drafter" || r.method == "verifier" {
+        if r.key.method == "drafter" || r.key.method == "verifier" {
             continue;
         }
-        if out.iter().any(|t| t.task == r.task && t.method == r.method && t.temperature == r.temperature && t.gamma == r.gamma) {
+        if out.iter().any(|t| t.task == r.key.task && t.method == r.key.method && t.temperature == r.key.temperature && t.gamma == r.key.gamma) {
             continue;
         }
-        let Some(v) = rows.iter().find(|v| v.method == "verifier" && v.task == r.task && v.temperature == r.temperature) else {
+        let Some(v) = rows.iter().find(|v| v.key.method == "verifier" && v.key.task == r.key.task && v.key.temperature == r.key.temperature) else {
             continue;
         };
         let mut pts: Vec<&Row> = rows
             .iter()
-            .filter(|p| p.task == r.task && p.method == r.method && p.temperature == r.temperature && p.gamma == r.gamma)
+            .filter(|p| p.key.task == r.key.task && p.key.method == r.key.method && p.key.temperature == r.key.temperature && p.key.gamma == r.key.gamma)
             .collect();
-        pts.sort_by(|a, b| a.alpha.unwrap_or(0.0).total_cmp(&b.alpha.unwrap_or(0.0)));
+        pts.sort_by(|a, b| a.key.alpha.unwrap_or(0.0).total_cmp(&b.key.alpha.unwrap_or(0.0)));
         let wall: Vec<(f64, f64)> = pts.iter().map(|p| (p.rel_latency_wall, p.quality)).collect();
         let modelled: Vec<(f64, f64)> = pts.iter().map(|p| (p.rel_latency_modelled, p.quality)).collect();
         out.push(Table2Row {
-            task: r.task.clone(),
-            method: r.method.clone(),
-            temperature: r.temperature,
-            gamma: r.gamma,
-            drafter: r.drafter.clone(),
-            verifier: r.verifier.clone(),
-            hardware: r.hardware.clone(),
-            max_new_tokens: r.max_new_tokens,
-            seed: r.seed,
+            task: r.key.task.clone(),
+            method: r.key.method.clone(),
+            temperature: r.key.temperature,
+            gamma: r.key.gamma,
+            drafter: r.key.drafter.clone(),
+            verifier: r.key.verifier.clone(),
+            hardware: r.key.hardware.clone(),
+            max_new_tokens: r.key.max_new_tokens,
+            seed: r.key.seed,
             examples: r.examples,
             points: pts.len(),
             verifier_quality: v.quality,

@@ -8,7 +8,7 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 use speccascade_harness::grid::methods;
 use speccascade_harness::record::Record;
-use speccascade_harness::summary::{record_metric, record_stats};
+use speccascade_harness::summary::{ConfigKey, record_metric, record_stats};
 
 use crate::ReportError;
 use crate::load::Sweep;
@@ -19,18 +19,8 @@ use crate::table2::Table2Row;
 /// One configuration's numbers.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Row {
-    pub config: String,
-    pub task: String,
-    pub method: String,
-    pub alpha: Option<f64>,
-    pub gamma: Option<usize>,
-    pub temperature: f64,
-    pub top_p: f64,
-    pub seed: u64,
-    pub max_new_tokens: usize,
-    pub drafter: String,
-    pub verifier: String,
-    pub hardware: String,
+    #[serde(flatten)]
+    pub key: ConfigKey,
     pub examples: usize,
     pub records: usize,
     /// Quality (mean over examples; corpus score for BLEU) and its 95 % bootstrap interval over
@@ -84,7 +74,7 @@ pub fn rows(sweep: &Sweep) -> Vec<Row> {
             // Per-example scores (mean over trials), then the bootstrap over examples.
             let mut per_ex: BTreeMap<usize, (f64, usize)> = BTreeMap::new();
             let mut hist: Vec<u64> = Vec::new();
-            for r in sweep.records.iter().filter(|r| r.config == s.config) {
+            for r in sweep.records.iter().filter(|r| r.config == s.key.config) {
                 let e = per_ex.entry(r.example).or_default();
                 e.0 += r.score;
                 e.1 += 1;
@@ -96,8 +86,8 @@ pub fn rows(sweep: &Sweep) -> Vec<Row> {
                     *a += b;
                 }
             }
-            let seed = u64::from_str_radix(&s.config[..s.config.len().min(15)], 16).unwrap_or(0);
-            let (q, lo, hi) = match corpus_stats_per_example(sweep, &s.config) {
+            let seed = u64::from_str_radix(&s.key.config[..s.key.config.len().min(15)], 16).unwrap_or(0);
+            let (q, lo, hi) = match corpus_stats_per_example(sweep, &s.key.config) {
                 // BLEU: the corpus score of the summed statistics, resampling examples.
                 Some((metric, stats)) => {
                     let score = |idx: &[usize]| {
@@ -119,18 +109,7 @@ pub fn rows(sweep: &Sweep) -> Vec<Row> {
                 }
             };
             Row {
-                config: s.config.clone(),
-                task: s.task.clone(),
-                method: s.method.clone(),
-                alpha: s.alpha,
-                gamma: s.gamma,
-                temperature: s.temperature,
-                top_p: s.top_p,
-                seed: s.seed,
-                max_new_tokens: s.max_new_tokens,
-                drafter: s.drafter.clone(),
-                verifier: s.verifier.clone(),
-                hardware: s.hardware.clone(),
+                key: s.key.clone(),
                 examples: s.examples,
                 records: s.records,
                 quality: q,
@@ -162,12 +141,12 @@ pub fn frame(rows: &[Row]) -> PolarsResult<DataFrame> {
     DataFrame::new(
         rows.len(),
         vec![
-            col!("task", |r| r.task.clone()),
-            col!("method", |r| r.method.clone()),
-            col!("alpha", |r| r.alpha),
-            col!("gamma", |r| r.gamma.map(|g| g as u64)),
-            col!("temperature", |r| r.temperature),
-            col!("top_p", |r| r.top_p),
+            col!("task", |r| r.key.task.clone()),
+            col!("method", |r| r.key.method.clone()),
+            col!("alpha", |r| r.key.alpha),
+            col!("gamma", |r| r.key.gamma.map(|g| g as u64)),
+            col!("temperature", |r| r.key.temperature),
+            col!("top_p", |r| r.key.top_p),
             col!("examples", |r| r.examples as u64),
             col!("records", |r| r.records as u64),
             col!("quality", |r| r.quality),
@@ -183,10 +162,10 @@ pub fn frame(rows: &[Row]) -> PolarsResult<DataFrame> {
             col!("tokens_per_s", |r| r.tokens_per_s),
             col!("peak_rss_mb", |r| r.peak_rss_mb),
             col!("foreign_load_records", |r| r.foreign_load_records as u64),
-            col!("drafter", |r| r.drafter.clone()),
-            col!("verifier", |r| r.verifier.clone()),
-            col!("hardware", |r| r.hardware.clone()),
-            col!("config", |r| r.config.clone()),
+            col!("drafter", |r| r.key.drafter.clone()),
+            col!("verifier", |r| r.key.verifier.clone()),
+            col!("hardware", |r| r.key.hardware.clone()),
+            col!("config", |r| r.key.config.clone()),
         ],
     )
 }
@@ -224,13 +203,13 @@ pub(crate) fn opt<T: ToString>(x: Option<T>) -> String {
 pub fn markdown(rows: &[Row], sweep: &Sweep) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# {} — per-configuration results\n", sweep.experiment.name);
-    let mut tasks: Vec<&str> = rows.iter().map(|r| r.task.as_str()).collect();
+    let mut tasks: Vec<&str> = rows.iter().map(|r| r.key.task.as_str()).collect();
     tasks.dedup();
     for task in tasks {
-        let rs: Vec<&Row> = rows.iter().filter(|r| r.task == task).collect();
+        let rs: Vec<&Row> = rows.iter().filter(|r| r.key.task == task).collect();
         let r0 = rs[0];
         let metric = sweep.metric.get(task).cloned().unwrap_or_default();
-        let _ = writeln!(s, "## {task}: {} → {}\n", r0.drafter, r0.verifier);
+        let _ = writeln!(s, "## {task}: {} → {}\n", r0.key.drafter, r0.key.verifier);
         let _ = writeln!(
             s,
             "Quality: {metric}, mean over examples (BLEU: corpus BLEU of the outputs) with a 95 % bootstrap interval over examples ({BOOTSTRAP_RESAMPLES} resamples). Relative latency: total over \
@@ -241,18 +220,18 @@ pub fn markdown(rows: &[Row], sweep: &Sweep) -> String {
                 speccascade_harness::config::CostModel::Measured => "measured on this run",
                 speccascade_harness::config::CostModel::Fixed(_) => "fixed in the experiment",
             },
-            r0.hardware
+            r0.key.hardware
         );
         let _ = writeln!(s, "| method | α | γ | T | n | quality [95 % CI] | rel. latency (wall) | rel. latency (modelled) | rejection rate | deferral rate | mean accept length | verifier calls / token | tokens/s | foreign-load records |");
         let _ = writeln!(s, "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         for r in rs {
-            let label = methods::info(&r.method).map(|i| i.label).unwrap_or(&r.method);
+            let label = methods::info(&r.key.method).map(|i| i.label).unwrap_or(&r.key.method);
             let _ = writeln!(
                 s,
                 "| {label} | {} | {} | {} | {} | {} [{}, {}] | {} | {} | {} | {} | {} | {} | {} | {} |",
-                opt(r.alpha),
-                opt(r.gamma),
-                r.temperature,
+                opt(r.key.alpha),
+                opt(r.key.gamma),
+                r.key.temperature,
                 r.examples,
                 num(r.quality, 3),
                 num(r.quality_lo, 3),
@@ -267,7 +246,7 @@ pub fn markdown(rows: &[Row], sweep: &Sweep) -> String {
                 r.foreign_load_records
             );
         }
-        let flagged: usize = rows.iter().filter(|r| r.task == task).map(|r| r.foreign_load_records).sum();
+        let flagged: usize = rows.iter().filter(|r| r.key.task == task).map(|r| r.foreign_load_records).sum();
         if flagged > 0 {
             let _ = writeln!(
                 s,

@@ -128,7 +128,7 @@ fn table2_numbers_and_intervals_on_a_hand_made_result_set() {
     let dir = tempfile::tempdir().unwrap();
     hand_store(dir.path(), 1);
     let out = report(dir.path()).unwrap();
-    let row = |m: &str, a: Option<f64>| out.rows.iter().find(|r| r.method == m && r.alpha == a).unwrap();
+    let row = |m: &str, a: Option<f64>| out.rows.iter().find(|r| r.key.method == m && r.key.alpha == a).unwrap();
     // Relative latencies, modelled with c = 0.5: cost = 0.5 · steps + calls, verifier = 10.
     assert!(close(row("drafter", None).rel_latency_modelled, 0.5));
     assert!(close(row("spec_cascade_chow", Some(0.2)).rel_latency_modelled, 1.0));
@@ -220,7 +220,7 @@ fn a_synthetic_sweep_reports_end_to_end() {
     assert_eq!(out.rows.len(), Grid::expand(&exp).len());
     // Lossless speculative decoding has the verifier's quality... up to sampling: at T = 1 it is
     // distributed as the verifier, not equal to it; the drafter is worse than the verifier.
-    let q = |m: &str| out.rows.iter().find(|r| r.method == m).unwrap().quality;
+    let q = |m: &str| out.rows.iter().find(|r| r.key.method == m).unwrap().quality;
     assert!(q("drafter") < q("verifier"));
     assert!(out.table2.iter().any(|t| t.method == "spec_cascade_chow"));
     assert!(out.files.iter().any(|f| f.to_string_lossy().contains("quality_vs_latency_modelled_synthetic")));
@@ -237,7 +237,7 @@ fn bleu_quality_is_corpus_bleu_of_the_outputs_not_mean_sentence_bleu() {
     let mean_sentence = (0..4).map(|ex| bleu_inputs(ex).0).sum::<f64>() / 4.0;
     assert!((corpus - mean_sentence).abs() > 1.0, "the fixture must tell the two apart: {corpus} vs {mean_sentence}");
     for r in &out.rows {
-        assert!((r.quality - corpus).abs() < 1e-9, "{}: quality {} but corpus BLEU {corpus}", r.method, r.quality);
+        assert!((r.quality - corpus).abs() < 1e-9, "{}: quality {} but corpus BLEU {corpus}", r.key.method, r.quality);
         assert!(r.quality_lo <= r.quality && r.quality <= r.quality_hi, "{r:?}");
         assert!(r.quality_hi - r.quality_lo > 1.0, "resampling four segments must move BLEU: {r:?}");
     }
