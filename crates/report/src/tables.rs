@@ -209,10 +209,11 @@ pub fn markdown(rows: &[Row], sweep: &Sweep) -> String {
         let rs: Vec<&Row> = rows.iter().filter(|r| r.key.task == task).collect();
         let r0 = rs[0];
         let metric = sweep.metric.get(task).cloned().unwrap_or_default();
+        let how = if metric.starts_with("BLEU") { "corpus BLEU of all outputs" } else { "mean over examples" };
         let _ = writeln!(s, "## {task}: {} → {}\n", r0.key.drafter, r0.key.verifier);
         let _ = writeln!(
             s,
-            "Quality: {metric}, mean over examples (BLEU: corpus BLEU of the outputs) with a 95 % bootstrap interval over examples ({BOOTSTRAP_RESAMPLES} resamples). Relative latency: total over \
+            "Quality: {metric}, {how} with a 95 % bootstrap interval over examples ({BOOTSTRAP_RESAMPLES} resamples). Relative latency: total over \
              the examples ÷ the verifier alone on the same examples (1.0 = verifier); modelled with c = {} (drafter step ÷ verifier step, {}). \
              Hardware: {}.\n",
             num(r0.c, 3),
