@@ -1,12 +1,12 @@
 //! f16 weights and the matmul that widens them to f32 on the fly (F16C) and multiplies in f32.
 //!
 //! Why a second low-precision path beside [`super::q8`]: the 8-bit kernel makes one decode step
-//! cheap (1.06 bytes per weight), but its integer multiply-adds run on one vector pipe, so a block
-//! of several token columns is compute-bound at about twice a step. Half precision reads twice the
-//! bytes per step, yet every weight it widens feeds up to [`MAX_COLS`] FMAs on both FMA pipes with
-//! the activations kept in f32 (no activation rounding at all): a block of γ + 1 positions costs
-//! little more than one step, the regime the paper's cost model assumes. Which of the two is faster
-//! for a given method depends on the acceptance rate; `BENCHMARKS.md` measures both.
+//! cheap (1.06 bytes per weight), but a block of several token columns is compute-bound at 2.6–2.8
+//! steps on the 2-core machines here. Half precision keeps the activations in f32 (no activation
+//! rounding, closer to the f32 reference) and reads twice the bytes per step, so a step is
+//! bandwidth-bound with compute to spare and a block of 6 costs 1.7–1.8 steps: the regime where
+//! speculative methods pay off in wall clock (spec_decode 1.11× the f16 verifier alone), though q8
+//! without a drafter stays faster in absolute terms. `BENCHMARKS.md` measures both.
 //!
 //! Rows are stored row-major (`[rows, cols]`, `cols` a multiple of 8). The kernel walks a tile of
 //! `R` rows × `K` token columns, converting each 8-wide run of weights once and using it for every

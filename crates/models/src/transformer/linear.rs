@@ -16,8 +16,8 @@ pub enum Precision {
     F32,
     /// Q8_0 weights and activations, custom kernel: about 3.8× fewer bytes per token than f32.
     Q8,
-    /// f16 weights, f32 activations, custom kernel: half the bytes of f32, and blocks of several
-    /// tokens cost little more than one (see [`super::f16`]).
+    /// f16 weights, f32 activations, custom kernel: half the bytes of f32, closer to f32 than
+    /// 8-bit, and blocks of several tokens cost fewer steps than with 8-bit (see [`super::f16`]).
     F16,
 }
 
@@ -122,9 +122,7 @@ impl Linear {
             None => y,
         }
     }
-}
 
-impl Linear {
     /// Run one of the host kernels (`x: [k, in]` row-major in, `[k, out]` out) on a burn tensor.
     fn host_matmul(&self, x: Tensor<2>, kernel: impl Fn(&[f32], usize, &mut [f32])) -> Tensor<2> {
         let device = x.device();
