@@ -180,7 +180,8 @@ mod kernel {
         scalar(w, cols, x, kc, dst, stride, c0)
     }
 
-    fn scalar(w: &[u16], cols: usize, x: &[f32], kc: usize, dst: &mut [f32], stride: usize, c0: usize) {
+    /// The portable path (CPUs without AVX2/FMA/F16C), also the tests' check on the SIMD one.
+    pub(super) fn scalar(w: &[u16], cols: usize, x: &[f32], kc: usize, dst: &mut [f32], stride: usize, c0: usize) {
         for (r, row) in w.chunks_exact(cols).enumerate() {
             for t in 0..kc {
                 let xs = &x[t * cols..(t + 1) * cols];
@@ -302,6 +303,21 @@ mod tests {
                 for r in 0..rows {
                     assert!((one[r] - out[t * rows + r]).abs() < 1e-5, "k={k} t={t} r={r}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn simd_tiles_equal_the_portable_path() {
+        let (rows, cols) = (29, 48);
+        let m = F16Matrix::from_f32(rows, cols, &lcg(rows * cols, 11)).unwrap();
+        for kc in 1..=MAX_COLS {
+            let x = lcg(kc * cols, 20 + kc as u64);
+            let (mut a, mut b) = (vec![0f32; rows * kc], vec![0f32; rows * kc]);
+            kernel::rows(&m.data, cols, &x, kc, &mut a, kc, 0);
+            kernel::scalar(&m.data, cols, &x, kc, &mut b, kc, 0);
+            for (i, (p, q)) in a.iter().zip(&b).enumerate() {
+                assert!((p - q).abs() <= 1e-5 * (1.0 + q.abs()), "kc={kc} index {i}: {p} vs {q}");
             }
         }
     }
