@@ -134,34 +134,50 @@ pub fn summarise(
 }
 
 /// The metric a record was scored with (`score_inputs.metric`).
-pub fn record_metric(r: &Record) -> Option<&str> {
+fn record_metric(r: &Record) -> Option<&str> {
     r.score_inputs.get("metric")?.as_str()
 }
 
-/// A record's summable statistics for corpus-level metrics (BLEU), from `score_inputs.extra`.
-pub fn record_stats(r: &Record) -> Option<Vec<u64>> {
-    speccascade_tasks::metrics::summable_stats(record_metric(r)?, r.score_inputs.get("extra")?)
-}
-
-/// Corpus-level quality of `recs` for metrics scored from summed statistics (BLEU): the score of
-/// the statistics summed over all records (every trial of every example). `None` when the metric
-/// averages per-example scores, or when any record lacks its statistics.
-pub fn corpus_quality(recs: &[&Record]) -> Option<f64> {
+/// For metrics scored from summed statistics (BLEU): the metric and each example's statistics
+/// (from `score_inputs.extra`) summed over its trials. `None` when the metric averages
+/// per-example scores, when the records mix metrics, or when any record lacks its statistics.
+pub fn corpus_stats_by_example<'r>(recs: &[&'r Record]) -> Option<(&'r str, BTreeMap<usize, Vec<u64>>)> {
     let metric = record_metric(recs.first()?)?;
-    let mut sum: Vec<u64> = Vec::new();
+    let mut per_example: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
     for r in recs {
         if record_metric(r) != Some(metric) {
             return None;
         }
-        let s = record_stats(r)?;
-        if sum.is_empty() {
-            sum = vec![0; s.len()];
-        }
-        for (a, b) in sum.iter_mut().zip(&s) {
-            *a += b;
-        }
+        let stats = speccascade_tasks::metrics::summable_stats(metric, r.score_inputs.get("extra")?)?;
+        add_stats(per_example.entry(r.example).or_default(), &stats);
+    }
+    Some((metric, per_example))
+}
+
+/// The corpus score of the sum of `stats` (each from [`corpus_stats_by_example`]).
+pub fn score_summed_stats<'a>(metric: &str, stats: impl IntoIterator<Item = &'a Vec<u64>>) -> Option<f64> {
+    let mut sum = Vec::new();
+    for s in stats {
+        add_stats(&mut sum, s);
     }
     speccascade_tasks::metrics::score_from_summed_stats(metric, &sum)
+}
+
+/// `sum += s`, element-wise (an empty `sum` takes `s`'s length).
+fn add_stats(sum: &mut Vec<u64>, s: &[u64]) {
+    if sum.is_empty() {
+        sum.resize(s.len(), 0);
+    }
+    for (a, b) in sum.iter_mut().zip(s) {
+        *a += b;
+    }
+}
+
+/// Corpus-level quality of `recs` for metrics scored from summed statistics (BLEU): the score of
+/// the statistics summed over all records (every trial of every example). `None` otherwise.
+pub fn corpus_quality(recs: &[&Record]) -> Option<f64> {
+    let (metric, per_example) = corpus_stats_by_example(recs)?;
+    score_summed_stats(metric, per_example.values())
 }
 
 fn summarise_one(hash: &str, cfg: &RunConfig, recs: &[&Record], base: &[&Record], c: f64) -> ConfigSummary {

@@ -27,9 +27,8 @@ pub fn bootstrap_ci(n: usize, resamples: usize, seed: u64, mut stat: impl FnMut(
     if n == 0 {
         return (f64::NAN, f64::NAN);
     }
-    let all: Vec<usize> = (0..n).collect();
     if n == 1 {
-        let v = stat(&all);
+        let v = stat(&[0]);
         return (v, v);
     }
     let mut idx = vec![0usize; n];

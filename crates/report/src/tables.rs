@@ -8,12 +8,11 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 use speccascade_harness::grid::methods;
 use speccascade_harness::record::Record;
-use speccascade_harness::summary::{ConfigKey, record_metric, record_stats};
+use speccascade_harness::summary::{ConfigKey, corpus_stats_by_example, score_summed_stats};
 
 use crate::ReportError;
 use crate::load::Sweep;
 use crate::stats::{BOOTSTRAP_RESAMPLES, bootstrap_ci, bootstrap_mean_ci};
-use speccascade_tasks::metrics::score_from_summed_stats;
 use crate::table2::Table2Row;
 
 /// One configuration's numbers.
@@ -49,22 +48,6 @@ impl Row {
     }
 }
 
-/// For a configuration scored with a corpus metric (BLEU): the metric and each example's
-/// statistics summed over its trials, in example order. `None` for averaged metrics.
-fn corpus_stats_per_example(sweep: &Sweep, config: &str) -> Option<(String, Vec<Vec<u64>>)> {
-    let recs: Vec<&Record> = sweep.records.iter().filter(|r| r.config == config).collect();
-    let metric = record_metric(recs.first()?)?.to_string();
-    let mut per_ex: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
-    for r in recs {
-        let st = record_stats(r)?;
-        let e = per_ex.entry(r.example).or_insert_with(|| vec![0; st.len()]);
-        for (a, b) in e.iter_mut().zip(&st) {
-            *a += b;
-        }
-    }
-    Some((metric, per_ex.into_values().collect()))
-}
-
 /// Rows of a sweep, in grid order.
 pub fn rows(sweep: &Sweep) -> Vec<Row> {
     sweep
@@ -74,7 +57,8 @@ pub fn rows(sweep: &Sweep) -> Vec<Row> {
             // Per-example scores (mean over trials), then the bootstrap over examples.
             let mut per_ex: BTreeMap<usize, (f64, usize)> = BTreeMap::new();
             let mut hist: Vec<u64> = Vec::new();
-            for r in sweep.records.iter().filter(|r| r.config == s.key.config) {
+            let recs: Vec<&Record> = sweep.records.iter().filter(|r| r.config == s.key.config).collect();
+            for r in &recs {
                 let e = per_ex.entry(r.example).or_default();
                 e.0 += r.score;
                 e.1 += 1;
@@ -87,21 +71,14 @@ pub fn rows(sweep: &Sweep) -> Vec<Row> {
                 }
             }
             let seed = u64::from_str_radix(&s.key.config[..s.key.config.len().min(15)], 16).unwrap_or(0);
-            let (q, lo, hi) = match corpus_stats_per_example(sweep, &s.key.config) {
-                // BLEU: the corpus score of the summed statistics, resampling examples.
-                Some((metric, stats)) => {
-                    let score = |idx: &[usize]| {
-                        let mut sum = vec![0u64; stats[0].len()];
-                        for &i in idx {
-                            for (a, b) in sum.iter_mut().zip(&stats[i]) {
-                                *a += b;
-                            }
-                        }
-                        score_from_summed_stats(&metric, &sum).unwrap_or(f64::NAN)
-                    };
-                    let all: Vec<usize> = (0..stats.len()).collect();
-                    let (lo, hi) = bootstrap_ci(stats.len(), BOOTSTRAP_RESAMPLES, seed, score);
-                    (score(&all), lo, hi)
+            let (q, lo, hi) = match corpus_stats_by_example(&recs) {
+                // BLEU: the summary's corpus score; the interval re-scores resampled examples.
+                Some((metric, per_example)) => {
+                    let stats: Vec<&Vec<u64>> = per_example.values().collect();
+                    let (lo, hi) = bootstrap_ci(stats.len(), BOOTSTRAP_RESAMPLES, seed, |idx| {
+                        score_summed_stats(metric, idx.iter().map(|&i| stats[i])).unwrap_or(f64::NAN)
+                    });
+                    (s.quality, lo, hi)
                 }
                 None => {
                     let scores: Vec<f64> = per_ex.values().map(|(s, n)| s / *n as f64).collect();
