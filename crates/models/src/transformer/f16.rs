@@ -14,7 +14,7 @@
 
 use rayon::prelude::*;
 
-use super::q8::{f16_to_f32, f32_to_f16};
+use super::q8::{f16_to_f32, f32_to_f16, rows_to_columns};
 
 /// Values per vector (one 256-bit register of f32).
 const LANES: usize = 8;
@@ -105,11 +105,7 @@ impl F16Matrix {
         // Row-major [rows, k] scratch so that tasks write disjoint contiguous chunks.
         let mut tmp = vec![0f32; self.rows * k];
         run(&mut tmp);
-        for r in 0..self.rows {
-            for t in 0..k {
-                out[t * self.rows + r] = tmp[r * k + t];
-            }
-        }
+        rows_to_columns(&tmp, self.rows, k, out);
     }
 }
 

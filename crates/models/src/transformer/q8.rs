@@ -184,14 +184,15 @@ impl Q8Matrix {
         // Row-major [groups * 4, k] scratch so that tasks write disjoint contiguous chunks.
         let mut tmp = vec![0f32; groups * GROUP * k];
         run(&mut tmp);
-        if k == 1 {
-            out.copy_from_slice(&tmp[..self.rows]);
-        } else {
-            for r in 0..self.rows {
-                for t in 0..k {
-                    out[t * self.rows + r] = tmp[r * k + t];
-                }
-            }
+        rows_to_columns(&tmp, self.rows, k, out);
+    }
+}
+
+/// The kernels' scratch `tmp` (`[≥ rows, k]`, a row's k values together) → `out` (`[k, rows]`).
+pub(super) fn rows_to_columns(tmp: &[f32], rows: usize, k: usize, out: &mut [f32]) {
+    for r in 0..rows {
+        for t in 0..k {
+            out[t * rows + r] = tmp[r * k + t];
         }
     }
 }
