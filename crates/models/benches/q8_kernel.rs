@@ -21,7 +21,8 @@ fn time_line(label: String, bytes: usize, cols: usize, matmul: impl Fn(&[f32], u
             matmul(&x, k, &mut out);
         }
         let s = t.elapsed().as_secs_f64() / reps as f64;
-        line += &format!("  k={k}: {:.2} ms ({:.1} GB/s)", s * 1e3, bytes as f64 / s / 1e9);
+        let gmac = (rows * cols * k) as f64 / s / 1e9;
+        line += &format!("  k={k}: {:.2} ms ({:.1} GB/s, {gmac:.1} GMAC/s)", s * 1e3, bytes as f64 / s / 1e9);
     }
     line
 }
@@ -41,14 +42,21 @@ fn main() {
     ];
     println!("loadavg {}", std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim());
     for (name, rows, cols) in shapes {
-        let w: Vec<f32> = (0..rows * cols).map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 500.0).collect();
-        let m = Q8Matrix::from_f32(rows, cols, &w).unwrap();
-        let label = format!("{name:>14} q8  [{rows}x{cols}] {:>6.1} MB:", m.byte_len() as f64 / 1e6);
-        println!("{}", time_line(label, m.byte_len(), cols, |x, k, o| m.matmul(x, k, o), rows));
-        drop(m);
-        let m = F16Matrix::from_f32(rows, cols, &w).unwrap();
-        let label = format!("{name:>14} f16 [{rows}x{cols}] {:>6.1} MB:", m.byte_len() as f64 / 1e6);
-        let line = time_line(label, m.byte_len(), cols, |x, k, o| m.matmul(x, k, o), rows);
-        println!("{line}");
+        both_kernels(name, rows, cols);
     }
+    // One core, weights in its own L2: the per-core compute roof of each inner loop.
+    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("a one-thread pool");
+    one.install(|| both_kernels("1 thread, L2", 256, 1536));
+}
+
+/// Time the q8 and the f16 matmul on one `[rows, cols]` shape.
+fn both_kernels(name: &str, rows: usize, cols: usize) {
+    let w: Vec<f32> = (0..rows * cols).map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 500.0).collect();
+    let m = Q8Matrix::from_f32(rows, cols, &w).unwrap();
+    let label = format!("{name:>14} q8  [{rows}x{cols}] {:>6.1} MB:", m.byte_len() as f64 / 1e6);
+    println!("{}", time_line(label, m.byte_len(), cols, |x, k, o| m.matmul(x, k, o), rows));
+    drop(m);
+    let m = F16Matrix::from_f32(rows, cols, &w).unwrap();
+    let label = format!("{name:>14} f16 [{rows}x{cols}] {:>6.1} MB:", m.byte_len() as f64 / 1e6);
+    println!("{}", time_line(label, m.byte_len(), cols, |x, k, o| m.matmul(x, k, o), rows));
 }

@@ -293,8 +293,8 @@ mod kernel {
         use std::arch::x86_64::*;
 
         /// How far ahead of the block being multiplied the weight stream is prefetched. The
-        /// hardware prefetcher alone left one core reading at ~15 GB/s; asking for the lines
-        /// 2 KiB ahead brought it to ~19 GB/s (`/tmp`-style microbenchmark over 200 MB, k = 1).
+        /// hardware prefetcher alone left one core reading at ~16 GB/s; asking for the lines
+        /// 2 KiB ahead brought it to ~20 GB/s (a standalone copy of this loop over 200 MB, k = 1).
         const PREFETCH_BYTES: usize = 2048;
 
         /// The AVX2 kernel for `K` token columns over interleaved groups of four rows. The four
