@@ -1,8 +1,15 @@
 //! The contract between decoding and models.
 //!
-//! A [`LanguageModel`] is shared, immutable state (weights); a [`Session`] is one growing sequence
-//! with its own KV cache. Decoding drives two sessions (drafter, verifier) forward with
-//! [`Session::extend`] and rolls rejected drafts back with [`Session::truncate`].
+//! A [`LanguageModel`] is shared, immutable state (weights); a [`Session`] is one growing
+//! *continuation* with its own KV cache. [`LanguageModel::start`] takes the conditioning — a
+//! decoder-only model's prompt, or an encoder-decoder model's encoder input — and returns a session
+//! of length 0 with the logits of the first continuation token. Decoding drives two sessions
+//! (drafter, verifier) forward with [`Session::extend`] and rolls rejected drafts back with
+//! [`Session::truncate`]; both move within the continuation only, so nothing can cut into the
+//! conditioning, and an encoder-decoder model fits the contract without pretending.
+//!
+//! Both traits are `Send` (and models `Sync`), so a sweep may drive sessions from worker threads or
+//! keep a model on a device thread.
 //!
 //! Why sessions and `&self` models: a burn model keeps its weights once and hands each sequence its
 //! own cache; a batched GPU model can gather `extend` calls of many sessions into one forward; a
@@ -79,25 +86,27 @@ impl Logits {
     }
 }
 
-/// A language model: immutable weights from which sequences ([`Session`]s) are started.
-pub trait LanguageModel {
+/// A language model: immutable weights from which continuations ([`Session`]s) are started.
+pub trait LanguageModel: Send + Sync {
     /// A short human-readable name (for errors, ledgers and plots).
     fn name(&self) -> &str;
     /// Number of logits per position.
     fn vocab_size(&self) -> usize;
     /// Token ids that end a generation.
     fn eos_ids(&self) -> &[TokenId];
-    /// Start a sequence on `prompt` (at least one token).
+    /// Start a continuation of `conditioning` (at least one token): a decoder-only model's prompt,
+    /// or an encoder-decoder model's encoder input.
     ///
-    /// Returns the session, holding all prompt tokens, and the logits after the prompt's last token.
-    /// This is the prefill: only the last row is returned, since a long prompt's full logits would
-    /// be large (512 × 151 936 floats is 311 MB).
-    fn start<'a>(&'a self, prompt: &[TokenId]) -> Result<(Box<dyn Session + 'a>, Vec<f32>), ModelError>;
+    /// Returns the session, holding no continuation tokens, and the logits of the first
+    /// continuation token (after the prompt's last token; after the decoder start token of an
+    /// encoder-decoder model). This is the prefill: only that row is returned, since a long prompt's
+    /// full logits would be large (512 × 151 936 floats is 311 MB).
+    fn start<'a>(&'a self, conditioning: &[TokenId]) -> Result<(Box<dyn Session + 'a>, Vec<f32>), ModelError>;
 }
 
-/// One sequence being decoded by a model, with its KV cache.
-pub trait Session {
-    /// Tokens held (prompt included).
+/// One continuation being decoded by a model, with its KV cache.
+pub trait Session: Send {
+    /// Continuation tokens held (the conditioning is not counted).
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool {
         self.len() == 0
@@ -106,8 +115,9 @@ pub trait Session {
     /// `[tokens.len(), vocab]`. One call is one forward pass: scoring γ drafts plus the bonus
     /// position is `extend(&[last_committed, x_1, …, x_γ])`.
     fn extend(&mut self, tokens: &[TokenId]) -> Result<Logits, ModelError>;
-    /// Roll back to the first `len` tokens (`len <= self.len()`); rejected drafts are dropped from
-    /// the cache. Extending again must give the same logits as if they had never been appended.
+    /// Roll back to the first `len` continuation tokens (`len <= self.len()`); rejected drafts are
+    /// dropped from the cache, the conditioning is never touched. Extending again must give the
+    /// same logits as if they had never been appended.
     fn truncate(&mut self, len: usize) -> Result<(), ModelError>;
 }
 

@@ -181,20 +181,24 @@ impl LanguageModel for SyntheticModel {
         if prompt.is_empty() {
             return Err(ModelError::Empty(format!("{}: the prompt", self.name)));
         }
-        let mut s = SyntheticSession { model: self, tokens: Vec::new() };
+        let mut s = SyntheticSession { model: self, tokens: Vec::new(), conditioning: 0 };
         let logits = s.extend(prompt)?;
+        s.conditioning = prompt.len();
         Ok((Box::new(s), logits.last().to_vec()))
     }
 }
 
 struct SyntheticSession<'a> {
     model: &'a SyntheticModel,
+    /// The prompt, then the continuation.
     tokens: Vec<TokenId>,
+    /// Prompt tokens at the front of `tokens`.
+    conditioning: usize,
 }
 
 impl Session for SyntheticSession<'_> {
     fn len(&self) -> usize {
-        self.tokens.len()
+        self.tokens.len() - self.conditioning
     }
     fn extend(&mut self, tokens: &[TokenId]) -> Result<Logits, ModelError> {
         if tokens.is_empty() {
@@ -214,10 +218,10 @@ impl Session for SyntheticSession<'_> {
         Logits::new(tokens.len(), v, data)
     }
     fn truncate(&mut self, len: usize) -> Result<(), ModelError> {
-        if len > self.tokens.len() {
-            return Err(ModelError::BadTruncate { len, held: self.tokens.len() });
+        if len > self.len() {
+            return Err(ModelError::BadTruncate { len, held: self.len() });
         }
-        self.tokens.truncate(len);
+        self.tokens.truncate(self.conditioning + len);
         Ok(())
     }
 }
@@ -245,13 +249,19 @@ mod tests {
     fn deterministic_and_truncate_consistent() {
         let pair = SyntheticPair::default_with_vocab(50, 3);
         let (mut s, first) = pair.verifier.start(&[1, 2, 3]).unwrap();
+        assert_eq!(s.len(), 0, "a session holds the continuation only");
         let a = s.extend(&[4, 5, 6]).unwrap();
-        s.truncate(4).unwrap();
+        assert_eq!(s.len(), 3);
+        s.truncate(1).unwrap();
         let b = s.extend(&[5, 6]).unwrap();
         assert_eq!(a.row(1), b.row(0));
         assert_eq!(a.row(2), b.row(1));
         assert_eq!(first, pair.verifier.logits(&[1, 2, 3]));
         assert!(s.truncate(99).is_err());
+        // The prompt cannot be cut: truncating to 0 keeps it, and the first continuation row is
+        // again the prefill's.
+        s.truncate(0).unwrap();
+        assert_eq!(s.extend(&[4]).unwrap().row(0), a.row(0));
         assert!(s.extend(&[50]).is_err());
     }
 

@@ -12,8 +12,12 @@ pub(crate) struct Tracked<'a> {
     name: String,
     vocab: usize,
     session: Box<dyn Session + 'a>,
-    /// The tokens the session holds.
+    /// The conditioning (prompt or encoder input), then the continuation the session holds.
     tokens: Vec<TokenId>,
+    /// Conditioning tokens at the front of `tokens`; the session's length counts the rest.
+    conditioning: usize,
+    /// Logits of the first continuation token (the prefill's), kept for a later rollback to it.
+    first: Vec<f32>,
     /// `window.row(i)` holds the logits after `tokens[window_start + i]`.
     window_start: usize,
     window: Logits,
@@ -39,19 +43,24 @@ impl<'a> Tracked<'a> {
             }
         })?;
         window.validate(model.name(), 1, vocab)?;
-        if session.len() != prompt.len() {
+        if session.len() != 0 {
             return Err(ModelError::Shape {
                 what: format!("session started by {}", model.name()),
-                expected: format!("{} tokens", prompt.len()),
+                expected: "0 continuation tokens".into(),
                 got: format!("{} tokens", session.len()),
             }
             .into());
+        }
+        if prompt.is_empty() {
+            return Err(ModelError::Empty(format!("{}: prompt", model.name())).into());
         }
         Ok(Self {
             name: model.name().to_string(),
             vocab,
             session,
             tokens: prompt.to_vec(),
+            conditioning: prompt.len(),
+            first: window.row(0).to_vec(),
             window_start: prompt.len() - 1,
             window,
             calls: 0,
@@ -62,7 +71,8 @@ impl<'a> Tracked<'a> {
     }
 
     /// Distributions of the token after `seq[..i]` for every `i` in `from..=seq.len()`
-    /// (`from ≥ 1`), leaving the session holding exactly `seq`. At most one forward call.
+    /// (`seq` starts with the conditioning; `from ≥` its length), leaving the session holding
+    /// exactly `seq`. At most one forward call.
     pub fn dists(&mut self, seq: &[TokenId], from: usize, sampling: &Sampling) -> Result<Vec<TokenDist>, DecodeError> {
         Ok(TokenDist::from_rows(self.rows(seq, from)?, sampling)?)
     }
@@ -75,26 +85,40 @@ impl<'a> Tracked<'a> {
 
     /// As [`Tracked::dists`], the raw logit rows.
     pub fn rows(&mut self, seq: &[TokenId], from: usize) -> Result<Vec<Vec<f32>>, DecodeError> {
-        assert!(from >= 1 && from <= seq.len(), "rows: from = {from} for a sequence of {}", seq.len());
+        let c = self.conditioning;
+        assert!(from >= c && from <= seq.len(), "rows: from = {from} for a sequence of {} ({c} conditioning)", seq.len());
         let common = self.tokens.iter().zip(seq).take_while(|(a, b)| a == b).count();
+        if common < c {
+            return Err(ModelError::Other(format!(
+                "{}: the sequence to score does not start with the session's conditioning ({c} tokens)",
+                self.name
+            ))
+            .into());
+        }
         // Rows needed: logits after token index j for j in from-1 .. seq.len()-1.
         let first_needed = from - 1;
         let win_end = self.window_start + self.window.rows();
         // Rows for indices below `common` may come from the last call's window (the tokens up to
         // there are unchanged); when the window does not cover them all, recompute from
         // `first_needed` in the same single call.
+        // The first continuation row (after the conditioning's last token) is never recomputed:
+        // the session cannot cut into the conditioning, and the prefill's row is kept.
         let feed_from = if first_needed >= common || (self.window_start <= first_needed && common <= win_end) {
             common
         } else {
-            first_needed
+            first_needed.max(c)
         };
         if feed_from < self.tokens.len() {
-            self.session.truncate(feed_from)?;
+            self.session.truncate(feed_from - c)?;
             self.tokens.truncate(feed_from);
         }
         let mut out = Vec::with_capacity(seq.len() - first_needed);
         for j in first_needed..feed_from {
-            out.push(self.window.row(j - self.window_start).to_vec());
+            if j < self.window_start {
+                out.push(self.first.clone()); // j == c - 1
+            } else {
+                out.push(self.window.row(j - self.window_start).to_vec());
+            }
         }
         if feed_from < seq.len() {
             let feed = &seq[feed_from..];
@@ -105,10 +129,10 @@ impl<'a> Tracked<'a> {
             self.positions += feed.len() as u64;
             logits.validate(&self.name, feed.len(), self.vocab)?;
             self.tokens.extend_from_slice(feed);
-            if self.session.len() != self.tokens.len() {
+            if self.session.len() != self.tokens.len() - c {
                 return Err(ModelError::Shape {
                     what: format!("session of {}", self.name),
-                    expected: format!("{} tokens after extend", self.tokens.len()),
+                    expected: format!("{} continuation tokens after extend", self.tokens.len() - c),
                     got: format!("{} tokens", self.session.len()),
                 }
                 .into());

@@ -8,18 +8,21 @@ use super::model::Transformer;
 /// Longest block one forward pass runs; longer prompts are prefilled in chunks of this.
 const PREFILL_CHUNK: usize = 256;
 
-/// A growing sequence with its own KV cache.
+/// A growing sequence with its own KV cache: the prompt, then the continuation.
 pub struct TransformerSession<'a> {
     model: &'a Transformer,
     cache: KvCache,
     tokens: Vec<TokenId>,
+    /// Prompt tokens at the front of `tokens` (the session's [`Session::len`] excludes them).
+    prompt_len: usize,
 }
 
 impl<'a> TransformerSession<'a> {
     pub fn new(model: &'a Transformer) -> Self {
-        Self { model, cache: model.new_cache(), tokens: Vec::new() }
+        Self { model, cache: model.new_cache(), tokens: Vec::new(), prompt_len: 0 }
     }
 
+    /// Prompt and continuation tokens.
     pub fn tokens(&self) -> &[TokenId] {
         &self.tokens
     }
@@ -64,7 +67,7 @@ impl<'a> TransformerSession<'a> {
 
 impl Session for TransformerSession<'_> {
     fn len(&self) -> usize {
-        self.tokens.len()
+        self.tokens.len() - self.prompt_len
     }
 
     fn extend(&mut self, tokens: &[TokenId]) -> Result<Logits, ModelError> {
@@ -72,11 +75,12 @@ impl Session for TransformerSession<'_> {
     }
 
     fn truncate(&mut self, len: usize) -> Result<(), ModelError> {
-        if len > self.tokens.len() {
-            return Err(ModelError::BadTruncate { len, held: self.tokens.len() });
+        if len > self.len() {
+            return Err(ModelError::BadTruncate { len, held: self.len() });
         }
-        self.tokens.truncate(len);
-        self.cache.truncate(len);
+        let keep = self.prompt_len + len;
+        self.tokens.truncate(keep);
+        self.cache.truncate(keep);
         Ok(())
     }
 }
@@ -97,6 +101,7 @@ impl LanguageModel for Transformer {
         }
         let mut s = TransformerSession::new(self);
         let logits = s.run(prompt, false)?;
+        s.prompt_len = prompt.len();
         Ok((Box::new(s), logits.into_vec()))
     }
 }
