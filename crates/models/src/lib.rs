@@ -1,5 +1,6 @@
 //! speccascade-models: burn transformers (llama/qwen2), GGUF + safetensors loaders, tokenizers, KV cache, model fetch.
 
+pub mod cpu;
 pub mod gguf;
 pub mod registry;
 pub mod fetch;
