@@ -66,6 +66,14 @@ impl Layout {
     const fn group_block_bytes(self) -> usize {
         self.group() * BLOCK_BYTES
     }
+    /// What a stored quant byte is xor-ed with: Rows16 keeps `w + 128` (unsigned), the operand
+    /// `vpdpbusd` multiplies, so that the kernel need not flip every weight it loads.
+    const fn flip(self) -> u8 {
+        match self {
+            Layout::Rows4 => 0,
+            Layout::Rows16 => 0x80,
+        }
+    }
     /// Offset within a group block of quant `c` (0..32) of row `lane`.
     #[inline(always)]
     fn quant_offset(self, lane: usize, c: usize) -> usize {
@@ -151,7 +159,7 @@ impl Q8Matrix {
                         let o = b * gbb;
                         dst[o + 2 * lane..o + 2 * lane + 2].copy_from_slice(&blk[..2]);
                         for c in 0..QK {
-                            dst[o + layout.quant_offset(lane, c)] = blk[2 + c];
+                            dst[o + layout.quant_offset(lane, c)] = blk[2 + c] ^ layout.flip();
                         }
                     }
                 }
@@ -174,7 +182,7 @@ impl Q8Matrix {
                 let o = (g * nb + b) * gbb;
                 blk[..2].copy_from_slice(&self.data[o + 2 * lane..o + 2 * lane + 2]);
                 for c in 0..QK {
-                    blk[2 + c] = self.data[o + self.layout.quant_offset(lane, c)];
+                    blk[2 + c] = self.data[o + self.layout.quant_offset(lane, c)] ^ self.layout.flip();
                 }
             }
         }
@@ -213,7 +221,7 @@ impl Q8Matrix {
             let base = (g * nb + b) * gbb;
             let d = f16_to_f32(u16::from_le_bytes([self.data[base + 2 * lane], self.data[base + 2 * lane + 1]]));
             for (c, v) in o.iter_mut().enumerate() {
-                *v = d * (self.data[base + self.layout.quant_offset(lane, c)] as i8) as f32;
+                *v = d * ((self.data[base + self.layout.quant_offset(lane, c)] ^ self.layout.flip()) as i8) as f32;
             }
         }
     }
@@ -427,8 +435,8 @@ mod kernel {
                     for (b, blk) in grp.chunks_exact(gbb).enumerate() {
                         let dw = f16_to_f32(u16::from_le_bytes([blk[2 * lane], blk[2 * lane + 1]]));
                         let xq = &acts.q[t * cols + b * QK..t * cols + (b + 1) * QK];
-                        let dot: i32 =
-                            xq.iter().enumerate().map(|(c, x)| (blk[layout.quant_offset(lane, c)] as i8) as i32 * (*x as i32)).sum();
+                        let wq = |c: usize| ((blk[layout.quant_offset(lane, c)] ^ layout.flip()) as i8) as i32;
+                        let dot: i32 = xq.iter().enumerate().map(|(c, x)| wq(c) * (*x as i32)).sum();
                         acc = (dot as f32).mul_add(dw * acts.d[t * nb + b], acc);
                     }
                     unsafe { dst.put(t, row0 + g * g_rows + lane, acc) };
@@ -529,8 +537,7 @@ mod kernel {
         ///
         /// A block of a group is 16 f16 scales and eight 64-byte runs, run `j` holding bytes
         /// `4j .. 4j + 4` of each of the 16 rows. `vpdpbusd` multiplies unsigned by signed bytes,
-        /// so the weights are flipped to `w + 128` (one xor per run, shared by all columns) and
-        /// each column's sum starts at −128 · Σ x of the block: the eight `vpdpbusd`s then leave
+        /// so the layout stores the weights as `w + 128` and each column's sum starts at −128 · Σ x of the block: the eight `vpdpbusd`s then leave
         /// the exact integer dot products of all 16 rows in one register, with no horizontal adds.
         #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
         pub unsafe fn groups<const K: usize>(w: &[u8], nb: usize, acts: &QuantizedActs, c0: usize, dst: Out, row0: usize) {
@@ -538,7 +545,6 @@ mod kernel {
                 let cols = nb * QK;
                 let group_bytes = nb * GBB;
                 let n_groups = w.len() / group_bytes;
-                let flip = _mm512_set1_epi8(-128);
                 let xq = acts.q.as_ptr().add(c0 * cols);
                 let xd = acts.d.as_ptr().add(c0 * nb);
                 let xb = acts.bias.as_ptr().add(c0 * nb);
@@ -547,15 +553,19 @@ mod kernel {
                     let mut acc = [_mm512_setzero_ps(); K];
                     for b in 0..nb {
                         let blk = base.add(b * GBB);
-                        let ahead = blk.wrapping_add(PREFETCH_BYTES) as *const i8;
-                        for l in 0..GBB.div_ceil(64) {
-                            _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64 * l));
+                        if c0 == 0 {
+                            // The first pass over a chunk streams it from memory; later passes
+                            // (more than 8 columns) find it in L2 and need no hints.
+                            let ahead = blk.wrapping_add(PREFETCH_BYTES) as *const i8;
+                            for l in 0..GBB.div_ceil(64) {
+                                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64 * l));
+                            }
                         }
                         let dw = _mm512_cvtph_ps(_mm256_loadu_si256(blk as *const __m256i));
                         let q = blk.add(2 * G);
                         let mut wv = [_mm512_setzero_si512(); 8];
                         for (j, v) in wv.iter_mut().enumerate() {
-                            *v = _mm512_xor_si512(_mm512_loadu_si512(q.add(64 * j) as *const __m512i), flip);
+                            *v = _mm512_loadu_si512(q.add(64 * j) as *const __m512i);
                         }
                         for t in 0..K {
                             let xp = xq.add(t * cols + b * QK) as *const i32;
