@@ -381,7 +381,17 @@ mod tests {
                     _ => kernel::avx2::tiles::<2, 6>(&m.data, cols, &x, &mut a, kc, 0),
                 }
             }
-            kernel::rows(&m.data, cols, &x, kc, &mut b, kc, 0);
+            // SAFETY: as above (AVX-512VL checked too).
+            unsafe {
+                match kc {
+                    1 => kernel::avx2::tiles_vl::<8, 1>(&m.data, cols, &x, &mut b, kc, 0),
+                    2 => kernel::avx2::tiles_vl::<8, 2>(&m.data, cols, &x, &mut b, kc, 0),
+                    3 => kernel::avx2::tiles_vl::<6, 3>(&m.data, cols, &x, &mut b, kc, 0),
+                    4 => kernel::avx2::tiles_vl::<4, 4>(&m.data, cols, &x, &mut b, kc, 0),
+                    5 => kernel::avx2::tiles_vl::<4, 5>(&m.data, cols, &x, &mut b, kc, 0),
+                    _ => kernel::avx2::tiles_vl::<4, 6>(&m.data, cols, &x, &mut b, kc, 0),
+                }
+            }
             assert!(a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits()), "kc={kc}");
         }
         println!("f16 tiles exercised: avx2 (16 registers) and avx512vl (32 registers)");
