@@ -203,6 +203,23 @@ mod kernel {
     pub(super) mod avx2 {
         use std::arch::x86_64::*;
 
+        /// The body of [`tiles`] and [`tiles_vl`] (a macro so that it is compiled inside each,
+        /// with each one's registers).
+        macro_rules! all_tiles {
+            ($R:ident, $K:ident, $w:ident, $cols:ident, $x:ident, $dst:ident, $stride:ident, $c0:ident) => {{
+                let n_rows = $w.len() / $cols;
+                let whole = n_rows / $R * $R;
+                unsafe {
+                    for r in (0..whole).step_by($R) {
+                        tile::<$R, $K>($w, $cols, $x, $dst, $stride, $c0, r);
+                    }
+                    for r in whole..n_rows {
+                        tile::<1, $K>($w, $cols, $x, $dst, $stride, $c0, r);
+                    }
+                }
+            }};
+        }
+
         /// All rows of `w` in tiles of `R` rows (the remainder one row at a time) × `K` columns.
         #[target_feature(enable = "avx2,fma,f16c")]
         pub unsafe fn tiles<const R: usize, const K: usize>(
@@ -213,16 +230,7 @@ mod kernel {
             stride: usize,
             c0: usize,
         ) {
-            let n_rows = w.len() / cols;
-            let whole = n_rows / R * R;
-            unsafe {
-                for r in (0..whole).step_by(R) {
-                    tile::<R, K>(w, cols, x, dst, stride, c0, r);
-                }
-                for r in whole..n_rows {
-                    tile::<1, K>(w, cols, x, dst, stride, c0, r);
-                }
-            }
+            all_tiles!(R, K, w, cols, x, dst, stride, c0)
         }
 
         /// [`tiles`] compiled with AVX-512VL as well, so that the tiles may use 32 registers.
@@ -235,16 +243,7 @@ mod kernel {
             stride: usize,
             c0: usize,
         ) {
-            let n_rows = w.len() / cols;
-            let whole = n_rows / R * R;
-            unsafe {
-                for r in (0..whole).step_by(R) {
-                    tile::<R, K>(w, cols, x, dst, stride, c0, r);
-                }
-                for r in whole..n_rows {
-                    tile::<1, K>(w, cols, x, dst, stride, c0, r);
-                }
-            }
+            all_tiles!(R, K, w, cols, x, dst, stride, c0)
         }
 
         /// Rows `r .. r + R`: each 8-wide run of weights is widened once and multiplied into all
