@@ -120,6 +120,7 @@ fn single(a: &GenerateArgs, name: &str, precision: Precision, sampling: Sampling
                 "model": name, "precision": a.precision, "prompt_tokens": prompt.len(),
                 "tokens": tokens, "text": text, "seconds": secs, "prefill_seconds": prefill_s,
                 "decode_tokens_per_s": (tokens.len().saturating_sub(1)) as f64 / (secs - prefill_s).max(1e-9),
+                "kernels": speccascade_models::cpu::describe(),
             })
         );
     } else {
@@ -164,6 +165,7 @@ fn pair(a: &GenerateArgs, drafter: &str, verifier: &str, precision: Precision, s
                 "drafter": drafter, "verifier": verifier, "method": spec.label(), "gamma": a.gamma,
                 "precision": a.precision, "prompt_tokens": prompt.len(), "tokens": generation.tokens,
                 "text": text, "stop": generation.stop, "ledger": generation.ledger, "seconds": secs,
+                "kernels": speccascade_models::cpu::describe(),
             })
         );
     } else {

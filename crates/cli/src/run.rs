@@ -57,7 +57,11 @@ pub fn run(a: Args) -> Result<()> {
     let provider = CliProvider;
     let r = run_sweep(&exp, &src, &provider, &opts).with_context(|| format!("running {}", a.experiment.display()))?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        let mut v = serde_json::to_value(&r)?;
+        if let Some(o) = v.as_object_mut() {
+            o.insert("kernels".into(), speccascade_models::cpu::describe());
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         println!(
             "{}: {} records written, {} already there ({} configurations, shard {}), {} tokens in {:.1} s",
