@@ -156,6 +156,8 @@ fn attention_512_s(model: &Transformer) -> f64 {
         best = best.min(t0.elapsed().as_secs_f64());
     }
     best
+}
+
 /// Seconds the linear layers of a `k`-token prefill take in the kernels alone: each of the model's
 /// four matrix shapes (random weights of the same precision) at `k` columns, times the layer count,
 /// plus the output head at one column (prefill keeps only the last position's logits). Best of 2.
@@ -230,9 +232,8 @@ fn main() {
     }
     for r in out["results"].as_array().unwrap() {
             println!(
-                "{}: {} decode {:.1} tok/s ({:.1} ms), block6 {:.1} ms = {:.2}x step, prefill512 {:.0} tok/s (attention {:.0} %), ceiling {:.1} tok/s, load {:.1}s",
                 "{}: {} decode {:.1} tok/s ({:.1} ms), block6 {:.1} ms = {:.2}x step, prefill512 {:.0} tok/s \
-                 ({:.0}% outside the linear kernels), ceiling {:.1} tok/s, load {:.1}s",
+                 (attention {:.0} %, {:.0} % outside the linear kernels), ceiling {:.1} tok/s, load {:.1}s",
                 r["model"].as_str().unwrap(),
                 r["precision"].as_str().unwrap(),
                 r["decode_tok_s"].as_f64().unwrap(),
