@@ -317,9 +317,11 @@ struct XyFigure {
     y_from_zero: bool,
     series: Vec<Series>,
     hlines: Vec<HLine>,
-    /// Explain filled / hollow markers under the legend.
-    marker_note: bool,
+    /// A third title line explaining bars and markers.
+    note: &'static str,
 }
+
+const QUALITY_NOTE: &str = "error bars: 95 % bootstrap intervals over examples; filled marker = indistinguishable from the verifier at 5 % (paired test), hollow = significantly different";
 
 fn row_pt(r: &Row, x: f64, x_ci: Option<(f64, f64)>) -> Pt {
     Pt {
@@ -392,7 +394,7 @@ fn latency_figure(p: &Panel<'_>, modelled: bool) -> XyFigure {
         y_from_zero: false,
         series,
         hlines: verifier_line(p),
-        marker_note: true,
+        note: QUALITY_NOTE,
     }
 }
 
@@ -414,7 +416,7 @@ fn rejection_figure(p: &Panel<'_>) -> XyFigure {
         y_from_zero: false,
         series,
         hlines,
-        marker_note: true,
+        note: QUALITY_NOTE,
     }
 }
 
@@ -445,7 +447,7 @@ fn deferral_figure(p: &Panel<'_>) -> XyFigure {
         y_from_zero: false,
         series,
         hlines,
-        marker_note: true,
+        note: QUALITY_NOTE,
     }
 }
 
@@ -462,7 +464,7 @@ fn calls_figure(p: &Panel<'_>) -> XyFigure {
         y_from_zero: false,
         series,
         hlines: verifier_line(p),
-        marker_note: true,
+        note: QUALITY_NOTE,
     }
 }
 
@@ -551,9 +553,16 @@ fn speedup_xy(f: &SpeedupFigure<'_>) -> XyFigure {
         }
     }
     keys.sort_by_key(|k| (k.0.rank(), k.1.map(|b| b.name())));
+    // Dodge the methods sideways a little so that their interval bars do not hide each other.
+    let xs: Vec<f64> = f.lines.iter().filter_map(|t| if f.over_gamma { t.gamma.map(|g| g as f64) } else { Some(t.temperature) }).collect();
+    let (xmin, xmax) = finite(xs);
+    let dodge = if xmax > xmin { 0.012 * (xmax - xmin) } else { 0.0 };
+    let centre = (keys.len() as f64 - 1.0) / 2.0;
     let series = keys
         .into_iter()
-        .map(|(m, b)| {
+        .enumerate()
+        .map(|(i, (m, b))| {
+            let shift = (i as f64 - centre) * dodge;
             let mut pts: Vec<Pt> = f
                 .lines
                 .iter()
@@ -564,7 +573,7 @@ fn speedup_xy(f: &SpeedupFigure<'_>) -> XyFigure {
                     } else {
                         (t.speedup_wall, t.speedup_wall_lo, t.speedup_wall_hi)
                     };
-                    let x = if f.over_gamma { t.gamma? as f64 } else { t.temperature };
+                    let x = if f.over_gamma { t.gamma? as f64 } else { t.temperature } + shift;
                     // Not reached: drawn at 0 (hollow), with the resampled interval.
                     Some(Pt {
                         x,
@@ -589,14 +598,18 @@ fn speedup_xy(f: &SpeedupFigure<'_>) -> XyFigure {
     }
     XyFigure {
         title: (format!("{}: {what} ({kind})", f.setting.task), sub),
-        xdesc: if f.over_gamma { "draft block length γ".into() } else { "temperature T".into() },
+        xdesc: if f.over_gamma {
+            "draft block length γ (methods dodged sideways)".into()
+        } else {
+            "temperature T (methods dodged sideways)".into()
+        },
         ydesc: format!("speed-up at verifier quality (×, {kind})"),
         x_range: None,
         x_from_zero: false,
         y_from_zero: true,
         series,
         hlines: vec![HLine { label: "no speed-up (1×)".into(), y: 1.0, colour: BLACK }],
-        marker_note: false,
+        note: "error bars: 95 % bootstrap intervals over examples (a resample that never reaches the verifier's quality counts as 0); hollow marker at 0 = not reached",
     }
 }
 
@@ -633,8 +646,9 @@ fn render_xy<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, f: &XyFigure) ->
     };
     let (y0, y1) = if f.y_from_zero { (0.0, nice_range(0.0, yhi.max(1.0)).1) } else { nice_range(ylo, yhi) };
     let mut title = f.title.clone();
-    if f.marker_note {
-        title.1.push_str("\nerror bars: 95 % bootstrap intervals over examples; filled marker = indistinguishable from the verifier at 5 % (paired test), hollow = significantly different");
+    if !f.note.is_empty() {
+        title.1.push('\n');
+        title.1.push_str(f.note);
     }
     let body = titled(root, title)?;
     let mut chart = ChartBuilder::on(&body)
