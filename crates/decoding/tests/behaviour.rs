@@ -157,6 +157,11 @@ fn ledger_invariants_hold_for_every_method() {
                         assert_eq!(l.verifier_calls, 0);
                         assert_eq!(l.drafter_steps as usize, g.tokens.len() - 1, "{what}: first token from the prefill");
                     }
+                    // One denominator for every method: deferrals ÷ emitted tokens.
+                    assert_eq!(l.deferral_rate(), if l.emitted == 0 { 0.0 } else { l.deferrals as f64 / l.emitted as f64 }, "{what}");
+                    if m == Method::SeqCascadeChow {
+                        assert!(l.deferrals == 0 || l.deferrals == l.emitted, "{what}: a sequence deferral counts every emitted token");
+                    }
                     if m == Method::OracleCascadeDiff {
                         assert!(l.verifier_calls_charged <= l.deferrals && l.verifier_calls_charged <= l.verifier_calls);
                     }

@@ -363,3 +363,56 @@ pub fn read_parquet(path: &Path) -> Result<DataFrame, HarnessError> {
     let f = std::fs::File::open(path).map_err(|e| HarnessError::io(path, e))?;
     ParquetReader::new(f).finish().map_err(|e| HarnessError::Parquet { path: path.display().to_string(), msg: e.to_string() })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Experiment;
+    use crate::grid::Grid;
+    use crate::record::Timing;
+
+    #[test]
+    fn the_oracle_is_charged_on_the_wall_clock_as_modelled() {
+        let src = "name: t\noutput: out\nmodels: {synthetic: {vocab: 32}}\ntasks: [{name: synthetic, examples: 1, max_new_tokens: 8}]\nmethods:\n  oracle_cascade_diff: {alpha: 0.1}\ncost: 1\n";
+        let grid = Grid::expand(&Experiment::from_str_named(src, "t.yaml").unwrap());
+        let configs: BTreeMap<String, RunConfig> = grid.hashes.iter().cloned().zip(grid.configs.iter().cloned()).collect();
+        let record = |h: &str, c: &RunConfig, wall: f64, uncharged: f64| Record {
+            config: h.to_string(),
+            task: "synthetic".into(),
+            method: c.method,
+            alpha: c.alpha,
+            gamma: c.gamma,
+            temperature: c.temperature,
+            trial: 0,
+            unit: 0,
+            example: 0,
+            example_id: "synthetic/0".into(),
+            prompt_tokens: 2,
+            tokens: vec![1; 8],
+            text: None,
+            stop: "max_tokens".into(),
+            stop_string: None,
+            score: 0.0,
+            score_inputs: serde_json::Value::Null,
+            ledger: Ledger { emitted: 8, uncharged_s: uncharged, ..Ledger::default() },
+            trace: None,
+            timing: Timing { wall_s: wall, ..Timing::default() },
+        };
+        let records: Vec<Record> = grid
+            .hashes
+            .iter()
+            .zip(&grid.configs)
+            .map(|(h, c)| match c.method {
+                Method::Verifier => record(h, c, 2.0, 0.0),
+                Method::OracleCascadeDiff => record(h, c, 3.0, 1.5),
+                _ => record(h, c, 0.5, 0.0),
+            })
+            .collect();
+        let rows = summarise(&configs, &grid.hashes, &records, CostModel::Fixed(1.0));
+        let oracle = rows.iter().find(|r| r.key.method == Method::OracleCascadeDiff).unwrap();
+        // (3.0 s − 1.5 s uncharged) ÷ 2.0 s.
+        assert!((oracle.rel_latency_wall - 0.75).abs() < 1e-12, "{}", oracle.rel_latency_wall);
+        let drafter = rows.iter().find(|r| r.key.method == Method::Drafter).unwrap();
+        assert!((drafter.rel_latency_wall - 0.25).abs() < 1e-12);
+    }
+}
