@@ -799,6 +799,48 @@ fn legend_corner(curves: &[Vec<(f64, f64)>], x: (f64, f64), y: (f64, f64)) -> Se
 }
 
 
+/// The axes of one small chart: integer x ticks `x.0 ..= x.1`, y from 0 to `y_max`.
+struct Small {
+    x: (usize, usize),
+    y_max: f64,
+    xdesc: &'static str,
+    ydesc: &'static str,
+}
+
+/// `n` small charts in rows of up to three.
+fn small_multiples<DB: DrawingBackend>(body: &DrawingArea<DB, Shift>, n: usize) -> Vec<DrawingArea<DB, Shift>> {
+    let cols = if n <= 2 { n.max(1) } else { 3 };
+    body.split_evenly((n.div_ceil(cols), cols))
+}
+
+type SmallChart<'a, DB> = ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>;
+
+/// One small chart with its caption and mesh drawn.
+fn small_chart<'a, DB: DrawingBackend>(area: &'a DrawingArea<DB, Shift>, caption: &str, a: &Small) -> Result<SmallChart<'a, DB>, String> {
+    let (x0, x1) = (a.x.0 as f64 - 0.5, a.x.1 as f64 + 0.5);
+    let first = a.x.0 as f64;
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 18))
+        .margin(8)
+        .x_label_area_size(44)
+        .y_label_area_size(58)
+        .build_cartesian_2d(x0..x1, 0f64..a.y_max)
+        .map_err(e2s)?;
+    chart
+        .configure_mesh()
+        .x_desc(a.xdesc)
+        .y_desc(a.ydesc)
+        .axis_desc_style(("sans-serif", 15))
+        .label_style(("sans-serif", 13))
+        .x_labels(a.x.1 - a.x.0 + 3)
+        .x_label_formatter(&|x| if (x - x.round()).abs() < 1e-9 && *x >= first { format!("{}", x.round() as i64) } else { String::new() })
+        .y_labels(6)
+        .light_line_style(RGBColor(240, 240, 240))
+        .draw()
+        .map_err(e2s)?;
+    Ok(chart)
+}
+
 /// Sequential blues, light → dark, for α values within a panel.
 fn shade(i: usize, n: usize) -> RGBColor {
     let t = if n <= 1 { 0.7 } else { 0.3 + 0.7 * i as f64 / (n - 1) as f64 };
@@ -813,33 +855,13 @@ fn accept_hist<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, p: &Panel<'_>)
     if curves.is_empty() {
         return Ok(());
     }
-    let cols = if curves.len() <= 2 { curves.len() } else { 3 };
-    let nrows = curves.len().div_ceil(cols);
-    let areas = body.split_evenly((nrows, cols));
     let longest = p.rows.iter().map(|r| r.accept_length_hist.len()).max().unwrap_or(1);
     let gamma = longest.saturating_sub(1).max(p.gamma.unwrap_or(1));
-    for (cv, area) in curves.iter().zip(areas.iter()) {
+    let axes = Small { x: (0, gamma), y_max: 1.0, xdesc: "accepted drafts per block", ydesc: "fraction of blocks" };
+    for (cv, area) in curves.iter().zip(small_multiples(&body, curves.len())) {
         let pts = &cv.pts;
         let n = pts.len();
-        let mut chart = ChartBuilder::on(area)
-            .caption(label(cv.method, cv.bonus), ("sans-serif", 18))
-            .margin(8)
-            .x_label_area_size(44)
-            .y_label_area_size(58)
-            .build_cartesian_2d(-0.5f64..(gamma as f64 + 0.5), 0f64..1.0f64)
-            .map_err(e2s)?;
-        chart
-            .configure_mesh()
-            .x_desc("accepted drafts per block")
-            .y_desc("fraction of blocks")
-            .axis_desc_style(("sans-serif", 15))
-            .label_style(("sans-serif", 13))
-            .x_labels(gamma + 2)
-            .x_label_formatter(&|x| if (x - x.round()).abs() < 1e-9 && *x >= 0.0 { format!("{}", x.round() as i64) } else { String::new() })
-            .y_labels(6)
-            .light_line_style(RGBColor(240, 240, 240))
-            .draw()
-            .map_err(e2s)?;
+        let mut chart = small_chart(&area, &label(cv.method, cv.bonus), &axes)?;
         let width = 0.8 / n as f64;
         for (i, r) in pts.iter().enumerate() {
             let total: u64 = r.accept_length_hist.iter().sum();
@@ -885,30 +907,10 @@ fn acceptance_curves<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, p: &Pane
     if curves.is_empty() {
         return Ok(());
     }
-    let cols = if curves.len() <= 2 { curves.len() } else { 3 };
-    let nrows = curves.len().div_ceil(cols);
-    let areas = body.split_evenly((nrows, cols));
     let longest = p.rows.iter().map(|r| r.position_acceptance.len()).max().unwrap_or(1).max(1);
-    for (cv, area) in curves.iter().zip(areas.iter()) {
-        let mut chart = ChartBuilder::on(area)
-            .caption(label(cv.method, cv.bonus), ("sans-serif", 18))
-            .margin(8)
-            .x_label_area_size(44)
-            .y_label_area_size(58)
-            .build_cartesian_2d(0.5f64..(longest as f64 + 0.5), 0f64..1.05f64)
-            .map_err(e2s)?;
-        chart
-            .configure_mesh()
-            .x_desc("position in the block")
-            .y_desc("acceptance rate")
-            .axis_desc_style(("sans-serif", 15))
-            .label_style(("sans-serif", 13))
-            .x_labels(longest + 2)
-            .x_label_formatter(&|x| if (x - x.round()).abs() < 1e-9 && *x >= 1.0 { format!("{}", x.round() as i64) } else { String::new() })
-            .y_labels(6)
-            .light_line_style(RGBColor(240, 240, 240))
-            .draw()
-            .map_err(e2s)?;
+    let axes = Small { x: (1, longest), y_max: 1.05, xdesc: "position in the block", ydesc: "acceptance rate" };
+    for (cv, area) in curves.iter().zip(small_multiples(&body, curves.len())) {
+        let mut chart = small_chart(&area, &label(cv.method, cv.bonus), &axes)?;
         let n = cv.pts.len();
         for (i, r) in cv.pts.iter().enumerate() {
             let c = shade(i, n);
