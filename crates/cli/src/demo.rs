@@ -4,17 +4,16 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use speccascade_core::Sampling;
 use speccascade_core::synthetic::{SyntheticPair, detokenize};
-use speccascade_decoding::{DecodeConfig, MethodSpec, decode};
+use speccascade_decoding::{Bonus, DecodeConfig, Method, MethodSpec, decode};
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
     /// Use the synthetic drafter/verifier pair (hashed n-gram models; no weights needed).
     #[arg(long)]
     synthetic: bool,
-    /// Decoding method: drafter, verifier, spec_decode, spec_decode_lossy, spec_cascade_{chow,diff,opt,
-    /// token_v1,token_v2,token_v3}, bild, token_cascade_chow, oracle_cascade_diff, seq_cascade_chow.
-    #[arg(long, default_value = "spec_decode")]
-    method: String,
+    /// Decoding method.
+    #[arg(long, value_enum, default_value_t = Method::SpecDecode)]
+    method: Method,
     /// The rule's trade-off parameter α (methods with a deferral rule).
     #[arg(long, allow_hyphen_values = true)]
     alpha: Option<f64>,
@@ -27,9 +26,9 @@ pub struct DemoArgs {
     /// Nucleus sampling mass (1 = off).
     #[arg(long, default_value_t = 1.0)]
     top_p: f32,
-    /// Verify the bonus position like the others (exact π at every emitted token).
-    #[arg(long)]
-    exact_bonus: bool,
+    /// What follows a fully accepted block [default: free for spec_decode, exact otherwise].
+    #[arg(long, value_enum)]
+    bonus: Option<Bonus>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     #[arg(long, default_value_t = 64)]
@@ -58,11 +57,13 @@ pub fn run(a: DemoArgs) -> Result<()> {
     if let Some(&t) = a.prompt.iter().find(|&&t| t as usize >= a.vocab) {
         bail!("--prompt token {t} is outside the vocabulary (--vocab {})", a.vocab);
     }
-    let spec = MethodSpec::parse(&a.method, a.alpha).context("--method / --alpha")?;
+    let spec = MethodSpec::new(a.method, a.alpha).context("--method / --alpha")?;
     let mut cfg = DecodeConfig::new(spec);
     cfg.gamma = a.gamma;
     cfg.sampling = Sampling::new(a.temperature, a.top_p).context("--temperature / --top-p")?;
-    cfg.exact_bonus = a.exact_bonus;
+    if let Some(b) = a.bonus {
+        cfg.bonus = b;
+    }
     cfg.seed = a.seed;
     cfg.max_new_tokens = a.max_new_tokens;
     cfg.trace = a.trace;
@@ -87,7 +88,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
         return Ok(());
     }
     let l = &g.ledger;
-    println!("method      {}", spec.label());
+    println!("method      {} (bonus {})", spec.label(), cfg.bonus);
     println!("text        {text}");
     println!("stop        {:?}", g.stop);
     println!("quality     {quality:.4} (mean log-likelihood per token under the ground truth)");

@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use speccascade_core::{LanguageModel, Purpose, Sampling, Stream, TokenDist, sample};
-use speccascade_decoding::{DecodeConfig, MethodSpec, decode};
+use speccascade_decoding::{Bonus, DecodeConfig, Method, MethodSpec, decode};
 use speccascade_models::registry::resolve_model;
 use speccascade_models::tokenizer::{ChatMessage, Tokenizer};
 use speccascade_models::transformer::{Precision, TransformerOptions, load_model};
@@ -26,9 +26,12 @@ pub struct GenerateArgs {
     /// The verifier of a pair.
     #[arg(long, requires = "drafter")]
     verifier: Option<String>,
-    /// Decoding method of a pair (e.g. spec_decode, spec_cascade_opt, spec_cascade_token_v3, token_cascade_chow).
-    #[arg(long, requires = "drafter")]
-    method: Option<String>,
+    /// Decoding method of a pair.
+    #[arg(long, value_enum, requires = "drafter")]
+    method: Option<Method>,
+    /// What follows a fully accepted block [default: free for spec_decode, exact otherwise].
+    #[arg(long, value_enum, requires = "method")]
+    bonus: Option<Bonus>,
     /// The method's deferral threshold α.
     #[arg(allow_hyphen_values = true, long)]
     alpha: Option<f64>,
@@ -135,8 +138,8 @@ fn single(a: &GenerateArgs, name: &str, precision: Precision, sampling: Sampling
 }
 
 fn pair(a: &GenerateArgs, drafter: &str, verifier: &str, precision: Precision, sampling: Sampling) -> Result<()> {
-    let method = a.method.as_deref().ok_or_else(|| anyhow!("--method is required with --drafter/--verifier"))?;
-    let spec = MethodSpec::parse(method, a.alpha)?;
+    let method = a.method.ok_or_else(|| anyhow!("--method is required with --drafter/--verifier"))?;
+    let spec = MethodSpec::new(method, a.alpha)?;
     let (dm, dtok) = load(drafter, precision)?;
     let (vm, vtok) = load(verifier, precision)?;
     if dm.vocab_size() != vm.vocab_size() || dtok.vocab_size() != vtok.vocab_size() {
@@ -151,6 +154,9 @@ fn pair(a: &GenerateArgs, drafter: &str, verifier: &str, precision: Precision, s
     let mut cfg = DecodeConfig::new(spec);
     cfg.gamma = a.gamma;
     cfg.sampling = sampling;
+    if let Some(b) = a.bonus {
+        cfg.bonus = b;
+    }
     cfg.seed = a.seed;
     cfg.max_new_tokens = a.max_new_tokens;
     let detok = |ids: &[u32]| vtok.decode(ids, true);
@@ -162,7 +168,7 @@ fn pair(a: &GenerateArgs, drafter: &str, verifier: &str, precision: Precision, s
         println!(
             "{}",
             serde_json::json!({
-                "drafter": drafter, "verifier": verifier, "method": spec.label(), "gamma": a.gamma,
+                "drafter": drafter, "verifier": verifier, "method": spec.label(), "gamma": a.gamma, "bonus": cfg.bonus,
                 "precision": a.precision, "prompt_tokens": prompt.len(), "tokens": generation.tokens,
                 "text": text, "stop": generation.stop, "ledger": generation.ledger, "seconds": secs,
                 "kernels": speccascade_models::cpu::describe(),

@@ -33,13 +33,21 @@ pub struct Args {
     /// Print the grid (configurations and hashes) and exit without running.
     #[arg(long)]
     pub dry_run: bool,
+    /// Override the experiment's bonus mode (`bonus:`): what follows a fully accepted block.
+    #[arg(long, value_enum)]
+    pub bonus: Option<speccascade_decoding::Bonus>,
     /// Print a JSON summary instead of text.
     #[arg(long)]
     pub json: bool,
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let (exp, src) = Experiment::from_file(&a.experiment).map_err(anyhow::Error::new)?;
+    let (mut exp, mut src) = Experiment::from_file(&a.experiment).map_err(anyhow::Error::new)?;
+    if let Some(b) = a.bonus {
+        // The store keeps the experiment as run: rewrite it with the override (JSON is YAML).
+        exp.bonus = Some(b);
+        src = format!("# {} run with --bonus {b}\n{}\n", a.experiment.display(), serde_json::to_string_pretty(&exp)?);
+    }
     if a.dry_run {
         let grid = Grid::expand(&exp);
         if a.json {

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use speccascade_core::Ledger;
+use speccascade_decoding::Method;
 
 /// What one decoded example leaves behind. Everything but [`Record::timing`] and the ledger's
 /// seconds is a deterministic function of the configuration, trial and example.
@@ -10,7 +11,8 @@ pub struct Record {
     /// Hash of the configuration ([`crate::RunConfig::hash`]).
     pub config: String,
     pub task: String,
-    pub method: String,
+    /// The method (serialised as its catalogue name).
+    pub method: Method,
     pub alpha: Option<f64>,
     pub gamma: Option<usize>,
     pub temperature: f64,
@@ -58,6 +60,7 @@ impl Record {
         l.verifier_decode_s = 0.0;
         l.overhead_s = 0.0;
         l.total_s = 0.0;
+        l.uncharged_s = 0.0;
         r
     }
 }

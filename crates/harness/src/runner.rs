@@ -149,7 +149,7 @@ pub fn run(exp: &Experiment, src: &str, provider: &dyn Provider, opts: &RunOptio
                     let rec = Record {
                         config: grid.hashes[ci].clone(),
                         task: name.clone(),
-                        method: cfg.method.clone(),
+                        method: cfg.method,
                         alpha: cfg.alpha,
                         gamma: cfg.gamma,
                         temperature: cfg.temperature,

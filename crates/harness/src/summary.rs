@@ -7,6 +7,10 @@
 //! calls` with c fixed in the experiment or measured as (drafter-alone seconds per drafter step) ÷
 //! (verifier-alone seconds per verifier call) over the whole store.
 //!
+//! The oracle (`oracle_cascade_diff`) is charged as its modelled cost says on the wall clock too:
+//! the verifier's seconds at δ = 0 positions (`ledger.uncharged_s`) are subtracted from its wall
+//! time ([`charged_wall_s`]).
+//!
 //! Quality is the mean over examples of each example's mean score over trials, except for metrics
 //! whose corpus score is not a mean (BLEU): there it is the corpus score of the records' summed
 //! statistics ([`corpus_quality`]), as sacreBLEU reports for the same outputs.
@@ -17,6 +21,7 @@ use std::path::Path;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 use speccascade_core::Ledger;
+use speccascade_decoding::{Bonus, Method};
 
 use crate::HarnessError;
 use crate::config::CostModel;
@@ -31,9 +36,12 @@ pub struct ConfigKey {
     /// Hash of the configuration ([`RunConfig::hash`]).
     pub config: String,
     pub task: String,
-    pub method: String,
+    pub method: Method,
     pub alpha: Option<f64>,
     pub gamma: Option<usize>,
+    /// Bonus mode (speculative methods).
+    #[serde(default)]
+    pub bonus: Option<Bonus>,
     pub temperature: f64,
     pub top_p: f64,
     pub seed: u64,
@@ -64,7 +72,12 @@ pub struct ConfigSummary {
     pub rejected: u64,
     pub deferrals: u64,
     pub decisions: u64,
+    /// Draft positions examined (up to and including each block's first rejection).
+    #[serde(default)]
+    pub examined: u64,
+    /// Rejected ÷ examined draft positions.
     pub rejection_rate: f64,
+    /// Deferrals ÷ emitted tokens (every method).
     pub deferral_rate: f64,
     pub mean_accept_length: f64,
     pub verifier_calls_per_token: f64,
@@ -89,12 +102,12 @@ pub struct ConfigSummary {
 pub fn measured_c(configs: &BTreeMap<String, RunConfig>, records: &[Record]) -> Option<f64> {
     let (mut ds, mut dn, mut vs, mut vn) = (0.0, 0u64, 0.0, 0u64);
     for r in records {
-        match configs.get(&r.config).map(|c| c.method.as_str()) {
-            Some("drafter") => {
+        match configs.get(&r.config).map(|c| c.method) {
+            Some(Method::Drafter) => {
                 ds += r.ledger.drafter_decode_s;
                 dn += r.ledger.drafter_steps;
             }
-            Some("verifier") => {
+            Some(Method::Verifier) => {
                 vs += r.ledger.verifier_decode_s;
                 vn += r.ledger.verifier_calls;
             }
@@ -126,8 +139,15 @@ pub fn summarise(
         .into_iter()
         .map(|h| {
             let cfg = &configs[h];
-            let base_hash = cfg.baseline("verifier").hash();
-            let base = by_config.get(base_hash.as_str()).map(Vec::as_slice).unwrap_or(&[]);
+            let base_hash = cfg.baseline(Method::Verifier).hash();
+            // A store written by an older version keys its configurations by that version's
+            // hashes: find the verifier by what its configuration is today.
+            let stored = if by_config.contains_key(base_hash.as_str()) {
+                Some(base_hash.as_str())
+            } else {
+                configs.iter().find(|(_, c)| c.method == Method::Verifier && c.hash() == base_hash).map(|(k, _)| k.as_str())
+            };
+            let base = stored.and_then(|k| by_config.get(k)).map(Vec::as_slice).unwrap_or(&[]);
             summarise_one(h, cfg, &by_config[h.as_str()], base, c)
         })
         .collect()
@@ -180,6 +200,12 @@ pub fn corpus_quality(recs: &[&Record]) -> Option<f64> {
     score_summed_stats(metric, per_example.values())
 }
 
+/// A record's wall-clock seconds as its cost model charges them: the decode call's wall time less
+/// the seconds the model does not charge (the oracle's verifier calls at δ = 0; zero elsewhere).
+pub fn charged_wall_s(r: &Record) -> f64 {
+    (r.timing.wall_s - r.ledger.uncharged_s).max(0.0)
+}
+
 fn summarise_one(hash: &str, cfg: &RunConfig, recs: &[&Record], base: &[&Record], c: f64) -> ConfigSummary {
     let mut ledger = Ledger::default();
     let (mut wall, mut foreign, mut flagged, mut peak) = (0.0, 0.0, 0, 0u64);
@@ -203,8 +229,8 @@ fn summarise_one(hash: &str, cfg: &RunConfig, recs: &[&Record], base: &[&Record]
     for r in recs {
         if let Some(b) = base_by_unit.get(&(r.trial, r.example)) {
             matched += 1;
-            mw += r.timing.wall_s;
-            bw += b.timing.wall_s;
+            mw += charged_wall_s(r);
+            bw += charged_wall_s(b);
             mm += r.ledger.modelled_cost(c);
             bm += b.ledger.modelled_cost(c);
         }
@@ -219,9 +245,10 @@ fn summarise_one(hash: &str, cfg: &RunConfig, recs: &[&Record], base: &[&Record]
         key: ConfigKey {
             config: hash.to_string(),
             task: cfg.task.name.clone(),
-            method: cfg.method.clone(),
+            method: cfg.method,
             alpha: cfg.alpha,
             gamma: cfg.gamma,
+            bonus: cfg.bonus,
             temperature: cfg.temperature,
             top_p: cfg.top_p,
             seed: cfg.seed,
@@ -242,6 +269,7 @@ fn summarise_one(hash: &str, cfg: &RunConfig, recs: &[&Record], base: &[&Record]
         rejected: ledger.rejected,
         deferrals: ledger.deferrals,
         decisions: ledger.decisions,
+        examined: ledger.examined(),
         rejection_rate: ledger.rejection_rate(),
         deferral_rate: ledger.deferral_rate(),
         mean_accept_length: ledger.mean_accept_length(),
@@ -269,9 +297,10 @@ pub fn to_frame(rows: &[ConfigSummary]) -> PolarsResult<DataFrame> {
     let cols = vec![
         col!("config", |r| r.key.config.clone()),
         col!("task", |r| r.key.task.clone()),
-        col!("method", |r| r.key.method.clone()),
+        col!("method", |r| r.key.method.name().to_string()),
         col!("alpha", |r| r.key.alpha),
         col!("gamma", |r| r.key.gamma.map(|g| g as u64)),
+        col!("bonus", |r| r.key.bonus.map(|b| b.name().to_string())),
         col!("temperature", |r| r.key.temperature),
         col!("top_p", |r| r.key.top_p),
         col!("seed", |r| r.key.seed),
@@ -289,6 +318,7 @@ pub fn to_frame(rows: &[ConfigSummary]) -> PolarsResult<DataFrame> {
         col!("drafted", |r| r.drafted),
         col!("accepted", |r| r.accepted),
         col!("rejected", |r| r.rejected),
+        col!("examined", |r| r.examined),
         col!("deferrals", |r| r.deferrals),
         col!("decisions", |r| r.decisions),
         col!("rejection_rate", |r| r.rejection_rate),
@@ -332,4 +362,57 @@ fn write_frame(path: &Path, rows: &[ConfigSummary]) -> Result<(), HarnessError> 
 pub fn read_parquet(path: &Path) -> Result<DataFrame, HarnessError> {
     let f = std::fs::File::open(path).map_err(|e| HarnessError::io(path, e))?;
     ParquetReader::new(f).finish().map_err(|e| HarnessError::Parquet { path: path.display().to_string(), msg: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Experiment;
+    use crate::grid::Grid;
+    use crate::record::Timing;
+
+    #[test]
+    fn the_oracle_is_charged_on_the_wall_clock_as_modelled() {
+        let src = "name: t\noutput: out\nmodels: {synthetic: {vocab: 32}}\ntasks: [{name: synthetic, examples: 1, max_new_tokens: 8}]\nmethods:\n  oracle_cascade_diff: {alpha: 0.1}\ncost: 1\n";
+        let grid = Grid::expand(&Experiment::from_str_named(src, "t.yaml").unwrap());
+        let configs: BTreeMap<String, RunConfig> = grid.hashes.iter().cloned().zip(grid.configs.iter().cloned()).collect();
+        let record = |h: &str, c: &RunConfig, wall: f64, uncharged: f64| Record {
+            config: h.to_string(),
+            task: "synthetic".into(),
+            method: c.method,
+            alpha: c.alpha,
+            gamma: c.gamma,
+            temperature: c.temperature,
+            trial: 0,
+            unit: 0,
+            example: 0,
+            example_id: "synthetic/0".into(),
+            prompt_tokens: 2,
+            tokens: vec![1; 8],
+            text: None,
+            stop: "max_tokens".into(),
+            stop_string: None,
+            score: 0.0,
+            score_inputs: serde_json::Value::Null,
+            ledger: Ledger { emitted: 8, uncharged_s: uncharged, ..Ledger::default() },
+            trace: None,
+            timing: Timing { wall_s: wall, ..Timing::default() },
+        };
+        let records: Vec<Record> = grid
+            .hashes
+            .iter()
+            .zip(&grid.configs)
+            .map(|(h, c)| match c.method {
+                Method::Verifier => record(h, c, 2.0, 0.0),
+                Method::OracleCascadeDiff => record(h, c, 3.0, 1.5),
+                _ => record(h, c, 0.5, 0.0),
+            })
+            .collect();
+        let rows = summarise(&configs, &grid.hashes, &records, CostModel::Fixed(1.0));
+        let oracle = rows.iter().find(|r| r.key.method == Method::OracleCascadeDiff).unwrap();
+        // (3.0 s − 1.5 s uncharged) ÷ 2.0 s.
+        assert!((oracle.rel_latency_wall - 0.75).abs() < 1e-12, "{}", oracle.rel_latency_wall);
+        let drafter = rows.iter().find(|r| r.key.method == Method::Drafter).unwrap();
+        assert!((drafter.rel_latency_wall - 0.25).abs() < 1e-12);
+    }
 }

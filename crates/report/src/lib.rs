@@ -2,11 +2,14 @@
 //! the regression check.
 //!
 //! - [`load`]: read a store (experiment, configurations, records) and summarise it.
-//! - [`stats`]: bootstrap confidence intervals over examples.
-//! - [`tables`]: per (task, method, α) rows, written as CSV (polars) and markdown.
-//! - [`table2`]: speed-up at verifier quality and best quality at relative latency ≤ 1.
-//! - [`plot`]: quality vs relative latency (Fig. 2 style), quality vs deferral rate, accept-length
-//!   histograms; PNG and SVG with an embedded font.
+//! - [`stats`]: bootstrap confidence intervals over examples, the exact McNemar test, axis ranges.
+//! - [`tables`]: one row per configuration with intervals and the paired comparison against the
+//!   verifier, written as CSV (polars) and markdown.
+//! - [`table2`]: speed-up at verifier quality (with its bootstrap interval, and the "statistically
+//!   indistinguishable" reading) and best quality at relative latency ≤ 1.
+//! - [`plot`]: quality vs relative latency (Fig. 2 style), vs rejection rate, vs deferral rate
+//!   (the motivating figure), vs verifier calls per token; per-position acceptance and
+//!   accept-length histograms; speed-up vs T and vs γ; PNG and SVG with an embedded font.
 //! - [`check`]: compare against a stored baseline of like-for-like runs.
 
 pub mod check;
@@ -63,7 +66,7 @@ pub fn report(dir: &std::path::Path) -> Result<ReportOutput, ReportError> {
     let rows = tables::rows(&sweep);
     let t2 = table2::table2(&rows);
     let mut files = tables::write(&out, &rows, &t2, &sweep)?;
-    files.extend(plot::all(&out, &sweep, &rows)?);
+    files.extend(plot::all(&out, &sweep, &rows, &t2)?);
     let foreign = sweep.records.iter().filter(|r| r.timing.foreign_load).count();
     Ok(ReportOutput { dir: out, rows, table2: t2, files, foreign_load_records: foreign, records: sweep.records.len() })
 }
