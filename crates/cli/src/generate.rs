@@ -15,6 +15,8 @@ use speccascade_models::registry::resolve_model;
 use speccascade_models::tokenizer::{ChatMessage, Tokenizer};
 use speccascade_models::transformer::{Precision, Transformer, TransformerOptions, load_model};
 
+use crate::limits;
+
 #[derive(Args, Debug)]
 pub struct GenerateArgs {
     /// The model (registered name, .gguf file or HF directory) for single-model generation.
@@ -35,8 +37,8 @@ pub struct GenerateArgs {
     /// Draft block length γ.
     #[arg(long, default_value_t = 5)]
     gamma: usize,
-    /// The prompt text.
-    #[arg(long)]
+    /// The prompt text (may begin with '-').
+    #[arg(long, allow_hyphen_values = true)]
     prompt: String,
     /// Wrap the prompt as a user turn in the model's chat template.
     #[arg(long)]
@@ -44,9 +46,9 @@ pub struct GenerateArgs {
     #[arg(long, default_value_t = 128)]
     max_new_tokens: usize,
     /// Sampling temperature; 0 is greedy.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     temperature: f32,
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     top_p: f32,
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -67,6 +69,23 @@ fn load(name: &str, precision: Precision) -> Result<(Transformer, Tokenizer)> {
     Ok((model, tok))
 }
 
+/// `--max-new-tokens` (plus the prompt, plus `block` positions in flight: a draft block and its
+/// bonus for a pair, one token alone) must fit every model's context.
+fn check_length(a: &GenerateArgs, prompt: &[u32], models: &[(&str, &Transformer)], block: usize) -> Result<()> {
+    for (name, m) in models {
+        let room = m.max_seq_len().saturating_sub(prompt.len() + block);
+        if a.max_new_tokens > room {
+            bail!(
+                "--max-new-tokens {} is over the limit of {room} for {name}: its context holds {} tokens, the prompt takes {} and {block} more are in flight",
+                a.max_new_tokens,
+                m.max_seq_len(),
+                prompt.len()
+            );
+        }
+    }
+    Ok(())
+}
+
 fn prompt_ids(tok: &Tokenizer, a: &GenerateArgs) -> Result<Vec<u32>> {
     let text = if a.chat { tok.apply_chat(&[ChatMessage::user(a.prompt.clone())], true)? } else { a.prompt.clone() };
     let ids = tok.encode_prompt(&text, true)?;
@@ -79,6 +98,10 @@ fn prompt_ids(tok: &Tokenizer, a: &GenerateArgs) -> Result<Vec<u32>> {
 pub fn run(a: GenerateArgs) -> Result<()> {
     let precision: Precision = a.precision.parse().map_err(|e: String| anyhow!(e))?;
     let sampling = Sampling::new(a.temperature, a.top_p)?;
+    limits::in_range("--gamma", a.gamma, 1, limits::MAX_GAMMA, "draft block length γ")?;
+    if a.max_new_tokens == 0 {
+        bail!("--max-new-tokens must be at least 1");
+    }
     if let Some(name) = &a.model {
         single(&a, name, precision, sampling)
     } else if let (Some(d), Some(v)) = (&a.drafter, &a.verifier) {
@@ -91,6 +114,7 @@ pub fn run(a: GenerateArgs) -> Result<()> {
 fn single(a: &GenerateArgs, name: &str, precision: Precision, sampling: Sampling) -> Result<()> {
     let (model, tok) = load(name, precision)?;
     let prompt = prompt_ids(&tok, a)?;
+    check_length(a, &prompt, &[(name, &model)], 1)?;
     let rng = Stream::new(a.seed, 0);
     let t0 = Instant::now();
     let (mut session, mut logits) = model.start(&prompt).with_context(|| format!("prefilling {name}"))?;
@@ -147,6 +171,7 @@ fn pair(a: &GenerateArgs, drafter: &str, verifier: &str, precision: Precision, s
         );
     }
     let prompt = prompt_ids(&vtok, a)?;
+    check_length(a, &prompt, &[(drafter, &dm), (verifier, &vm)], a.gamma + 1)?;
     let mut cfg = DecodeConfig::new(spec);
     cfg.gamma = a.gamma;
     cfg.sampling = sampling;

@@ -34,13 +34,19 @@ pub struct Args {
     /// Print the grid (configurations and hashes) and exit without running.
     #[arg(long)]
     pub dry_run: bool,
+    /// Write the store here instead of the experiment's `output:`.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
     /// Print a JSON summary instead of text.
     #[arg(long)]
     pub json: bool,
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let (exp, src) = Experiment::from_file(&a.experiment).map_err(anyhow::Error::new)?;
+    let (mut exp, src) = Experiment::from_file(&a.experiment).map_err(anyhow::Error::new)?;
+    if let Some(out) = &a.out {
+        exp.output = out.clone();
+    }
     if a.dry_run {
         let grid = Grid::expand(&exp);
         if a.json {

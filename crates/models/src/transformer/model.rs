@@ -71,6 +71,7 @@ impl Transformer {
         opts: &TransformerOptions,
     ) -> Result<Self, LoadError> {
         cfg.validate(&src.describe())?;
+        super::checks::check_weights(&cfg, src)?;
         let device = &opts.device;
         let p = opts.precision;
         let (d, hd) = (cfg.d_model, cfg.head_dim);
