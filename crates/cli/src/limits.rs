@@ -28,7 +28,7 @@ pub fn in_range(flag: &str, value: usize, min: usize, max: usize, why: &str) -> 
 /// A positive, finite number of seconds no larger than `max`.
 pub fn seconds(flag: &str, value: f64, max: f64) -> Result<std::time::Duration> {
     if !(value > 0.0 && value <= max) {
-        bail!("{flag} {value} is out of range: expected a number of seconds in (0, {max}]");
+        bail!("{flag} {value:?} is out of range: expected a number of seconds in (0, {max}]");
     }
     Ok(std::time::Duration::from_secs_f64(value))
 }
