@@ -213,9 +213,18 @@ fn a_slurm_job_array_merges_to_the_unsharded_records() {
     let partial = std::fs::read_to_string(&shard1).unwrap().lines().count();
     let task = format!("{job}_1");
     run(c.cmd("scontrol").args(["requeue", &task])).unwrap_or_else(|e| panic!("{e}\n{}", c.logs()));
-    // A requeued job waits ~2 minutes before it may start again; let it start now.
+    // A requeued job waits ~2 minutes before it may start again: once it is pending, let it
+    // start now (the update is refused while the kill is still in progress, so retry).
     let t = Instant::now();
-    while run(c.cmd("scontrol").args(["update", &format!("JobId={task}"), "StartTime=now"])).is_err() && t.elapsed() < Duration::from_secs(30) {
+    loop {
+        let state = c.cmd("squeue").args(["-h", "-j", &task, "-o", "%T"]).output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+        if state != "PENDING" && state != "REQUEUED" && state != "COMPLETING" && t.elapsed() > Duration::from_secs(2) {
+            break;
+        }
+        if state == "PENDING" {
+            let _ = run(c.cmd("scontrol").args(["update", &format!("JobId={task}"), "StartTime=now"]));
+        }
+        assert!(t.elapsed() < Duration::from_secs(240), "requeued task {task} never restarted (state {state})\n{}", c.logs());
         std::thread::sleep(Duration::from_millis(500));
     }
     wait_for_report(&c, &out, "array with a requeued shard");
