@@ -13,7 +13,7 @@ use speccascade_core::{LanguageModel, Purpose, Sampling, Stream, TokenDist, samp
 use speccascade_decoding::{DecodeConfig, MethodSpec, decode};
 use speccascade_models::registry::resolve_model;
 use speccascade_models::tokenizer::{ChatMessage, Tokenizer};
-use speccascade_models::transformer::{Precision, Transformer, TransformerOptions, load_model};
+use speccascade_models::transformer::{Precision, TransformerOptions, load_model};
 
 use crate::limits;
 
@@ -61,24 +61,25 @@ pub struct GenerateArgs {
     json: bool,
 }
 
-fn load(name: &str, precision: Precision) -> Result<(Transformer, Tokenizer)> {
+/// The model, the longest sequence it holds, and its tokenizer.
+fn load(name: &str, precision: Precision) -> Result<(Box<dyn LanguageModel>, usize, Tokenizer)> {
     let loc = resolve_model(name)?;
     let tok = Tokenizer::from_location(&loc).with_context(|| format!("loading the tokenizer of {name}"))?;
     let opts = TransformerOptions { precision, ..Default::default() };
-    let model = load_model(&loc, &opts).with_context(|| format!("loading model {name}"))?;
-    Ok((model, tok))
+    let loaded = load_model(&loc, &opts).with_context(|| format!("loading model {name}"))?;
+    Ok((loaded.model, loaded.info.max_seq_len, tok))
 }
 
 /// `--max-new-tokens` (plus the prompt, plus `block` positions in flight: a draft block and its
 /// bonus for a pair, one token alone) must fit every model's context.
-fn check_length(a: &GenerateArgs, prompt: &[u32], models: &[(&str, &Transformer)], block: usize) -> Result<()> {
-    for (name, m) in models {
-        let room = m.max_seq_len().saturating_sub(prompt.len() + block);
+fn check_length(a: &GenerateArgs, prompt: &[u32], models: &[(&str, usize)], block: usize) -> Result<()> {
+    for &(name, max_seq_len) in models {
+        let room = max_seq_len.saturating_sub(prompt.len() + block);
         if a.max_new_tokens > room {
             bail!(
                 "--max-new-tokens {} is over the limit of {room} for {name}: its context holds {} tokens, the prompt takes {} and {block} more are in flight",
                 a.max_new_tokens,
-                m.max_seq_len(),
+                max_seq_len,
                 prompt.len()
             );
         }
@@ -112,9 +113,9 @@ pub fn run(a: GenerateArgs) -> Result<()> {
 }
 
 fn single(a: &GenerateArgs, name: &str, precision: Precision, sampling: Sampling) -> Result<()> {
-    let (model, tok) = load(name, precision)?;
+    let (model, max_seq_len, tok) = load(name, precision)?;
     let prompt = prompt_ids(&tok, a)?;
-    check_length(a, &prompt, &[(name, &model)], 1)?;
+    check_length(a, &prompt, &[(name, max_seq_len)], 1)?;
     let rng = Stream::new(a.seed, 0);
     let t0 = Instant::now();
     let (mut session, mut logits) = model.start(&prompt).with_context(|| format!("prefilling {name}"))?;
@@ -144,6 +145,7 @@ fn single(a: &GenerateArgs, name: &str, precision: Precision, sampling: Sampling
                 "model": name, "precision": a.precision, "prompt_tokens": prompt.len(),
                 "tokens": tokens, "text": text, "seconds": secs, "prefill_seconds": prefill_s,
                 "decode_tokens_per_s": (tokens.len().saturating_sub(1)) as f64 / (secs - prefill_s).max(1e-9),
+                "kernels": speccascade_models::cpu::describe(),
             })
         );
     } else {
@@ -160,8 +162,8 @@ fn single(a: &GenerateArgs, name: &str, precision: Precision, sampling: Sampling
 fn pair(a: &GenerateArgs, drafter: &str, verifier: &str, precision: Precision, sampling: Sampling) -> Result<()> {
     let method = a.method.as_deref().ok_or_else(|| anyhow!("--method is required with --drafter/--verifier"))?;
     let spec = MethodSpec::parse(method, a.alpha)?;
-    let (dm, dtok) = load(drafter, precision)?;
-    let (vm, vtok) = load(verifier, precision)?;
+    let (dm, dmax, dtok) = load(drafter, precision)?;
+    let (vm, vmax, vtok) = load(verifier, precision)?;
     if dm.vocab_size() != vm.vocab_size() || dtok.vocab_size() != vtok.vocab_size() {
         bail!(
             "drafter {drafter} (vocabulary {}) and verifier {verifier} (vocabulary {}) do not share a vocabulary; \
@@ -171,7 +173,7 @@ fn pair(a: &GenerateArgs, drafter: &str, verifier: &str, precision: Precision, s
         );
     }
     let prompt = prompt_ids(&vtok, a)?;
-    check_length(a, &prompt, &[(drafter, &dm), (verifier, &vm)], a.gamma + 1)?;
+    check_length(a, &prompt, &[(drafter, dmax), (verifier, vmax)], a.gamma + 1)?;
     let mut cfg = DecodeConfig::new(spec);
     cfg.gamma = a.gamma;
     cfg.sampling = sampling;
@@ -179,7 +181,7 @@ fn pair(a: &GenerateArgs, drafter: &str, verifier: &str, precision: Precision, s
     cfg.max_new_tokens = a.max_new_tokens;
     let detok = |ids: &[u32]| vtok.decode(ids, true);
     let t0 = Instant::now();
-    let generation = decode(&dm, &vm, &prompt, &cfg, Some(&detok))?;
+    let generation = decode(&*dm, &*vm, &prompt, &cfg, Some(&detok))?;
     let secs = t0.elapsed().as_secs_f64();
     let text = vtok.decode(&generation.tokens, true);
     if a.json {
@@ -189,6 +191,7 @@ fn pair(a: &GenerateArgs, drafter: &str, verifier: &str, precision: Precision, s
                 "drafter": drafter, "verifier": verifier, "method": spec.label(), "gamma": a.gamma,
                 "precision": a.precision, "prompt_tokens": prompt.len(), "tokens": generation.tokens,
                 "text": text, "stop": generation.stop, "ledger": generation.ledger, "seconds": secs,
+                "kernels": speccascade_models::cpu::describe(),
             })
         );
     } else {

@@ -40,6 +40,7 @@ fn hostile_gguf_sizes_give_named_errors_within_memory() {
         r.assert_clean_error(key);
         assert!(r.stderr.contains(&p) && r.stderr.contains(needle), "{key} = {value}: {}", r.stderr);
         assert!(r.max_rss < TWO_GB, "{key}: peak RSS {} bytes", r.max_rss);
+        eprintln!("{key} = {value}: clean error, peak RSS {} MB", r.max_rss >> 20);
     }
 }
 
@@ -53,6 +54,7 @@ fn an_80_mb_metadata_array_is_not_inflated() {
     assert_eq!(r.code, Some(0), "{r:?}");
     // Mapped file (80 MB) plus one packed copy (80 MB) plus the binary: far from 33×.
     assert!(r.max_rss < 600 << 20, "peak RSS {} MB", r.max_rss >> 20);
+    eprintln!("80 MB u8 metadata array: peak RSS {} MB", r.max_rss >> 20);
 }
 
 #[test]
@@ -74,6 +76,7 @@ fn hostile_numbers_on_the_command_line_are_refused_with_their_limits() {
         r.assert_clean_error(&format!("{args:?}"));
         assert!(r.stderr.contains(needle), "{args:?}: {}", r.stderr);
         assert!(r.max_rss < TWO_GB, "{args:?}: peak RSS {}", r.max_rss);
+        eprintln!("{args:?}: clean error, peak RSS {} MB", r.max_rss >> 20);
     }
 }
 
@@ -96,4 +99,5 @@ fn endless_and_forged_data_files_are_refused() {
     r.assert_clean_error("--from /dev/zero");
     assert!(r.stderr.contains("/dev/zero") && r.stderr.contains("512 MiB"), "{}", r.stderr);
     assert!(r.max_rss < TWO_GB, "peak RSS {}", r.max_rss);
+    eprintln!("data fetch --from /dev/zero: clean error, peak RSS {} MB", r.max_rss >> 20);
 }
