@@ -15,6 +15,8 @@ use speccascade_models::registry::resolve_model;
 use speccascade_models::tokenizer::{ChatMessage, Tokenizer};
 use speccascade_models::transformer::{Precision, TransformerOptions, load_model};
 
+use crate::limits;
+
 #[derive(Args, Debug)]
 pub struct GenerateArgs {
     /// The model (registered name, .gguf file or HF directory) for single-model generation.
@@ -38,8 +40,8 @@ pub struct GenerateArgs {
     /// Draft block length γ.
     #[arg(long, default_value_t = 5)]
     gamma: usize,
-    /// The prompt text.
-    #[arg(long)]
+    /// The prompt text (may begin with '-').
+    #[arg(long, allow_hyphen_values = true)]
     prompt: String,
     /// Wrap the prompt as a user turn in the model's chat template.
     #[arg(long)]
@@ -47,9 +49,9 @@ pub struct GenerateArgs {
     #[arg(long, default_value_t = 128)]
     max_new_tokens: usize,
     /// Sampling temperature; 0 is greedy.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     temperature: f32,
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     top_p: f32,
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -62,12 +64,30 @@ pub struct GenerateArgs {
     json: bool,
 }
 
-fn load(name: &str, precision: Precision) -> Result<(Box<dyn LanguageModel>, Tokenizer)> {
+/// The model, the longest sequence it holds, and its tokenizer.
+fn load(name: &str, precision: Precision) -> Result<(Box<dyn LanguageModel>, usize, Tokenizer)> {
     let loc = resolve_model(name)?;
     let tok = Tokenizer::from_location(&loc).with_context(|| format!("loading the tokenizer of {name}"))?;
     let opts = TransformerOptions { precision, ..Default::default() };
-    let model = load_model(&loc, &opts).with_context(|| format!("loading model {name}"))?.model;
-    Ok((model, tok))
+    let loaded = load_model(&loc, &opts).with_context(|| format!("loading model {name}"))?;
+    Ok((loaded.model, loaded.info.max_seq_len, tok))
+}
+
+/// `--max-new-tokens` (plus the prompt, plus `block` positions in flight: a draft block and its
+/// bonus for a pair, one token alone) must fit every model's context.
+fn check_length(a: &GenerateArgs, prompt: &[u32], models: &[(&str, usize)], block: usize) -> Result<()> {
+    for &(name, max_seq_len) in models {
+        let room = max_seq_len.saturating_sub(prompt.len() + block);
+        if a.max_new_tokens > room {
+            bail!(
+                "--max-new-tokens {} is over the limit of {room} for {name}: its context holds {} tokens, the prompt takes {} and {block} more are in flight",
+                a.max_new_tokens,
+                max_seq_len,
+                prompt.len()
+            );
+        }
+    }
+    Ok(())
 }
 
 fn prompt_ids(tok: &Tokenizer, a: &GenerateArgs) -> Result<Vec<u32>> {
@@ -82,6 +102,10 @@ fn prompt_ids(tok: &Tokenizer, a: &GenerateArgs) -> Result<Vec<u32>> {
 pub fn run(a: GenerateArgs) -> Result<()> {
     let precision: Precision = a.precision.parse().map_err(|e: String| anyhow!(e))?;
     let sampling = Sampling::new(a.temperature, a.top_p)?;
+    limits::in_range("--gamma", a.gamma, 1, limits::MAX_GAMMA, "draft block length γ")?;
+    if a.max_new_tokens == 0 {
+        bail!("--max-new-tokens must be at least 1");
+    }
     if let Some(name) = &a.model {
         single(&a, name, precision, sampling)
     } else if let (Some(d), Some(v)) = (&a.drafter, &a.verifier) {
@@ -92,8 +116,9 @@ pub fn run(a: GenerateArgs) -> Result<()> {
 }
 
 fn single(a: &GenerateArgs, name: &str, precision: Precision, sampling: Sampling) -> Result<()> {
-    let (model, tok) = load(name, precision)?;
+    let (model, max_seq_len, tok) = load(name, precision)?;
     let prompt = prompt_ids(&tok, a)?;
+    check_length(a, &prompt, &[(name, max_seq_len)], 1)?;
     let rng = Stream::new(a.seed, 0);
     let t0 = Instant::now();
     let (mut session, mut logits) = model.start(&prompt).with_context(|| format!("prefilling {name}"))?;
@@ -140,8 +165,8 @@ fn single(a: &GenerateArgs, name: &str, precision: Precision, sampling: Sampling
 fn pair(a: &GenerateArgs, drafter: &str, verifier: &str, precision: Precision, sampling: Sampling) -> Result<()> {
     let method = a.method.ok_or_else(|| anyhow!("--method is required with --drafter/--verifier"))?;
     let spec = MethodSpec::new(method, a.alpha)?;
-    let (dm, dtok) = load(drafter, precision)?;
-    let (vm, vtok) = load(verifier, precision)?;
+    let (dm, dmax, dtok) = load(drafter, precision)?;
+    let (vm, vmax, vtok) = load(verifier, precision)?;
     if dm.vocab_size() != vm.vocab_size() || dtok.vocab_size() != vtok.vocab_size() {
         bail!(
             "drafter {drafter} (vocabulary {}) and verifier {verifier} (vocabulary {}) do not share a vocabulary; \
@@ -151,6 +176,7 @@ fn pair(a: &GenerateArgs, drafter: &str, verifier: &str, precision: Precision, s
         );
     }
     let prompt = prompt_ids(&vtok, a)?;
+    check_length(a, &prompt, &[(drafter, dmax), (verifier, vmax)], a.gamma + 1)?;
     let mut cfg = DecodeConfig::new(spec);
     cfg.gamma = a.gamma;
     cfg.sampling = sampling;

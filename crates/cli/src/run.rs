@@ -36,6 +36,9 @@ pub struct Args {
     /// Override the experiment's bonus mode (`bonus:`): what follows a fully accepted block.
     #[arg(long, value_enum)]
     pub bonus: Option<speccascade_decoding::Bonus>,
+    /// Write the store here instead of the experiment's `output:`.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
     /// Print a JSON summary instead of text.
     #[arg(long)]
     pub json: bool,
@@ -43,6 +46,9 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<()> {
     let (mut exp, mut src) = Experiment::from_file(&a.experiment).map_err(anyhow::Error::new)?;
+    if let Some(out) = &a.out {
+        exp.output = out.clone();
+    }
     if let Some(b) = a.bonus {
         // The store keeps the experiment as run: rewrite it with the override (JSON is YAML).
         exp.bonus = Some(b);

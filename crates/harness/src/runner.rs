@@ -63,6 +63,7 @@ pub fn run(exp: &Experiment, src: &str, provider: &dyn Provider, opts: &RunOptio
     let started = Instant::now();
     let grid = Grid::expand(exp);
     let store = Store::new(&exp.output);
+    let _lock = store.lock(opts.shard, &format!("speccascade run {}, shard {}", exp.name, opts.shard))?;
     store.write_meta(src, &grid)?;
     if opts.fresh {
         store.clear_records(opts.shard)?;
@@ -213,6 +214,7 @@ pub fn run(exp: &Experiment, src: &str, provider: &dyn Provider, opts: &RunOptio
 pub fn merge(exp: &Experiment, partial: bool) -> Result<(crate::store::MergeReport, Vec<ConfigSummary>), HarnessError> {
     let grid = Grid::expand(exp);
     let store = Store::new(&exp.output);
+    let _lock = store.lock(Shard::WHOLE, &format!("speccascade merge {}", exp.name))?;
     let report = store.merge(&grid, partial)?;
     let records = store.read_all()?;
     let configs = store.read_configs()?;

@@ -352,10 +352,9 @@ pub fn write_parquet(dir: &Path, rows: &[ConfigSummary]) -> Result<(), HarnessEr
 fn write_frame(path: &Path, rows: &[ConfigSummary]) -> Result<(), HarnessError> {
     let perr = |e: PolarsError| HarnessError::Parquet { path: path.display().to_string(), msg: e.to_string() };
     let mut df = to_frame(rows).map_err(perr)?;
-    let tmp = path.with_extension("parquet.tmp");
-    let f = std::fs::File::create(&tmp).map_err(|e| HarnessError::io(&tmp, e))?;
-    ParquetWriter::new(f).finish(&mut df).map_err(perr)?;
-    std::fs::rename(&tmp, path).map_err(|e| HarnessError::io(path, e))
+    let mut f = speccascade_files::AtomicFile::create(path).map_err(|e| HarnessError::io(path, e))?;
+    ParquetWriter::new(f.file()).finish(&mut df).map_err(perr)?;
+    f.commit().map_err(|e| HarnessError::io(path, e))
 }
 
 /// Read a summary parquet file back (tests, tools).

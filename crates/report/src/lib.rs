@@ -59,10 +59,19 @@ pub struct ReportOutput {
 }
 
 /// Load `dir`, write tables and figures into `dir/report/`, return what was written.
+/// Holds the store's exclusive lock meanwhile (no run or merge changes it underneath), and writes
+/// every file atomically: a kill leaves each file either as it was or complete.
 pub fn report(dir: &std::path::Path) -> Result<ReportOutput, ReportError> {
+    if !dir.is_dir() {
+        return Err(ReportError::io(dir, std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory (run the experiment first)")));
+    }
+    let store = speccascade_harness::Store::new(dir);
+    let _lock = store.lock(speccascade_harness::Shard::WHOLE, &format!("speccascade report {}", dir.display()))?;
     let sweep = load::load(dir)?;
     let out = dir.join("report");
     std::fs::create_dir_all(&out).map_err(|e| ReportError::io(&out, e))?;
+    // Temporary files of a report killed earlier (we hold the lock: no live writer owns them).
+    speccascade_files::remove_stale_temps(&out).map_err(|e| ReportError::io(&out, e))?;
     let rows = tables::rows(&sweep);
     let t2 = table2::table2(&rows);
     let mut files = tables::write(&out, &rows, &t2, &sweep)?;

@@ -424,8 +424,14 @@ pub fn frame(rows: &[Row]) -> PolarsResult<DataFrame> {
 
 pub(crate) fn write_csv(path: &Path, df: &mut DataFrame) -> Result<(), ReportError> {
     let werr = |msg: String| ReportError::Write { path: path.display().to_string(), msg };
-    let mut f = std::fs::File::create(path).map_err(|e| ReportError::io(path, e))?;
-    CsvWriter::new(&mut f).include_header(true).finish(df).map_err(|e| werr(e.to_string()))
+    let mut f = speccascade_files::AtomicFile::create(path).map_err(|e| ReportError::io(path, e))?;
+    CsvWriter::new(f.file()).include_header(true).finish(df).map_err(|e| werr(e.to_string()))?;
+    f.commit().map_err(|e| ReportError::io(path, e))
+}
+
+/// Replace `path` with `text` atomically (a kill leaves the old file or the new one).
+pub(crate) fn write_text(path: &Path, text: &str) -> Result<(), ReportError> {
+    speccascade_files::write_atomic(path, text.as_bytes()).map_err(|e| ReportError::io(path, e))
 }
 
 /// Write `table.csv`, `table.md`, `table2.csv`, `table2.md` into `out`.
@@ -436,9 +442,9 @@ pub fn write(out: &Path, rows: &[Row], t2: &[Table2Row], sweep: &Sweep) -> Resul
     let p2 = out.join("table2.csv");
     write_csv(&p2, &mut crate::table2::frame(t2).map_err(|e| werr(&p2, e))?)?;
     let md = out.join("table.md");
-    std::fs::write(&md, markdown(rows, sweep)).map_err(|e| ReportError::io(&md, e))?;
+    write_text(&md, &markdown(rows, sweep))?;
     let md2 = out.join("table2.md");
-    std::fs::write(&md2, crate::table2::markdown(t2)).map_err(|e| ReportError::io(&md2, e))?;
+    write_text(&md2, &crate::table2::markdown(t2))?;
     Ok(vec![p, md, p2, md2])
 }
 
