@@ -8,6 +8,7 @@
 //! - [`plot`]: quality vs relative latency (Fig. 2 style), quality vs deferral rate, accept-length
 //!   histograms; PNG and SVG with an embedded font.
 //! - [`check`]: compare against a stored baseline of like-for-like runs.
+//! - [`validation`]: replayed vs clock-measured latency of `run --validate-latency` records.
 
 pub mod check;
 pub mod load;
@@ -15,6 +16,7 @@ pub mod plot;
 pub mod stats;
 pub mod table2;
 pub mod tables;
+pub mod validation;
 
 pub use load::Sweep;
 
@@ -64,6 +66,7 @@ pub fn report(dir: &std::path::Path) -> Result<ReportOutput, ReportError> {
     let t2 = table2::table2(&rows);
     let mut files = tables::write(&out, &rows, &t2, &sweep)?;
     files.extend(plot::all(&out, &sweep, &rows)?);
+    files.extend(validation::write(dir, &out)?);
     let foreign = sweep.records.iter().filter(|r| r.timing.foreign_load).count();
     Ok(ReportOutput { dir: out, rows, table2: t2, files, foreign_load_records: foreign, records: sweep.records.len() })
 }

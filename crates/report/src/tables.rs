@@ -29,6 +29,12 @@ pub struct Row {
     pub quality_hi: f64,
     pub rel_latency_wall: f64,
     pub rel_latency_modelled: f64,
+    /// Replayed wall latency (logical calls at the measured cost table) and the modelled cost with
+    /// the measured block-cost curve b(k), both relative to the verifier.
+    #[serde(default)]
+    pub rel_latency_replayed: f64,
+    #[serde(default)]
+    pub rel_latency_modelled_bk: f64,
     pub c: f64,
     pub rejection_rate: f64,
     pub deferral_rate: f64,
@@ -94,6 +100,8 @@ pub fn rows(sweep: &Sweep) -> Vec<Row> {
                 quality_hi: hi,
                 rel_latency_wall: s.rel_latency_wall,
                 rel_latency_modelled: s.rel_latency_modelled,
+                rel_latency_replayed: s.rel_latency_replayed,
+                rel_latency_modelled_bk: s.rel_latency_modelled_bk,
                 c: s.c,
                 rejection_rate: s.rejection_rate,
                 deferral_rate: s.deferral_rate,
@@ -131,6 +139,8 @@ pub fn frame(rows: &[Row]) -> PolarsResult<DataFrame> {
             col!("quality_ci_high", |r| r.quality_hi),
             col!("rel_latency_wall", |r| r.rel_latency_wall),
             col!("rel_latency_modelled", |r| r.rel_latency_modelled),
+            col!("rel_latency_replayed", |r| r.rel_latency_replayed),
+            col!("rel_latency_modelled_bk", |r| r.rel_latency_modelled_bk),
             col!("c", |r| r.c),
             col!("rejection_rate", |r| r.rejection_rate),
             col!("deferral_rate", |r| r.deferral_rate),
@@ -186,12 +196,17 @@ pub fn markdown(rows: &[Row], sweep: &Sweep) -> String {
         let rs: Vec<&Row> = rows.iter().filter(|r| r.key.task == task).collect();
         let r0 = rs[0];
         let metric = sweep.metric.get(task).cloned().unwrap_or_default();
-        let how = if metric.starts_with("BLEU") { "corpus BLEU of all outputs" } else { "mean over examples" };
+        let how = match speccascade_harness::summary::aggregation(&sweep.records, task) {
+            speccascade_harness::provider::Aggregation::Corpus => "corpus score of all outputs' summed statistics",
+            speccascade_harness::provider::Aggregation::Mean => "mean over examples",
+        };
         let _ = writeln!(s, "## {task}: {} → {}\n", r0.key.drafter, r0.key.verifier);
         let _ = writeln!(
             s,
             "Quality: {metric}, {how} with a 95 % bootstrap interval over examples ({BOOTSTRAP_RESAMPLES} resamples). Relative latency: total over \
-             the examples ÷ the verifier alone on the same examples (1.0 = verifier); modelled with c = {} (drafter step ÷ verifier step, {}). \
+             the examples ÷ the verifier alone on the same examples (1.0 = verifier); modelled with c = {} (drafter step ÷ verifier step, {}); \
+             modelled b(k): every call charged the measured block-cost curve of the cost table; replayed: each record's logical model calls at the \
+             cost table's measured seconds, prefill included (sweeps that share model calls have no per-configuration wall clock). \
              Hardware: {}.\n",
             num(r0.c, 3),
             match sweep.experiment.cost {
@@ -200,13 +215,13 @@ pub fn markdown(rows: &[Row], sweep: &Sweep) -> String {
             },
             r0.key.hardware
         );
-        let _ = writeln!(s, "| method | α | γ | T | n | quality [95 % CI] | rel. latency (wall) | rel. latency (modelled) | rejection rate | deferral rate | mean accept length | verifier calls / token | tokens/s | foreign-load records |");
-        let _ = writeln!(s, "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(s, "| method | α | γ | T | n | quality [95 % CI] | rel. latency (wall) | rel. latency (replayed) | rel. latency (modelled) | rel. latency (modelled b(k)) | rejection rate | deferral rate | mean accept length | verifier calls / token | tokens/s | foreign-load records |");
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for r in rs {
             let label = methods::info(&r.key.method).map(|i| i.label).unwrap_or(&r.key.method);
             let _ = writeln!(
                 s,
-                "| {label} | {} | {} | {} | {} | {} [{}, {}] | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {label} | {} | {} | {} | {} | {} [{}, {}] | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 opt(r.key.alpha),
                 opt(r.key.gamma),
                 r.key.temperature,
@@ -215,7 +230,9 @@ pub fn markdown(rows: &[Row], sweep: &Sweep) -> String {
                 num(r.quality_lo, 3),
                 num(r.quality_hi, 3),
                 num(r.rel_latency_wall, 3),
+                num(r.rel_latency_replayed, 3),
                 num(r.rel_latency_modelled, 3),
+                num(r.rel_latency_modelled_bk, 3),
                 num(r.rejection_rate, 3),
                 num(r.deferral_rate, 3),
                 num(r.mean_accept_length, 2),
