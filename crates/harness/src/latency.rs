@@ -188,6 +188,11 @@ impl CostFit {
     }
 }
 
+/// JSON has no NaN: serde_json writes it as `null`; read `null` back as NaN.
+pub(crate) fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
 /// A record's replayed latency: its logical calls at the cost table's prices, plus the decoding
 /// loop's own measured overhead (rules, sampling, stop checks: real work whether shared or not).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -201,9 +206,11 @@ pub struct Replay {
     pub overhead_s: f64,
     /// Σ over the verifier's calls of b(k): the verifier's cost in single-step units (the
     /// constant-c model counts each call as 1).
+    #[serde(deserialize_with = "nan_if_null")]
     pub verifier_block_units: f64,
     /// Σ over the drafter's calls of a_d(k) / a_v(1): the drafter's cost in verifier-step units
     /// (the constant-c model charges c per drafter step).
+    #[serde(deserialize_with = "nan_if_null")]
     pub drafter_block_units: f64,
 }
 

@@ -73,6 +73,7 @@ impl Record {
         l.verifier_decode_s = 0.0;
         l.overhead_s = 0.0;
         l.total_s = 0.0;
+        l.uncharged_s = 0.0;
         r
     }
 }

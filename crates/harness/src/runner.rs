@@ -130,9 +130,11 @@ pub struct Validation {
     pub trial: usize,
     pub example: usize,
     /// The shared record's replayed seconds, and the direct run's wall-clock seconds.
+    #[serde(deserialize_with = "crate::latency::nan_if_null")]
     pub predicted_s: f64,
     pub measured_s: f64,
     /// (predicted − measured) ÷ measured.
+    #[serde(deserialize_with = "crate::latency::nan_if_null")]
     pub rel_error: f64,
     pub foreign_load: bool,
     pub foreign_cpu_s: f64,
