@@ -117,7 +117,8 @@ pub fn merit_text(m: &Merit) -> String {
         mib(m.peak_store_bytes),
         m.drafter.evicted_rows + m.verifier.evicted_rows
     ));
-    let bk: Vec<String> = m.block_cost_verifier.iter().map(|(k, b)| format!("b({k})={b:.2}")).collect();
+    // The curve up to k = 8 (catch-up calls reach far larger k; the JSON has them all).
+    let bk: Vec<String> = m.block_cost_verifier.iter().filter(|(k, _)| *k <= 8).map(|(k, b)| format!("b({k})={b:.2}")).collect();
     s.push_str(&format!("  cost table: c = {:.3} (drafter step ÷ verifier step); verifier block cost {}\n", m.c_table, bk.join(" ")));
     s
 }
