@@ -28,7 +28,7 @@ pub struct Args {
     /// reference a shared run must equal, timing aside).
     #[arg(long)]
     pub no_share: bool,
-    /// Cap of each model's per-example store of logits, in MiB (oldest rows evicted beyond it).
+    /// Cap of each model's per-example store of logits, in MiB (least recently used rows evicted beyond it).
     #[arg(long, value_name = "MIB", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     pub share_cap_mb: u64,
     /// After the sweep, run N randomly chosen records again on their own, timed on the clock,

@@ -8,7 +8,8 @@
 //! - `extend` returns stored rows where it can; on a miss it brings the *one* real session of this
 //!   model to the needed prefix (truncate to the common prefix, then one `extend` over everything
 //!   missing, the catch-up and the call's own tokens together) and stores every row it computed;
-//! - rows beyond the cap are evicted oldest first; an evicted row is simply recomputed on a miss.
+//! - rows beyond the cap are evicted least recently used first; an evicted row is simply
+//!   recomputed on a miss.
 //!
 //! This is exact when a position's logits are a pure function of its prefix (block invariance,
 //! issue 10 item 0; the synthetic models are). Drafter and verifier positions alike are shared.
@@ -113,46 +114,66 @@ struct Node {
     children: HashMap<TokenId, u32>,
     /// Logits of the token after this node's prefix (`None`: not computed yet, or evicted).
     row: Option<Box<[f32]>>,
+    /// When the row was last stored or served (the eviction order).
+    used: u64,
 }
 
 /// The per-example store: a trie over continuation tokens; the root is the conditioning.
+///
+/// Eviction is least recently used, kept lazily: every store or hit appends `(node, tick)` to a
+/// queue, and eviction pops entries, skipping those whose node was used again since. The rows
+/// every configuration needs (the prompt's first continuation positions) stay warm.
 struct Trie {
     nodes: Vec<Node>,
-    /// Nodes holding a row, oldest first (the root's row is never evicted).
-    fifo: VecDeque<u32>,
+    queue: VecDeque<(u32, u64)>,
+    tick: u64,
     rows: usize,
 }
 
 impl Trie {
     fn new(first: Vec<f32>) -> Self {
-        Self { nodes: vec![Node { children: HashMap::new(), row: Some(first.into_boxed_slice()) }], fifo: VecDeque::new(), rows: 1 }
+        Self { nodes: vec![Node { children: HashMap::new(), row: Some(first.into_boxed_slice()), used: 0 }], queue: VecDeque::new(), tick: 0, rows: 1 }
     }
     fn child(&mut self, node: u32, t: TokenId) -> u32 {
         if let Some(&c) = self.nodes[node as usize].children.get(&t) {
             return c;
         }
         let id = self.nodes.len() as u32;
-        self.nodes.push(Node { children: HashMap::new(), row: None });
+        self.nodes.push(Node { children: HashMap::new(), row: None, used: 0 });
         self.nodes[node as usize].children.insert(t, id);
         id
     }
+    fn touch(&mut self, node: u32) {
+        if node == 0 {
+            return; // the root's row is never evicted
+        }
+        self.tick += 1;
+        self.nodes[node as usize].used = self.tick;
+        self.queue.push_back((node, self.tick));
+    }
     fn put(&mut self, node: u32, row: &[f32]) {
-        let n = &mut self.nodes[node as usize];
-        if n.row.is_none() {
-            n.row = Some(row.into());
-            self.fifo.push_back(node);
+        if self.nodes[node as usize].row.is_none() {
+            self.nodes[node as usize].row = Some(row.into());
             self.rows += 1;
         }
+        self.touch(node);
     }
-    /// Evict the oldest rows until at most `max_rows` remain; returns how many went.
+    /// Evict the least recently used rows until at most `max_rows` remain; returns how many went.
     fn evict_to(&mut self, max_rows: usize) -> u64 {
         let mut n = 0;
         while self.rows > max_rows.max(1) {
-            let Some(id) = self.fifo.pop_front() else { break };
-            if self.nodes[id as usize].row.take().is_some() {
+            let Some((id, tick)) = self.queue.pop_front() else { break };
+            let node = &mut self.nodes[id as usize];
+            if node.used == tick && node.row.take().is_some() {
                 self.rows -= 1;
                 n += 1;
             }
+        }
+        // Entries superseded by later uses are dropped as they reach the front; keep the queue
+        // from growing past a few times the rows it tracks.
+        if self.queue.len() > 4 * self.rows + 1024 {
+            let nodes = &self.nodes;
+            self.queue.retain(|&(id, tick)| nodes[id as usize].used == tick && nodes[id as usize].row.is_some());
         }
         n
     }
@@ -388,7 +409,10 @@ impl Session for Shared<'_, '_> {
             // Rows this call computed come from the call itself (eviction below cannot lose them).
             match (&fresh, first_miss) {
                 (Some((common, l)), Some(m)) if i >= m => data.extend_from_slice(l.row(base + i - common)),
-                _ => data.extend_from_slice(trie.nodes[n as usize].row.as_deref().expect("stored row")),
+                _ => {
+                    data.extend_from_slice(trie.nodes[n as usize].row.as_deref().expect("stored row"));
+                    trie.touch(n);
+                }
             }
         }
         s.counts.evicted_rows += trie.evict_to(model.max_rows);
