@@ -143,7 +143,7 @@ pub fn markdown(rows: &[Table2Row]) -> String {
         "Rule: a method's points are joined in α order by straight lines (the plotted curve). Speed-up = 1 / the lowest \
          relative latency on that curve at which quality ≥ the verifier's (points meeting it, and linear crossings of \
          segments); — = never reached. Best quality = the highest quality among measured points with relative latency ≤ 1; \
-         — = none. Wall = measured wall clock; modelled = c · drafter steps + verifier calls.\n\n",
+         — = none. Wall = measured wall clock (for records that shared model calls: replayed from the cost table); modelled = c · drafter steps + verifier calls.\n\n",
     );
     let _ = writeln!(s, "| task | method | T | γ | verifier quality | speed-up (wall) | speed-up (modelled) | best quality, latency ≤ 1 (wall) | best quality, latency ≤ 1 (modelled) |");
     let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|---:|");
