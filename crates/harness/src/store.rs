@@ -339,3 +339,11 @@ impl Store {
         }
     }
 }
+
+/// Append one value as a JSON line to `path` (created when missing), whole line per write.
+pub fn append_jsonl<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), HarnessError> {
+    let mut line = serde_json::to_vec(value).expect("value serialises");
+    line.push(b'\n');
+    let mut f = OpenOptions::new().create(true).append(true).open(path).map_err(|e| HarnessError::io(path, e))?;
+    f.write_all(&line).map_err(|e| HarnessError::io(path, e))
+}

@@ -11,6 +11,7 @@
 //!   (the motivating figure), vs verifier calls per token; per-position acceptance and
 //!   accept-length histograms; speed-up vs T and vs γ; PNG and SVG with an embedded font.
 //! - [`check`]: compare against a stored baseline of like-for-like runs.
+//! - [`validation`]: replayed vs clock-measured latency of `run --validate-latency` records.
 
 pub mod check;
 pub mod load;
@@ -18,6 +19,7 @@ pub mod plot;
 pub mod stats;
 pub mod table2;
 pub mod tables;
+pub mod validation;
 
 pub use load::Sweep;
 
@@ -76,6 +78,7 @@ pub fn report(dir: &std::path::Path) -> Result<ReportOutput, ReportError> {
     let t2 = table2::table2(&rows);
     let mut files = tables::write(&out, &rows, &t2, &sweep)?;
     files.extend(plot::all(&out, &sweep, &rows, &t2)?);
+    files.extend(validation::write(dir, &out)?);
     let foreign = sweep.records.iter().filter(|r| r.timing.foreign_load).count();
     Ok(ReportOutput { dir: out, rows, table2: t2, files, foreign_load_records: foreign, records: sweep.records.len() })
 }

@@ -154,6 +154,12 @@ pub struct Row {
     pub rel_latency_modelled: f64,
     pub rel_latency_modelled_lo: f64,
     pub rel_latency_modelled_hi: f64,
+    /// Replayed wall latency (logical calls at the measured cost table) and the modelled cost with
+    /// the measured block-cost curve b(k), both relative to the verifier.
+    #[serde(default)]
+    pub rel_latency_replayed: f64,
+    #[serde(default)]
+    pub rel_latency_modelled_bk: f64,
     pub c: f64,
     /// Rejected ÷ examined draft positions.
     pub rejection_rate: f64,
@@ -351,6 +357,8 @@ pub fn rows(sweep: &Sweep) -> Vec<Row> {
                 rel_latency_modelled: s.rel_latency_modelled,
                 rel_latency_modelled_lo: mlo,
                 rel_latency_modelled_hi: mhi,
+                rel_latency_replayed: s.rel_latency_replayed,
+                rel_latency_modelled_bk: s.rel_latency_modelled_bk,
                 c: s.c,
                 rejection_rate: s.rejection_rate,
                 deferral_rate: s.deferral_rate,
@@ -406,6 +414,8 @@ pub fn frame(rows: &[Row]) -> PolarsResult<DataFrame> {
             col!("rel_latency_modelled", |r| r.rel_latency_modelled),
             col!("rel_latency_modelled_ci_low", |r| r.rel_latency_modelled_lo),
             col!("rel_latency_modelled_ci_high", |r| r.rel_latency_modelled_hi),
+            col!("rel_latency_replayed", |r| r.rel_latency_replayed),
+            col!("rel_latency_modelled_bk", |r| r.rel_latency_modelled_bk),
             col!("c", |r| r.c),
             col!("rejection_rate", |r| r.rejection_rate),
             col!("deferral_rate", |r| r.deferral_rate),
@@ -490,18 +500,23 @@ pub fn markdown(rows: &[Row], sweep: &Sweep) -> String {
         let rs: Vec<&Row> = rows.iter().filter(|r| r.key.task == task).collect();
         let r0 = rs[0];
         let metric = sweep.metric.get(task).cloned().unwrap_or_default();
-        let how = if metric.starts_with("BLEU") { "corpus BLEU of all outputs" } else { "mean over examples" };
+        let how = match speccascade_harness::summary::aggregation(&sweep.records, task) {
+            speccascade_harness::provider::Aggregation::Corpus => "corpus score of all outputs' summed statistics",
+            speccascade_harness::provider::Aggregation::Mean => "mean over examples",
+        };
         let _ = writeln!(s, "## {task}: {} → {}\n", r0.key.drafter, r0.key.verifier);
         let trials = rs.iter().map(|r| r.trials).max().unwrap_or(0);
         let _ = writeln!(
             s,
             "Quality: {metric}, {how} with a 95 % bootstrap interval over examples ({BOOTSTRAP_RESAMPLES} resamples; n = {} examples, \
              {trials} trial(s), seed {}). Relative latency: total over the examples ÷ the verifier alone on the same examples \
-             (1.0 = verifier; the oracle charged as modelled), with its bootstrap interval; modelled with c = {} (drafter step ÷ \
-             verifier step, {}). Δ vs verifier: quality − the verifier's on the same examples, 95 % paired-bootstrap interval; for \
-             0/1 metrics the exact McNemar test on the (trial, example) pairs decides (only this right / only the verifier right); \
-             ≈ = indistinguishable at 5 %, ▲ / ▼ = significantly better / worse. Rejection rate = rejected ÷ examined draft \
-             positions; deferral rate = deferrals ÷ emitted tokens. Hardware: {}.\n",
+             (1.0 = verifier; the oracle charged as modelled), with its bootstrap interval; wall = the clock, or for records that \
+             shared model calls their replayed seconds; replayed: each record's logical model calls at the cost table's measured \
+             seconds, prefill included; modelled with c = {} (drafter step ÷ verifier step, {}); modelled b(k): every call charged \
+             the measured block-cost curve of the cost table. Δ vs verifier: quality − the verifier's on the same examples, 95 % \
+             paired-bootstrap interval; for 0/1 metrics the exact McNemar test on the (trial, example) pairs decides (only this \
+             right / only the verifier right); ≈ = indistinguishable at 5 %, ▲ / ▼ = significantly better / worse. Rejection rate = \
+             rejected ÷ examined draft positions; deferral rate = deferrals ÷ emitted tokens. Hardware: {}.\n",
             r0.examples,
             r0.key.seed,
             num(r0.c, 3),
@@ -511,12 +526,12 @@ pub fn markdown(rows: &[Row], sweep: &Sweep) -> String {
             },
             r0.key.hardware
         );
-        let _ = writeln!(s, "| method | α | γ | bonus | T | top-p | n | quality [95 % CI] | Δ vs verifier [95 % CI] | rel. latency (wall) [95 % CI] | rel. latency (modelled) [95 % CI] | rejection rate | deferral rate | mean accept length | verifier calls / token | tokens/s | foreign-load records |");
-        let _ = writeln!(s, "|---|---:|---:|---|---:|---:|---:|---|---|---|---|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(s, "| method | α | γ | bonus | T | top-p | n | quality [95 % CI] | Δ vs verifier [95 % CI] | rel. latency (wall) [95 % CI] | rel. latency (replayed) | rel. latency (modelled) [95 % CI] | rel. latency (modelled b(k)) | rejection rate | deferral rate | mean accept length | verifier calls / token | tokens/s | foreign-load records |");
+        let _ = writeln!(s, "|---|---:|---:|---|---:|---:|---:|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|");
         for r in rs {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | {} | {} [{}, {}] | {} | {} [{}, {}] | {} [{}, {}] | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} [{}, {}] | {} | {} [{}, {}] | {} | {} [{}, {}] | {} | {} | {} | {} | {} | {} | {} |",
                 r.key.method.label(),
                 opt(r.key.alpha),
                 opt(r.key.gamma),
@@ -531,9 +546,11 @@ pub fn markdown(rows: &[Row], sweep: &Sweep) -> String {
                 num(r.rel_latency_wall, 3),
                 num(r.rel_latency_wall_lo, 3),
                 num(r.rel_latency_wall_hi, 3),
+                num(r.rel_latency_replayed, 3),
                 num(r.rel_latency_modelled, 3),
                 num(r.rel_latency_modelled_lo, 3),
                 num(r.rel_latency_modelled_hi, 3),
+                num(r.rel_latency_modelled_bk, 3),
                 num(r.rejection_rate, 3),
                 num(r.deferral_rate, 3),
                 num(r.mean_accept_length, 2),
