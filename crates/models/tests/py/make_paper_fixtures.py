@@ -113,8 +113,8 @@ def randomize_norms(model):
 
 def gemma_configs(vocab, ids):
     common = dict(
-        vocab_size=vocab, hidden_size=32, intermediate_size=48, num_attention_heads=4, num_key_value_heads=2,
-        head_dim=12, max_position_embeddings=128, rms_norm_eps=1e-6, initializer_range=0.4,
+        vocab_size=vocab, hidden_size=32, intermediate_size=64, num_attention_heads=4, num_key_value_heads=2,
+        head_dim=16, max_position_embeddings=128, rms_norm_eps=1e-6, initializer_range=0.4,
         pad_token_id=ids["<pad>"], eos_token_id=ids["<eos>"], bos_token_id=ids["<bos>"], tie_word_embeddings=True,
         attention_bias=False, attn_implementation="eager",
     )
@@ -149,8 +149,8 @@ def t5_configs(vocab):
         layer_norm_epsilon=1e-6, initializer_factor=1.0, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
         is_encoder_decoder=True,
     )
-    t5 = transformers.T5Config(**common, d_ff=48, feed_forward_proj="relu", tie_word_embeddings=True)
-    v11 = transformers.T5Config(**common, d_ff=40, feed_forward_proj="gated-gelu", tie_word_embeddings=False)
+    t5 = transformers.T5Config(**common, d_ff=64, feed_forward_proj="relu", tie_word_embeddings=True)
+    v11 = transformers.T5Config(**common, d_ff=96, feed_forward_proj="gated-gelu", tie_word_embeddings=False)
     return {"t5": (t5, transformers.T5ForConditionalGeneration),
             "t5_v1_1": (v11, transformers.T5ForConditionalGeneration)}
 
@@ -193,8 +193,9 @@ def write_dir(name, model, tok, cfg):
     with open(cfg_path) as f:
         cfg_json = json.load(f)
     hub, v5 = hub_and_v5_variants(cfg_json)
+    mt = cfg_json.get("model_type")
     for fname, c in (("config.hub.json", hub), ("config.v5.json", v5)):
-        if c == cfg_json:
+        if mt == "t5":
             continue  # T5: one spelling only
         with open(os.path.join(d, fname), "w") as f:
             json.dump(c, f, indent=2, sort_keys=True)
