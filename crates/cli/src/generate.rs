@@ -13,7 +13,7 @@ use speccascade_core::{LanguageModel, Purpose, Sampling, Stream, TokenDist, samp
 use speccascade_decoding::{DecodeConfig, MethodSpec, decode};
 use speccascade_models::registry::resolve_model;
 use speccascade_models::tokenizer::{ChatMessage, Tokenizer};
-use speccascade_models::transformer::{Precision, Transformer, TransformerOptions, load_model};
+use speccascade_models::transformer::{Precision, TransformerOptions, load_model};
 
 #[derive(Args, Debug)]
 pub struct GenerateArgs {
@@ -61,11 +61,11 @@ pub struct GenerateArgs {
     json: bool,
 }
 
-fn load(name: &str, precision: Precision) -> Result<(Transformer, Tokenizer)> {
+fn load(name: &str, precision: Precision) -> Result<(Box<dyn LanguageModel>, Tokenizer)> {
     let loc = resolve_model(name)?;
     let tok = Tokenizer::from_location(&loc).with_context(|| format!("loading the tokenizer of {name}"))?;
     let opts = TransformerOptions { precision, ..Default::default() };
-    let model = load_model(&loc, &opts).with_context(|| format!("loading model {name}"))?;
+    let model = load_model(&loc, &opts).with_context(|| format!("loading model {name}"))?.model;
     Ok((model, tok))
 }
 
@@ -165,7 +165,7 @@ fn pair(a: &GenerateArgs, drafter: &str, verifier: &str, precision: Precision, s
     cfg.max_new_tokens = a.max_new_tokens;
     let detok = |ids: &[u32]| vtok.decode(ids, true);
     let t0 = Instant::now();
-    let generation = decode(&dm, &vm, &prompt, &cfg, Some(&detok))?;
+    let generation = decode(&*dm, &*vm, &prompt, &cfg, Some(&detok))?;
     let secs = t0.elapsed().as_secs_f64();
     let text = vtok.decode(&generation.tokens, true);
     if a.json {

@@ -13,9 +13,8 @@ use speccascade_harness::runner::{RunOptions, run as run_sweep};
 use speccascade_harness::synthetic::SyntheticProvider;
 use speccascade_harness::{Experiment, Grid, HarnessError, Shard};
 use speccascade_models::registry::{ModelLocation, resolve_model};
-use speccascade_models::safetensors_load::load_hf_dir;
 use speccascade_models::tokenizer::{ChatMessage, Tokenizer};
-use speccascade_models::transformer::{Precision, TransformerOptions, load_gguf};
+use speccascade_models::transformer::{Precision, TransformerOptions, load_model};
 use speccascade_tasks as tasks;
 
 #[derive(clap::Args)]
@@ -104,12 +103,8 @@ impl Provider for CliProvider {
         let opts = TransformerOptions { precision, ..TransformerOptions::default() };
         let load = |name: &str| -> Result<(Box<dyn LanguageModel>, ModelLocation), HarnessError> {
             let loc = resolve_model(name).map_err(|e| merr(name, &e))?;
-            let label = loc.display_name();
-            let model = match &loc {
-                ModelLocation::Gguf { path } => load_gguf(path, &label, &opts).map_err(|e| merr(name, &e))?,
-                ModelLocation::HfDir { dir, .. } => load_hf_dir(dir, &label, &opts).map_err(|e| merr(name, &e))?,
-            };
-            Ok((Box::new(model), loc))
+            let model = load_model(&loc, &opts).map_err(|e| merr(name, &e))?.model;
+            Ok((model, loc))
         };
         let (dname, vname) = (spec.drafter.as_deref().unwrap_or_default(), spec.verifier.as_deref().unwrap_or_default());
         let (drafter, _) = load(dname)?;

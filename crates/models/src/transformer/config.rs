@@ -91,6 +91,7 @@ impl TransformerConfig {
         let arch = Arch::parse(arch_name).ok_or_else(|| LoadError::UnsupportedArch {
             file: source.to_string(),
             arch: arch_name.to_string(),
+            supported: super::arch::supported_architectures(),
         })?;
         let need = |k: &str| -> Result<f64, LoadError> {
             let key = format!("{arch_name}.{k}");
@@ -150,6 +151,7 @@ impl TransformerConfig {
         let arch = Arch::parse(&arch_name).ok_or_else(|| LoadError::UnsupportedArch {
             file: source.to_string(),
             arch: arch_name.clone(),
+            supported: super::arch::supported_architectures(),
         })?;
         let unsupported = |reason: String| LoadError::Config { file: source.to_string(), reason };
         if let Some(act) = raw.hidden_act.as_deref().filter(|a| *a != "silu") {

@@ -5,8 +5,8 @@
 pub enum LoadError {
     #[error("{file}: bad model config: {reason}")]
     Config { file: String, reason: String },
-    #[error("{file}: unsupported architecture '{arch}' (supported: llama, mistral, qwen2)")]
-    UnsupportedArch { file: String, arch: String },
+    #[error("{file}: unsupported architecture '{arch}' (supported: {supported})")]
+    UnsupportedArch { file: String, arch: String, supported: String },
     #[error("{file}: tensor '{tensor}' is missing")]
     MissingTensor { file: String, tensor: String },
     #[error("{file}: tensor '{tensor}' has shape {got:?}, expected {expected:?}")]

@@ -1,4 +1,4 @@
-//! Build a [`Transformer`] from a GGUF file (llama or qwen2 architecture).
+//! GGUF files as a [`WeightSource`], and the llama-family decoder built from one.
 
 use std::path::Path;
 
@@ -6,7 +6,8 @@ use crate::gguf::{GgmlType, GgufFile, Value};
 
 use super::config::TransformerConfig;
 use super::error::LoadError;
-use super::model::{Transformer, TransformerOptions};
+use super::arch::Transformer;
+use super::options::TransformerOptions;
 use super::q8::Q8Matrix;
 use super::weights::{HostTensor, WeightSource, names};
 
@@ -87,13 +88,14 @@ pub fn gguf_eos_ids(file: &GgufFile) -> Vec<u32> {
     eos
 }
 
-/// Load the decoder stored in the GGUF file at `path`.
+/// Load the llama-family decoder stored in the GGUF file at `path` (any architecture:
+/// [`super::load_model`]).
 pub fn load_gguf(path: &Path, name: &str, opts: &TransformerOptions) -> Result<Transformer, LoadError> {
     let file = GgufFile::open(path)?;
     load_gguf_file(&file, name, opts)
 }
 
-/// Load the decoder from an open GGUF file.
+/// Load the llama-family decoder from an open GGUF file.
 pub fn load_gguf_file(file: &GgufFile, name: &str, opts: &TransformerOptions) -> Result<Transformer, LoadError> {
     let cfg = gguf_config(file)?;
     let eos = gguf_eos_ids(file);
