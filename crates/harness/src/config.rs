@@ -371,6 +371,26 @@ impl Experiment {
         Ok((Self::from_str_named(&src, &file)?, src))
     }
 
+    /// [`Experiment::from_file`] with `key.path=value` overrides (`run --set`) applied to the YAML
+    /// before it is parsed, so an override is validated exactly like the file. Returns the
+    /// experiment and the YAML text it was read from (overrides included).
+    pub fn from_file_with_sets(path: &Path, sets: &[String]) -> Result<(Self, String), ConfigError> {
+        if sets.is_empty() {
+            return Self::from_file(path);
+        }
+        let file = path.display().to_string();
+        let src = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            line: None,
+            column: None,
+            path: String::new(),
+            msg: format!("cannot read the experiment file: {e}"),
+        })?;
+        let src = apply_sets(&src, sets, &file)?;
+        let named = format!("{file} (with --set)");
+        Ok((Self::from_str_named(&src, &named)?, src))
+    }
+
     /// Parse and validate YAML text; `file` names it in errors.
     pub fn from_str_named(src: &str, file: &str) -> Result<Self, ConfigError> {
         let exp: Experiment = serde_yaml::from_str(src).map_err(|e| yaml_error(e, file))?;
@@ -508,6 +528,70 @@ impl Experiment {
         }
         Ok(())
     }
+}
+
+/// Apply `key.path=value` overrides to YAML text: `models.drafter=DIR`, `tasks[0].examples=4`,
+/// `methods.spec_decoding.alpha=[0.1, 0.2]`. The value is read as YAML (a number, a string, a
+/// list); missing mapping keys are created, list indices must exist. Errors name the override.
+pub fn apply_sets(src: &str, sets: &[String], file: &str) -> Result<String, ConfigError> {
+    use serde_yaml::Value;
+    let err = |set: &str, msg: String| ConfigError {
+        file: file.to_string(),
+        line: None,
+        column: None,
+        path: String::new(),
+        msg: format!("--set {set}: {msg}"),
+    };
+    let mut doc: Value = serde_yaml::from_str(src).map_err(|e| yaml_error(e, file))?;
+    for set in sets {
+        let (path, raw) = set.split_once('=').ok_or_else(|| err(set, "expected key.path=value".into()))?;
+        let value: Value = serde_yaml::from_str(raw).map_err(|e| err(set, format!("the value is not YAML: {e}")))?;
+        // `a.b[2].c` → keys and indices.
+        let mut segs: Vec<Seg> = Vec::new();
+        for part in path.split('.') {
+            let (key, mut rest) = match part.find('[') {
+                Some(i) => (&part[..i], &part[i..]),
+                None => (part, ""),
+            };
+            if key.is_empty() && segs.is_empty() {
+                return Err(err(set, format!("empty key in `{path}`")));
+            }
+            if !key.is_empty() {
+                segs.push(Seg::Key(key.to_string()));
+            }
+            while let Some(r) = rest.strip_prefix('[') {
+                let (idx, after) = r.split_once(']').ok_or_else(|| err(set, format!("unclosed `[` in `{path}`")))?;
+                let i: usize = idx.parse().map_err(|_| err(set, format!("`[{idx}]` is not a list index")))?;
+                segs.push(Seg::Index(i));
+                rest = after;
+            }
+            if !rest.is_empty() {
+                return Err(err(set, format!("unexpected `{rest}` in `{path}`")));
+            }
+        }
+        let mut node = &mut doc;
+        for (n, seg) in segs.iter().enumerate() {
+            let here = path_string(&segs[..n]);
+            node = match seg {
+                Seg::Key(k) => {
+                    if node.is_null() {
+                        *node = Value::Mapping(Default::default());
+                    }
+                    let map = node
+                        .as_mapping_mut()
+                        .ok_or_else(|| err(set, format!("`{}` is not a mapping", if here.is_empty() { "." } else { &here })))?;
+                    map.entry(Value::String(k.clone())).or_insert(Value::Null)
+                }
+                Seg::Index(i) => {
+                    let list = node.as_sequence_mut().ok_or_else(|| err(set, format!("`{here}` is not a list")))?;
+                    let len = list.len();
+                    list.get_mut(*i).ok_or_else(|| err(set, format!("`{here}` has {len} entries, no index {i}")))?
+                }
+            };
+        }
+        *node = value;
+    }
+    serde_yaml::to_string(&doc).map_err(|e| err(&sets.join(" "), format!("cannot write the YAML back: {e}")))
 }
 
 /// A serde_yaml error as a located [`ConfigError`]: its message without the trailing
