@@ -193,6 +193,20 @@ pub struct TaskSpec {
     /// tasks' prompts and stop strings are written for plain continuation (lm-eval style).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub chat: bool,
+    /// How the prompt is built: `t5` (the zero-shot task prefix, `translate English to German: …`,
+    /// for T5), `few_shot` (the paper's few-shot prompt; the default) or `chat` (the few-shot prompt
+    /// as a user turn of the model's chat template, like `chat: true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_style: Option<PromptStyle>,
+}
+
+/// The prompt styles a task can use (see [`TaskSpec::prompt_style`]).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PromptStyle {
+    T5,
+    FewShot,
+    Chat,
 }
 
 /// α values of one method.

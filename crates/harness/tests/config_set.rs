@@ -37,3 +37,15 @@ fn overrides_are_validated_like_the_file() {
         assert!(e.contains(want) && e.contains(set), "{set}: {e}");
     }
 }
+
+#[test]
+fn prompt_style_is_read_per_task_and_checked() {
+    use speccascade_harness::config::PromptStyle;
+    let sets = ["tasks[0].prompt_style=t5".to_string()];
+    let (exp, _) = Experiment::from_file_with_sets(&synthetic(), &sets).unwrap();
+    assert_eq!(exp.tasks[0].prompt_style, Some(PromptStyle::T5));
+    let (exp, _) = Experiment::from_file(&synthetic()).unwrap();
+    assert_eq!(exp.tasks[0].prompt_style, None);
+    let e = Experiment::from_file_with_sets(&synthetic(), &["tasks[0].prompt_style=zero".to_string()]).unwrap_err().to_string();
+    assert!(e.contains("prompt_style") && e.contains("few_shot"), "{e}");
+}
