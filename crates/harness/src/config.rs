@@ -374,14 +374,7 @@ where
 impl Experiment {
     /// Read, parse and validate an experiment file.
     pub fn from_file(path: &Path) -> Result<(Self, String), ConfigError> {
-        let file = path.display().to_string();
-        let src = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: file.clone(),
-            line: None,
-            column: None,
-            path: String::new(),
-            msg: format!("cannot read the experiment file: {e}"),
-        })?;
+        let (file, src) = read_experiment(path)?;
         Ok((Self::from_str_named(&src, &file)?, src))
     }
 
@@ -392,14 +385,7 @@ impl Experiment {
         if sets.is_empty() {
             return Self::from_file(path);
         }
-        let file = path.display().to_string();
-        let src = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: file.clone(),
-            line: None,
-            column: None,
-            path: String::new(),
-            msg: format!("cannot read the experiment file: {e}"),
-        })?;
+        let (file, src) = read_experiment(path)?;
         let src = apply_sets(&src, sets, &file)?;
         let named = format!("{file} (with --set)");
         Ok((Self::from_str_named(&src, &named)?, src))
@@ -541,6 +527,15 @@ impl Experiment {
             return Err((vec![k("trials")], "expected at least 1 trial".into()));
         }
         Ok(())
+    }
+}
+
+/// The text of an experiment file, and its name for errors.
+fn read_experiment(path: &Path) -> Result<(String, String), ConfigError> {
+    let file = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(src) => Ok((file, src)),
+        Err(e) => Err(ConfigError { file, line: None, column: None, path: String::new(), msg: format!("cannot read the experiment file: {e}") }),
     }
 }
 

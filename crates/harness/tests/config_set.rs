@@ -11,8 +11,13 @@ fn synthetic() -> std::path::PathBuf {
 
 #[test]
 fn overrides_reach_nested_keys_and_list_entries() {
-    let sets = ["tasks[0].examples=4", "models.synthetic.vocab=32", "methods.spec_decode_lossy.alpha=[0.3]", "gamma=2"]
-        .map(String::from);
+    let sets = [
+        "tasks[0].examples=4",
+        "models.synthetic.vocab=32",
+        "methods.spec_decode_lossy.alpha=[0.3]",
+        "gamma=2",
+    ]
+    .map(String::from);
     let (exp, src) = Experiment::from_file_with_sets(&synthetic(), &sets).unwrap();
     assert_eq!(exp.tasks[0].examples, 4);
     assert_eq!(exp.gamma, vec![2]);
@@ -23,9 +28,14 @@ fn overrides_reach_nested_keys_and_list_entries() {
 
 #[test]
 fn overrides_are_validated_like_the_file() {
-    let e = Experiment::from_file_with_sets(&synthetic(), &["models.synthetic.vocab=3".to_string()]).unwrap_err().to_string();
+    let e =
+        Experiment::from_file_with_sets(&synthetic(), &["models.synthetic.vocab=3".to_string()])
+            .unwrap_err()
+            .to_string();
     assert!(e.contains("vocab") && e.contains("with --set"), "{e}");
-    let e = Experiment::from_file_with_sets(&synthetic(), &["tasks[0].exemples=4".to_string()]).unwrap_err().to_string();
+    let e = Experiment::from_file_with_sets(&synthetic(), &["tasks[0].exemples=4".to_string()])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("exemples"), "{e}");
     for (set, want) in [
         ("gamma", "expected key.path=value"),
@@ -33,7 +43,13 @@ fn overrides_are_validated_like_the_file() {
         ("gamma.x=1", "not a mapping"),
         ("tasks[x].examples=1", "not a list index"),
     ] {
-        let e = apply_sets("gamma: 4\ntasks:\n  - name: a\n", &[set.to_string()], "e.yaml").unwrap_err().to_string();
+        let e = apply_sets(
+            "gamma: 4\ntasks:\n  - name: a\n",
+            &[set.to_string()],
+            "e.yaml",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains(want) && e.contains(set), "{set}: {e}");
     }
 }
@@ -46,6 +62,9 @@ fn prompt_style_is_read_per_task_and_checked() {
     assert_eq!(exp.tasks[0].prompt_style, Some(PromptStyle::T5));
     let (exp, _) = Experiment::from_file(&synthetic()).unwrap();
     assert_eq!(exp.tasks[0].prompt_style, None);
-    let e = Experiment::from_file_with_sets(&synthetic(), &["tasks[0].prompt_style=zero".to_string()]).unwrap_err().to_string();
+    let e =
+        Experiment::from_file_with_sets(&synthetic(), &["tasks[0].prompt_style=zero".to_string()])
+            .unwrap_err()
+            .to_string();
     assert!(e.contains("prompt_style") && e.contains("few_shot"), "{e}");
 }

@@ -47,7 +47,10 @@ pub struct HfTensors {
 }
 
 fn format_err(path: &Path, reason: impl Into<String>) -> LoadError {
-    LoadError::Format { file: path.display().to_string(), reason: reason.into() }
+    LoadError::Format {
+        file: path.display().to_string(),
+        reason: reason.into(),
+    }
 }
 
 impl HfTensors {
@@ -56,19 +59,26 @@ impl HfTensors {
     pub fn open(dir: &Path) -> Result<Self, LoadError> {
         let index = dir.join("model.safetensors.index.json");
         let names: Vec<PathBuf> = if index.exists() {
-            let text = std::fs::read_to_string(&index)
-                .map_err(|source| LoadError::Io { path: index.display().to_string(), source })?;
-            let json: serde_json::Value =
-                serde_json::from_str(&text).map_err(|e| format_err(&index, format!("not valid JSON: {e}")))?;
+            let text = std::fs::read_to_string(&index).map_err(|source| LoadError::Io {
+                path: index.display().to_string(),
+                source,
+            })?;
+            let json: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| format_err(&index, format!("not valid JSON: {e}")))?;
             let map = json
                 .get("weight_map")
                 .and_then(|m| m.as_object())
                 .ok_or_else(|| format_err(&index, "expected an object field 'weight_map'"))?;
             let mut files: Vec<String> = Vec::new();
             for (tensor, v) in map {
-                let f = v.as_str().ok_or_else(|| format_err(&index, format!("weight_map['{tensor}'] is not a file name")))?;
+                let f = v.as_str().ok_or_else(|| {
+                    format_err(&index, format!("weight_map['{tensor}'] is not a file name"))
+                })?;
                 if f.contains('/') || f.contains('\\') || f.starts_with('.') {
-                    return Err(format_err(&index, format!("weight_map['{tensor}'] = '{f}' is not a plain file name")));
+                    return Err(format_err(
+                        &index,
+                        format!("weight_map['{tensor}'] = '{f}' is not a plain file name"),
+                    ));
                 }
                 if !files.iter().any(|x| x == f) {
                     files.push(f.to_string());
@@ -82,11 +92,18 @@ impl HfTensors {
         } else {
             let single = dir.join("model.safetensors");
             if !single.exists() {
-                return Err(format_err(dir, "no model.safetensors or model.safetensors.index.json"));
+                return Err(format_err(
+                    dir,
+                    "no model.safetensors or model.safetensors.index.json",
+                ));
             }
             vec![single]
         };
-        let mut out = HfTensors { dir: dir.to_path_buf(), files: Vec::new(), entries: HashMap::new() };
+        let mut out = HfTensors {
+            dir: dir.to_path_buf(),
+            files: Vec::new(),
+            entries: HashMap::new(),
+        };
         for path in names {
             out.add_file(path)?;
         }
@@ -96,26 +113,43 @@ impl HfTensors {
     /// Open one safetensors file (reference outputs, a single shard).
     pub fn open_file(path: &Path) -> Result<Self, LoadError> {
         let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-        let mut out = HfTensors { dir, files: Vec::new(), entries: HashMap::new() };
+        let mut out = HfTensors {
+            dir,
+            files: Vec::new(),
+            entries: HashMap::new(),
+        };
         out.add_file(path.to_path_buf())?;
         Ok(out)
     }
 
     fn add_file(&mut self, path: PathBuf) -> Result<(), LoadError> {
-        let f = std::fs::File::open(&path).map_err(|source| LoadError::Io { path: path.display().to_string(), source })?;
+        let f = std::fs::File::open(&path).map_err(|source| LoadError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
         // SAFETY: the file is opened read-only; the project never writes a model file it is reading.
-        let map = unsafe { Mmap::map(&f) }.map_err(|source| LoadError::Io { path: path.display().to_string(), source })?;
+        let map = unsafe { Mmap::map(&f) }.map_err(|source| LoadError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
         let len = map.len();
         if len < 8 {
-            return Err(format_err(&path, format!("{len} bytes: too short for a safetensors header")));
+            return Err(format_err(
+                &path,
+                format!("{len} bytes: too short for a safetensors header"),
+            ));
         }
         let header_len = u64::from_le_bytes(map[..8].try_into().expect("8 bytes"));
         if header_len > (len - 8) as u64 {
-            return Err(format_err(&path, format!("header length {header_len} exceeds the file ({len} bytes)")));
+            return Err(format_err(
+                &path,
+                format!("header length {header_len} exceeds the file ({len} bytes)"),
+            ));
         }
         let header_end = 8 + header_len as usize;
-        let header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&map[8..header_end])
-            .map_err(|e| format_err(&path, format!("header is not a JSON object: {e}")))?;
+        let header: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&map[8..header_end])
+                .map_err(|e| format_err(&path, format!("header is not a JSON object: {e}")))?;
         let file = self.files.len();
         for (name, info) in header {
             if name == "__metadata__" {
@@ -126,7 +160,11 @@ impl HfTensors {
                 Some("F32") => Dtype::F32,
                 Some("F16") => Dtype::F16,
                 Some("BF16") => Dtype::Bf16,
-                Some(other) => return Err(bad(&format!("dtype {other} is not supported (F32, F16, BF16)"))),
+                Some(other) => {
+                    return Err(bad(&format!(
+                        "dtype {other} is not supported (F32, F16, BF16)"
+                    )));
+                }
                 None => return Err(bad("no dtype")),
             };
             let shape: Vec<usize> = info
@@ -134,15 +172,29 @@ impl HfTensors {
                 .and_then(|v| v.as_array())
                 .ok_or_else(|| bad("no shape"))?
                 .iter()
-                .map(|d| d.as_u64().map(|d| d as usize).ok_or_else(|| bad("shape holds a non-integer")))
+                .map(|d| {
+                    d.as_u64()
+                        .map(|d| d as usize)
+                        .ok_or_else(|| bad("shape holds a non-integer"))
+                })
                 .collect::<Result<_, _>>()?;
-            let offsets = info.get("data_offsets").and_then(|v| v.as_array()).ok_or_else(|| bad("no data_offsets"))?;
-            let (Some(a), Some(b)) = (offsets.first().and_then(|v| v.as_u64()), offsets.get(1).and_then(|v| v.as_u64()))
-            else {
+            let offsets = info
+                .get("data_offsets")
+                .and_then(|v| v.as_array())
+                .ok_or_else(|| bad("no data_offsets"))?;
+            let (Some(a), Some(b)) = (
+                offsets.first().and_then(|v| v.as_u64()),
+                offsets.get(1).and_then(|v| v.as_u64()),
+            ) else {
                 return Err(bad("data_offsets is not [start, end]"));
             };
-            let n = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).ok_or_else(|| bad("shape overflows"))?;
-            let bytes = n.checked_mul(dtype.size()).ok_or_else(|| bad("shape overflows"))?;
+            let n = shape
+                .iter()
+                .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+                .ok_or_else(|| bad("shape overflows"))?;
+            let bytes = n
+                .checked_mul(dtype.size())
+                .ok_or_else(|| bad("shape overflows"))?;
             let data_len = (len - header_end) as u64;
             if a > b || b > data_len || (b - a) as usize != bytes {
                 return Err(bad(&format!(
@@ -151,7 +203,13 @@ impl HfTensors {
             }
             self.entries.insert(
                 name,
-                Entry { file, dtype, shape, start: header_end + a as usize, end: header_end + b as usize },
+                Entry {
+                    file,
+                    dtype,
+                    shape,
+                    start: header_end + a as usize,
+                    end: header_end + b as usize,
+                },
             );
         }
         self.files.push((path, map));
@@ -180,14 +238,29 @@ impl WeightSource for HfTensors {
         let e = self
             .entries
             .get(name)
-            .ok_or_else(|| LoadError::MissingTensor { file: self.describe(), tensor: name.to_string() })?;
+            .ok_or_else(|| LoadError::MissingTensor {
+                file: self.describe(),
+                tensor: name.to_string(),
+            })?;
         let raw = &self.files[e.file].1[e.start..e.end];
         let data: Vec<f32> = match e.dtype {
-            Dtype::F32 => raw.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect(),
-            Dtype::F16 => raw.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-            Dtype::Bf16 => raw.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            Dtype::F32 => raw
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+                .collect(),
+            Dtype::F16 => raw
+                .chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            Dtype::Bf16 => raw
+                .chunks_exact(2)
+                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
         };
-        Ok(HostTensor { shape: e.shape.clone(), data })
+        Ok(HostTensor {
+            shape: e.shape.clone(),
+            data,
+        })
     }
 }
 
@@ -217,10 +290,27 @@ impl WeightSource for Renamed<'_> {
 pub fn read_config_json(dir: &Path) -> Result<(String, serde_json::Value), LoadError> {
     let path = dir.join("config.json");
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(&path).map_err(|source| LoadError::Io { path: file.clone(), source })?;
-    let json = serde_json::from_str(&text)
-        .map_err(|e| LoadError::Config { file: file.clone(), reason: format!("not valid JSON: {e}") })?;
+    let text = std::fs::read_to_string(&path).map_err(|source| LoadError::Io {
+        path: file.clone(),
+        source,
+    })?;
+    let json = serde_json::from_str(&text).map_err(|e| LoadError::Config {
+        file: file.clone(),
+        reason: format!("not valid JSON: {e}"),
+    })?;
     Ok((file, json))
+}
+
+/// A size read from a config number (`what` names the field): a non-negative integer below 10⁹,
+/// so that nothing is allocated from an absurd value.
+pub fn as_size(file: &str, what: &str, v: f64) -> Result<usize, LoadError> {
+    if v < 0.0 || v.fract() != 0.0 || v > 1e9 {
+        return Err(LoadError::Config {
+            file: file.to_string(),
+            reason: format!("{what} = {v} is not a size"),
+        });
+    }
+    Ok(v as usize)
 }
 
 #[cfg(test)]
@@ -251,12 +341,26 @@ mod tests {
         assert_eq!(t.load_f32("b").unwrap().shape, vec![1, 1]);
         assert_eq!(t.load_f32("b").unwrap().data, vec![-2.0]);
         assert_eq!(t.load_f32("c").unwrap().data, vec![3.0]);
-        assert!(matches!(t.load_f32("d"), Err(LoadError::MissingTensor { .. })));
+        assert!(matches!(
+            t.load_f32("d"),
+            Err(LoadError::MissingTensor { .. })
+        ));
 
-        write(dir.path(), r#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#, &data);
+        write(
+            dir.path(),
+            r#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#,
+            &data,
+        );
         let e = HfTensors::open(dir.path()).err().unwrap().to_string();
-        assert!(e.contains("tensor 'a'") && e.contains("data_offsets"), "{e}");
-        write(dir.path(), r#"{"a":{"dtype":"I64","shape":[1],"data_offsets":[0,8]}}"#, &data);
+        assert!(
+            e.contains("tensor 'a'") && e.contains("data_offsets"),
+            "{e}"
+        );
+        write(
+            dir.path(),
+            r#"{"a":{"dtype":"I64","shape":[1],"data_offsets":[0,8]}}"#,
+            &data,
+        );
         let e = HfTensors::open(dir.path()).err().unwrap().to_string();
         assert!(e.contains("I64"), "{e}");
         std::fs::write(dir.path().join("model.safetensors"), [255u8; 12]).unwrap();

@@ -15,12 +15,16 @@ use speccascade_core::LanguageModel;
 use speccascade_models::hf_tensors::HfTensors;
 use speccascade_models::registry::resolve_model;
 use speccascade_models::tokenizer::Tokenizer;
-use speccascade_models::transformer::{HostTensor, Precision, TransformerOptions, WeightSource, load_model};
+use speccascade_models::transformer::{
+    HostTensor, Precision, TransformerOptions, WeightSource, load_model,
+};
 
 const FAMILIES: &[&str] = &["gemma", "gemma2", "gemma3", "t5", "t5_v1_1"];
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/paper").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/paper")
+        .join(name)
 }
 
 struct Case {
@@ -36,9 +40,16 @@ struct Case {
 fn cases(name: &str) -> Vec<Case> {
     let dir = fixture(name);
     let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
+            .unwrap();
     let refs = HfTensors::open_file(&dir.join("reference.safetensors")).unwrap();
-    let ids = |v: &serde_json::Value| -> Vec<u32> { v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect() };
+    let ids = |v: &serde_json::Value| -> Vec<u32> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as u32)
+            .collect()
+    };
     json["inputs"]
         .as_array()
         .unwrap()
@@ -48,7 +59,12 @@ fn cases(name: &str) -> Vec<Case> {
             ids: ids(&c["ids"]),
             text: c["text"].as_str().unwrap().to_string(),
             generated: ids(&c["generated"]),
-            logprobs: c["logprobs"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect(),
+            logprobs: c["logprobs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect(),
             logits: refs.load_f32(&format!("logits.{i}")).unwrap(),
         })
         .collect()
@@ -60,14 +76,24 @@ fn is_t5(name: &str) -> bool {
 
 fn load(dir: &Path, p: Precision) -> Box<dyn LanguageModel> {
     let loc = resolve_model(dir.to_str().unwrap()).unwrap();
-    let opts = TransformerOptions { precision: p, max_seq_len: 96, ..Default::default() };
-    load_model(&loc, &opts).unwrap_or_else(|e| panic!("{}: {e}", dir.display())).model
+    let opts = TransformerOptions {
+        precision: p,
+        max_seq_len: 96,
+        ..Default::default()
+    };
+    load_model(&loc, &opts)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .model
 }
 
 /// Largest |a − b| over the row, relative to the row's largest |b| (at least 1).
 fn row_err(a: &[f32], b: &[f32]) -> f32 {
     let scale = b.iter().fold(1f32, |m, v| m.max(v.abs()));
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max) / scale
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max)
+        / scale
 }
 
 fn argmax(x: &[f32]) -> u32 {
@@ -101,7 +127,10 @@ fn model_rows(model: &dyn LanguageModel, name: &str, c: &Case) -> Vec<Vec<f32>> 
         s.truncate(0).unwrap();
         let mut block = vec![first];
         block.extend(split(s.extend(&c.generated[..]).unwrap().into_vec()));
-        assert_eq!(one_by_one, block, "{name}: a position's logits depend on how it was batched");
+        assert_eq!(
+            one_by_one, block,
+            "{name}: a position's logits depend on how it was batched"
+        );
         one_by_one
     } else {
         let all: Vec<u32> = c.ids.iter().chain(&c.generated[..]).copied().collect();
@@ -113,9 +142,17 @@ fn model_rows(model: &dyn LanguageModel, name: &str, c: &Case) -> Vec<Vec<f32>> 
         }
         // Prefill the prompt, then the generated tokens as one block.
         let (mut s, last) = model.start(&c.ids).unwrap();
-        assert_eq!(last, one_by_one[c.ids.len() - 1], "{name}: prefill and decode disagree on the prompt's last row");
+        assert_eq!(
+            last,
+            one_by_one[c.ids.len() - 1],
+            "{name}: prefill and decode disagree on the prompt's last row"
+        );
         let block = split(s.extend(&c.generated[..]).unwrap().into_vec());
-        assert_eq!(&block[..], &one_by_one[c.ids.len()..], "{name}: a block's rows differ from one-at-a-time rows");
+        assert_eq!(
+            &block[..],
+            &one_by_one[c.ids.len()..],
+            "{name}: a block's rows differ from one-at-a-time rows"
+        );
         one_by_one
     }
 }
@@ -125,11 +162,18 @@ fn check_f32(name: &str) {
     for (i, c) in cases(name).iter().enumerate() {
         let rows = model_rows(model.as_ref(), name, c);
         let vocab = model.vocab_size();
-        assert_eq!(c.logits.shape, vec![rows.len(), vocab], "{name}: input {i}: reference shape");
+        assert_eq!(
+            c.logits.shape,
+            vec![rows.len(), vocab],
+            "{name}: input {i}: reference shape"
+        );
         let mut worst = 0f32;
         for (p, row) in rows.iter().enumerate() {
             let err = row_err(row, &c.logits.data[p * vocab..(p + 1) * vocab]);
-            assert!(err < 1e-4, "{name}: input {i}: position {p}: logits differ from transformers by {err} (relative)");
+            assert!(
+                err < 1e-4,
+                "{name}: input {i}: position {p}: logits differ from transformers by {err} (relative)"
+            );
             worst = worst.max(err);
         }
         // Greedy generation, token for token, with the log-probabilities generate() saw.
@@ -139,11 +183,20 @@ fn check_f32(name: &str) {
             let t = argmax(&logits);
             got.push(t);
             let lp = log_softmax_at(&logits, t);
-            assert!((lp - want_lp).abs() < 1e-4, "{name}: input {i}: step {j}: logprob {lp} vs transformers {want_lp}");
+            assert!(
+                (lp - want_lp).abs() < 1e-4,
+                "{name}: input {i}: step {j}: logprob {lp} vs transformers {want_lp}"
+            );
             logits = s.extend(&[t]).unwrap().into_vec();
         }
-        assert_eq!(got, c.generated, "{name}: input {i}: greedy tokens differ from transformers' generate()");
-        eprintln!("{name}: input {i}: {} positions, worst relative error {worst:.2e}", rows.len());
+        assert_eq!(
+            got, c.generated,
+            "{name}: input {i}: greedy tokens differ from transformers' generate()"
+        );
+        eprintln!(
+            "{name}: input {i}: {} positions, worst relative error {worst:.2e}",
+            rows.len()
+        );
     }
 }
 
@@ -190,16 +243,32 @@ fn reduced_precisions_stay_within_their_tolerances() {
                 let vocab = model.vocab_size();
                 first = first.max(row_err(&rows[0], &c.logits.data[..vocab]));
                 for (pos, row) in rows.iter().enumerate() {
-                    worst[i] = worst[i].max(row_err(row, &c.logits.data[pos * vocab..(pos + 1) * vocab]));
+                    worst[i] =
+                        worst[i].max(row_err(row, &c.logits.data[pos * vocab..(pos + 1) * vocab]));
                 }
             }
-            eprintln!("{name} at {p}: worst relative error {:.2e}, at first positions {first:.2e}", worst[i]);
+            eprintln!(
+                "{name} at {p}: worst relative error {:.2e}, at first positions {first:.2e}",
+                worst[i]
+            );
             match p {
-                Precision::F16 => assert!(worst[i] < 1e-2, "{name} at f16: logits differ from transformers by {}", worst[i]),
-                _ => assert!(first < 1e-1, "{name} at q8: first-position logits differ from transformers by {first}"),
+                Precision::F16 => assert!(
+                    worst[i] < 1e-2,
+                    "{name} at f16: logits differ from transformers by {}",
+                    worst[i]
+                ),
+                _ => assert!(
+                    first < 1e-1,
+                    "{name} at q8: first-position logits differ from transformers by {first}"
+                ),
             }
         }
-        assert!(worst[0] < worst[1], "{name}: f16 ({}) should be closer to transformers than q8 ({})", worst[0], worst[1]);
+        assert!(
+            worst[0] < worst[1],
+            "{name}: f16 ({}) should be closer to transformers than q8 ({})",
+            worst[0],
+            worst[1]
+        );
     }
 }
 
@@ -233,7 +302,11 @@ fn tokenizer_json_post_processors_shape_the_prompts() {
             let ids = tok.encode_prompt(&c.text, false).unwrap();
             assert_eq!(ids, c.ids, "{name}: {:?}", c.text);
             if is_t5(name) {
-                assert_eq!(*ids.last().unwrap(), 1, "{name}: T5 encoder inputs end with </s>");
+                assert_eq!(
+                    *ids.last().unwrap(),
+                    1,
+                    "{name}: T5 encoder inputs end with </s>"
+                );
             } else {
                 assert_eq!(ids[0], 2, "{name}: Gemma prompts start with <bos>");
             }
@@ -254,8 +327,13 @@ fn sessions_roll_back_within_the_continuation() {
         assert_eq!(s.len(), 1);
         let b = s.extend(&c.generated[1..4]).unwrap();
         assert_eq!(a.row(3), b.row(2), "{name}: re-extended logits differ");
-        assert!(s.truncate(5).is_err(), "{name}: truncating past the continuation must fail");
-        assert!(s.extend(&[model.vocab_size() as u32]).is_err(), "{name}: out-of-vocabulary token accepted");
+        assert!(
+            s.truncate(5).is_err(),
+            "{name}: truncating past the continuation must fail"
+        );
+        assert!(
+            s.extend(&[model.vocab_size() as u32]).is_err(),
+            "{name}: out-of-vocabulary token accepted"
+        );
     }
 }
-

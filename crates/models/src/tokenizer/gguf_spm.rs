@@ -11,20 +11,21 @@
 
 use std::collections::HashMap;
 
+use tokenizers::NormalizerWrapper;
 use tokenizers::models::bpe::BPE;
 use tokenizers::normalizers::{Prepend, Replace, Sequence as NormSequence};
-use tokenizers::{AddedToken, NormalizerWrapper};
 
 use super::{ChatTemplate, Result, Surface, Tokenizer, TokenizerError};
 use crate::gguf::GgufFile;
 
-/// llama.cpp's token types (`llama_token_type`).
+/// llama.cpp's token type of the unknown token (`llama_token_type`).
 const TOKEN_UNKNOWN: i64 = 2;
-const TOKEN_CONTROL: i64 = 3;
-const TOKEN_USER_DEFINED: i64 = 4;
 
 fn invalid(file: &GgufFile, message: String) -> TokenizerError {
-    TokenizerError::Invalid { source_name: file.path().display().to_string(), message }
+    TokenizerError::Invalid {
+        source_name: file.path().display().to_string(),
+        message,
+    }
 }
 
 /// The merges a SentencePiece vocabulary implies, best first, exactly as transformers derives them
@@ -33,7 +34,11 @@ fn invalid(file: &GgufFile, message: String) -> TokenizerError {
 /// (higher first), the left part's length and the right part's length (longer first).
 pub(crate) fn derive_merges(tokens: &[String], rank: &[f32]) -> Vec<(String, String)> {
     // Python's dict comprehension keeps the last id of a duplicated token.
-    let ids: HashMap<&str, usize> = tokens.iter().enumerate().map(|(i, t)| (t.as_str(), i)).collect();
+    let ids: HashMap<&str, usize> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.as_str(), i))
+        .collect();
     let mut found: Vec<(f32, usize, usize, usize, usize)> = Vec::new();
     for (id, piece) in tokens.iter().enumerate() {
         if ids.get(piece.as_str()) != Some(&id) {
@@ -48,11 +53,20 @@ pub(crate) fn derive_merges(tokens: &[String], rank: &[f32]) -> Vec<(String, Str
         }
         local.sort();
         for (li, ri) in local {
-            found.push((rank[id], tokens[li].chars().count(), tokens[ri].chars().count(), li, ri));
+            found.push((
+                rank[id],
+                tokens[li].chars().count(),
+                tokens[ri].chars().count(),
+                li,
+                ri,
+            ));
         }
     }
     found.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)).then(b.2.cmp(&a.2)));
-    found.into_iter().map(|(_, _, _, l, r)| (tokens[l].clone(), tokens[r].clone())).collect()
+    found
+        .into_iter()
+        .map(|(_, _, _, l, r)| (tokens[l].clone(), tokens[r].clone()))
+        .collect()
 }
 
 pub(super) fn build(file: &GgufFile) -> Result<Tokenizer> {
@@ -61,7 +75,12 @@ pub(super) fn build(file: &GgufFile) -> Result<Tokenizer> {
     let n = tokens.len();
     let scores = match file.get("tokenizer.ggml.scores") {
         Some(_) => file.get_f32_array("tokenizer.ggml.scores")?,
-        None => return Err(invalid(file, "tokenizer.ggml.scores is missing (a SentencePiece vocabulary needs scores)".into())),
+        None => {
+            return Err(invalid(
+                file,
+                "tokenizer.ggml.scores is missing (a SentencePiece vocabulary needs scores)".into(),
+            ));
+        }
     };
     let types = match file.get("tokenizer.ggml.token_type") {
         Some(_) => file.get_i64_array("tokenizer.ggml.token_type")?,
@@ -70,7 +89,11 @@ pub(super) fn build(file: &GgufFile) -> Result<Tokenizer> {
     if scores.len() != n || types.len() != n {
         return Err(invalid(
             file,
-            format!("{n} tokens but {} scores and {} token types", scores.len(), types.len()),
+            format!(
+                "{n} tokens but {} scores and {} token types",
+                scores.len(),
+                types.len()
+            ),
         ));
     }
     let gemma = file.architecture().is_ok_and(|a| a.starts_with("gemma"));
@@ -79,76 +102,94 @@ pub(super) fn build(file: &GgufFile) -> Result<Tokenizer> {
     // does (transformers' `gemma_tokenizer` makes the same two fixes).
     let tokens: Vec<String> = tokens
         .iter()
-        .map(|t| if gemma && t.contains(' ') && t.trim().is_empty() { "\u{2581}".repeat(t.chars().count()) } else { t.to_string() })
+        .map(|t| {
+            if gemma && t.contains(' ') && t.trim().is_empty() {
+                "\u{2581}".repeat(t.chars().count())
+            } else {
+                t.to_string()
+            }
+        })
         .collect();
-    let rank: Vec<f32> = if gemma { (0..n).map(|i| -(i as f32)).collect() } else { scores.clone() };
+    let rank: Vec<f32> = if gemma {
+        (0..n).map(|i| -(i as f32)).collect()
+    } else {
+        scores.clone()
+    };
     let mut vocab = tokenizers::models::bpe::Vocab::with_capacity(n);
     for (id, t) in tokens.iter().enumerate() {
         vocab.insert(t.clone(), id as u32);
     }
     let merges = derive_merges(&tokens, &rank);
-    let unk = types.iter().position(|&t| t == TOKEN_UNKNOWN).map(|i| tokens[i].to_string());
-    let mut builder = BPE::builder().vocab_and_merges(vocab, merges).byte_fallback(true).fuse_unk(true);
+    let unk = types
+        .iter()
+        .position(|&t| t == TOKEN_UNKNOWN)
+        .map(|i| tokens[i].to_string());
+    let mut builder = BPE::builder()
+        .vocab_and_merges(vocab, merges)
+        .byte_fallback(true)
+        .fuse_unk(true);
     if let Some(u) = &unk {
         builder = builder.unk_token(u.clone());
     }
-    let bpe = builder.build().map_err(|e| invalid(file, format!("cannot build the SentencePiece BPE: {e}")))?;
+    let bpe = builder
+        .build()
+        .map_err(|e| invalid(file, format!("cannot build the SentencePiece BPE: {e}")))?;
     let mut tok = tokenizers::Tokenizer::new(bpe);
-    let add_space_prefix = file.get("tokenizer.ggml.add_space_prefix").and_then(|v| v.as_bool()).unwrap_or(true);
-    let replace: NormalizerWrapper =
-        Replace::new(" ", "\u{2581}").map_err(|e| invalid(file, e.to_string()))?.into();
+    let add_space_prefix = file
+        .get("tokenizer.ggml.add_space_prefix")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(true);
+    let replace: NormalizerWrapper = Replace::new(" ", "\u{2581}")
+        .map_err(|e| invalid(file, e.to_string()))?
+        .into();
     let normalizer: NormalizerWrapper = if add_space_prefix {
         NormSequence::new(vec![Prepend::new("\u{2581}".into()).into(), replace]).into()
     } else {
         replace
     };
-    tok.with_normalizer(Some(normalizer)).map_err(|e| invalid(file, e.to_string()))?;
+    tok.with_normalizer(Some(normalizer))
+        .map_err(|e| invalid(file, e.to_string()))?;
 
-    let mut control = Vec::new();
-    let mut user = Vec::new();
-    let mut is_control = vec![false; n];
-    let mut raw = vec![false; n];
-    for (id, (t, &ty)) in tokens.iter().zip(&types).enumerate() {
-        match ty {
-            TOKEN_CONTROL => {
-                control.push(AddedToken::from(t.to_string(), true).normalized(false));
-                is_control[id] = true;
-                raw[id] = true;
-            }
-            TOKEN_USER_DEFINED => {
-                user.push(AddedToken::from(t.to_string(), false).normalized(false));
-                raw[id] = true;
-            }
-            _ => {}
-        }
-    }
-    tok.add_special_tokens(control).map_err(|e| invalid(file, format!("control tokens: {e}")))?;
-    tok.add_tokens(user).map_err(|e| invalid(file, format!("user-defined tokens: {e}")))?;
-
-    let u32_key = |k: &str| file.get(k).and_then(|v| v.as_u64()).map(|v| v as u32);
-    let bos = u32_key("tokenizer.ggml.bos_token_id");
-    let add_bos = file.get("tokenizer.ggml.add_bos_token").and_then(|v| v.as_bool()).unwrap_or(true);
-    let mut eos: Vec<u32> = u32_key("tokenizer.ggml.eos_token_id").into_iter().collect();
-    if let Some(e) = u32_key("tokenizer.ggml.eot_token_id")
-        && !eos.contains(&e)
-    {
-        eos.push(e);
-    }
-    let chat = file.get("tokenizer.chat_template").and_then(|v| v.as_str()).and_then(ChatTemplate::from_jinja);
+    let (is_control, raw) = super::gguf_vocab::add_typed_tokens(&mut tok, &tokens, &types, file)?;
+    // SentencePiece models prepend BOS unless the file says otherwise (llama.cpp's default).
+    let (bos, add_bos, mut eos) = super::gguf_vocab::special_ids(file, true);
+    let chat = file
+        .get("tokenizer.chat_template")
+        .and_then(|v| v.as_str())
+        .and_then(ChatTemplate::from_jinja);
     if let Some(t) = &chat
-        && let Some(id) = tokens.iter().position(|x| x == t.end_of_turn()).map(|i| i as u32)
+        && let Some(id) = tokens
+            .iter()
+            .position(|x| x == t.end_of_turn())
+            .map(|i| i as u32)
         && !eos.contains(&id)
     {
         eos.push(id);
     }
     for &id in eos.iter().chain(&bos) {
         if id as usize >= n {
-            return Err(invalid(file, format!("special token id {id} is outside the vocabulary of {n}")));
+            return Err(invalid(
+                file,
+                format!("special token id {id} is outside the vocabulary of {n}"),
+            ));
         }
     }
     let strings = tokens.clone();
-    let surface = Surface::SentencePiece { strip_leading_space: add_space_prefix };
-    Ok(Tokenizer::assemble(tok, strings, is_control, raw, surface, bos, eos, add_bos, chat, source_name))
+    let surface = Surface::SentencePiece {
+        strip_leading_space: add_space_prefix,
+    };
+    Ok(Tokenizer::assemble(
+        tok,
+        strings,
+        is_control,
+        raw,
+        surface,
+        bos,
+        eos,
+        add_bos,
+        chat,
+        source_name,
+    ))
 }
 
 #[cfg(test)]
@@ -157,7 +198,10 @@ mod tests {
 
     #[test]
     fn merges_rank_by_the_merged_pieces_score_then_part_lengths() {
-        let tokens: Vec<String> = ["<unk>", "a", "b", "c", "ab", "bc", "abc"].iter().map(|s| s.to_string()).collect();
+        let tokens: Vec<String> = ["<unk>", "a", "b", "c", "ab", "bc", "abc"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let scores = [0.0, -1.0, -1.0, -1.0, -3.0, -2.0, -4.0];
         let m = derive_merges(&tokens, &scores);
         let m: Vec<String> = m.into_iter().map(|(a, b)| format!("{a}+{b}")).collect();

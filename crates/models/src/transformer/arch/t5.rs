@@ -24,7 +24,8 @@ use serde_json::Value as Json;
 use speccascade_core::{LanguageModel, Logits, ModelError, Session, TokenId};
 
 use crate::gguf::GgufFile;
-use crate::hf_tensors::{HfTensors, read_config_json};
+use crate::hf_tensors::{HfTensors, as_size, read_config_json};
+use crate::transformer::TransformerOptions;
 use crate::transformer::arch::{Architecture, LoadedModel, ModelInfo};
 use crate::transformer::attention::{HeadShape, ScoreRule, SelfAttention, Visible, attend};
 use crate::transformer::error::LoadError;
@@ -34,7 +35,6 @@ use crate::transformer::mlp::Mlp;
 use crate::transformer::norm::RmsNorm;
 use crate::transformer::ops::{Activation, Acts};
 use crate::transformer::weights::{WeightSource, expect};
-use crate::transformer::TransformerOptions;
 
 /// The registry entry (see [`super::ARCHITECTURES`]).
 pub const ARCHITECTURE: Architecture = Architecture {
@@ -44,14 +44,22 @@ pub const ARCHITECTURE: Architecture = Architecture {
     from_hf_dir,
 };
 
-fn from_gguf(file: &GgufFile, _name: &str, _opts: &TransformerOptions) -> Result<LoadedModel, LoadError> {
+fn from_gguf(
+    file: &GgufFile,
+    _name: &str,
+    _opts: &TransformerOptions,
+) -> Result<LoadedModel, LoadError> {
     Err(LoadError::Config {
         file: file.path().display().to_string(),
         reason: "T5 loads from a Hugging Face directory (config.json, model.safetensors, tokenizer.json), not GGUF".into(),
     })
 }
 
-fn from_hf_dir(dir: &Path, name: &str, opts: &TransformerOptions) -> Result<LoadedModel, LoadError> {
+fn from_hf_dir(
+    dir: &Path,
+    name: &str,
+    opts: &TransformerOptions,
+) -> Result<LoadedModel, LoadError> {
     let (file, json) = read_config_json(dir)?;
     let cfg = T5Config::from_hf_json(&file, &json)?;
     let tensors = HfTensors::open(dir)?;
@@ -62,7 +70,10 @@ fn from_hf_dir(dir: &Path, name: &str, opts: &TransformerOptions) -> Result<Load
         weight_bytes_per_token: m.weight_bytes_per_token(),
         max_seq_len: m.max_seq_len,
     };
-    Ok(LoadedModel { model: Box::new(m), info })
+    Ok(LoadedModel {
+        model: Box::new(m),
+        info,
+    })
 }
 
 /// The hyper-parameters of a T5 checkpoint (HF `config.json`).
@@ -90,25 +101,34 @@ pub struct T5Config {
 }
 
 fn cfg_err(file: &str, reason: impl Into<String>) -> LoadError {
-    LoadError::Config { file: file.to_string(), reason: reason.into() }
+    LoadError::Config {
+        file: file.to_string(),
+        reason: reason.into(),
+    }
 }
 
 impl T5Config {
     pub fn from_hf_json(file: &str, j: &Json) -> Result<Self, LoadError> {
         let num = |k: &str| j.get(k).filter(|v| !v.is_null()).and_then(Json::as_f64);
         let size = |k: &str| -> Result<usize, LoadError> {
-            let v = num(k).ok_or_else(|| cfg_err(file, format!("field '{k}' is missing or not a number")))?;
-            if v < 0.0 || v.fract() != 0.0 || v > 1e9 {
-                return Err(cfg_err(file, format!("field '{k}' = {v} is not a size")));
-            }
-            Ok(v as usize)
+            let v = num(k)
+                .ok_or_else(|| cfg_err(file, format!("field '{k}' is missing or not a number")))?;
+            as_size(file, &format!("field '{k}'"), v)
         };
         let size_or = |k: &str, d: usize| if num(k).is_some() { size(k) } else { Ok(d) };
-        let proj = j.get("feed_forward_proj").and_then(Json::as_str).unwrap_or("relu");
+        let proj = j
+            .get("feed_forward_proj")
+            .and_then(Json::as_str)
+            .unwrap_or("relu");
         let (gated, act) = match proj.split_once('-') {
             Some(("gated", act)) => (true, act),
             None => (false, proj),
-            Some(_) => return Err(cfg_err(file, format!("feed_forward_proj '{proj}' is not 'ACT' or 'gated-ACT'"))),
+            Some(_) => {
+                return Err(cfg_err(
+                    file,
+                    format!("feed_forward_proj '{proj}' is not 'ACT' or 'gated-ACT'"),
+                ));
+            }
         };
         let activation = match act {
             "relu" => Activation::Relu,
@@ -116,18 +136,39 @@ impl T5Config {
             "gelu" if gated => Activation::GeluTanh,
             "gelu_new" | "gelu_pytorch_tanh" => Activation::GeluTanh,
             "silu" | "swish" => Activation::Silu,
-            other => return Err(cfg_err(file, format!("feed_forward_proj activation '{other}' is not supported (relu, gelu_new, silu)"))),
+            other => {
+                return Err(cfg_err(
+                    file,
+                    format!(
+                        "feed_forward_proj activation '{other}' is not supported (relu, gelu_new, silu)"
+                    ),
+                ));
+            }
         };
-        let tie = j.get("tie_word_embeddings").and_then(Json::as_bool).unwrap_or(true);
+        let tie = j
+            .get("tie_word_embeddings")
+            .and_then(Json::as_bool)
+            .unwrap_or(true);
         // transformers 5 writes scale_decoder_outputs beside a forced tie_word_embeddings = true.
-        let scale = j.get("scale_decoder_outputs").and_then(Json::as_bool).unwrap_or(tie);
+        let scale = j
+            .get("scale_decoder_outputs")
+            .and_then(Json::as_bool)
+            .unwrap_or(tie);
         let n_encoder_layers = size("num_layers")?;
         let id = |k: &str, d: u32| -> Result<u32, LoadError> {
-            Ok(if num(k).is_some() { u32::try_from(size(k)?).map_err(|_| cfg_err(file, format!("'{k}' is too large")))? } else { d })
+            Ok(if num(k).is_some() {
+                u32::try_from(size(k)?).map_err(|_| cfg_err(file, format!("'{k}' is too large")))?
+            } else {
+                d
+            })
         };
         let pad = id("pad_token_id", 0)?;
         let eos = match j.get("eos_token_id") {
-            Some(Json::Array(a)) => a.iter().filter_map(Json::as_u64).map(|v| v as u32).collect(),
+            Some(Json::Array(a)) => a
+                .iter()
+                .filter_map(Json::as_u64)
+                .map(|v| v as u32)
+                .collect(),
             Some(v) if v.is_u64() => vec![v.as_u64().unwrap_or(1) as u32],
             _ => vec![1],
         };
@@ -149,17 +190,34 @@ impl T5Config {
             decoder_start_token_id: id("decoder_start_token_id", pad)?,
             eos,
         };
-        if cfg.vocab_size == 0 || cfg.d_model == 0 || cfg.d_kv == 0 || cfg.d_ff == 0 || cfg.n_heads == 0 {
+        if cfg.vocab_size == 0
+            || cfg.d_model == 0
+            || cfg.d_kv == 0
+            || cfg.d_ff == 0
+            || cfg.n_heads == 0
+        {
             return Err(cfg_err(file, format!("zero-sized dimension in {cfg:?}")));
         }
         if cfg.n_encoder_layers == 0 || cfg.n_decoder_layers == 0 {
-            return Err(cfg_err(file, "num_layers and num_decoder_layers must be positive"));
+            return Err(cfg_err(
+                file,
+                "num_layers and num_decoder_layers must be positive",
+            ));
         }
         if cfg.num_buckets < 4 || cfg.max_distance < cfg.num_buckets / 4 + 1 {
-            return Err(cfg_err(file, "relative_attention_num_buckets must be >= 4 and max_distance above num_buckets / 4"));
+            return Err(cfg_err(
+                file,
+                "relative_attention_num_buckets must be >= 4 and max_distance above num_buckets / 4",
+            ));
         }
         if cfg.decoder_start_token_id as usize >= cfg.vocab_size {
-            return Err(cfg_err(file, format!("decoder_start_token_id {} is outside the vocabulary", cfg.decoder_start_token_id)));
+            return Err(cfg_err(
+                file,
+                format!(
+                    "decoder_start_token_id {} is outside the vocabulary",
+                    cfg.decoder_start_token_id
+                ),
+            ));
         }
         Ok(cfg)
     }
@@ -171,7 +229,12 @@ impl T5Config {
 
 /// The bucket of a key at `rel = key − query` positions from its query (transformers'
 /// `_relative_position_bucket`, with its f32 logarithm).
-pub fn relative_bucket(rel: i64, bidirectional: bool, num_buckets: usize, max_distance: usize) -> usize {
+pub fn relative_bucket(
+    rel: i64,
+    bidirectional: bool,
+    num_buckets: usize,
+    max_distance: usize,
+) -> usize {
     let mut nb = num_buckets as i64;
     let mut base = 0i64;
     let n = if bidirectional {
@@ -188,7 +251,8 @@ pub fn relative_bucket(rel: i64, bidirectional: bool, num_buckets: usize, max_di
         return (base + n) as usize;
     }
     let log_ratio = (max_distance as f64 / max_exact as f64).ln() as f32;
-    let large = max_exact + ((n as f32 / max_exact as f32).ln() / log_ratio * (nb - max_exact) as f32) as i64;
+    let large = max_exact
+        + ((n as f32 / max_exact as f32).ln() / log_ratio * (nb - max_exact) as f32) as i64;
     (base + large.min(nb - 1)) as usize
 }
 
@@ -223,7 +287,11 @@ fn load_attention(
     let (d, inner) = (cfg.d_model, cfg.inner());
     let qkv = Linear::load(
         src,
-        &[(format!("{prefix}.q.weight"), inner), (format!("{prefix}.k.weight"), inner), (format!("{prefix}.v.weight"), inner)],
+        &[
+            (format!("{prefix}.q.weight"), inner),
+            (format!("{prefix}.k.weight"), inner),
+            (format!("{prefix}.v.weight"), inner),
+        ],
         d,
         None,
         p,
@@ -232,14 +300,32 @@ fn load_attention(
     Ok((qkv, o))
 }
 
-fn load_mlp(src: &dyn WeightSource, prefix: &str, cfg: &T5Config, p: Precision) -> Result<Mlp, LoadError> {
+fn load_mlp(
+    src: &dyn WeightSource,
+    prefix: &str,
+    cfg: &T5Config,
+    p: Precision,
+) -> Result<Mlp, LoadError> {
     let (d, f) = (cfg.d_model, cfg.d_ff);
     let down = Linear::load(src, &[(format!("{prefix}.wo.weight"), d)], f, None, p)?;
     Ok(if cfg.gated {
-        let gate_up = Linear::load(src, &[(format!("{prefix}.wi_0.weight"), f), (format!("{prefix}.wi_1.weight"), f)], d, None, p)?;
+        let gate_up = Linear::load(
+            src,
+            &[
+                (format!("{prefix}.wi_0.weight"), f),
+                (format!("{prefix}.wi_1.weight"), f),
+            ],
+            d,
+            None,
+            p,
+        )?;
         Mlp::gated(gate_up, down, cfg.activation)
     } else {
-        Mlp::plain(Linear::load(src, &[(format!("{prefix}.wi.weight"), f)], d, None, p)?, down, cfg.activation)
+        Mlp::plain(
+            Linear::load(src, &[(format!("{prefix}.wi.weight"), f)], d, None, p)?,
+            down,
+            cfg.activation,
+        )
     })
 }
 
@@ -247,7 +333,12 @@ fn norm(src: &dyn WeightSource, name: &str, cfg: &T5Config) -> Result<RmsNorm, L
     RmsNorm::load(src, name, cfg.d_model, cfg.eps)
 }
 
-fn bias_table(src: &dyn WeightSource, name: &str, cfg: &T5Config, bidirectional: bool) -> Result<PositionBias, LoadError> {
+fn bias_table(
+    src: &dyn WeightSource,
+    name: &str,
+    cfg: &T5Config,
+    bidirectional: bool,
+) -> Result<PositionBias, LoadError> {
     Ok(PositionBias {
         table: expect(src, name, &[cfg.num_buckets, cfg.n_heads])?.data,
         n_heads: cfg.n_heads,
@@ -299,18 +390,43 @@ pub struct T5 {
 
 impl T5 {
     /// Build from HF tensor names (`shared.weight`, `encoder.block.{i}.layer.{j}.…`).
-    pub fn from_source(name: &str, cfg: T5Config, src: &dyn WeightSource, opts: &TransformerOptions) -> Result<Self, LoadError> {
+    pub fn from_source(
+        name: &str,
+        cfg: T5Config,
+        src: &dyn WeightSource,
+        opts: &TransformerOptions,
+    ) -> Result<Self, LoadError> {
         let p = opts.precision;
         let d = cfg.d_model;
         let inner = cfg.inner();
-        let shape = HeadShape { n_heads: cfg.n_heads, n_kv_heads: cfg.n_heads, head_dim: cfg.d_kv };
-        let rule = ScoreRule { scale: 1.0, soft_cap: None, window: None };
-        let embed = Embedding::new(Matrix::load(src, &[("shared.weight".to_string(), cfg.vocab_size)], d, p)?);
-        let head = if !cfg.tied_head || (src.contains("lm_head.weight") && !cfg.scale_decoder_output) {
-            Linear::load(src, &[("lm_head.weight".to_string(), cfg.vocab_size)], d, None, p)?
-        } else {
-            embed.tied_head()
+        let shape = HeadShape {
+            n_heads: cfg.n_heads,
+            n_kv_heads: cfg.n_heads,
+            head_dim: cfg.d_kv,
         };
+        let rule = ScoreRule {
+            scale: 1.0,
+            soft_cap: None,
+            window: None,
+        };
+        let embed = Embedding::new(Matrix::load(
+            src,
+            &[("shared.weight".to_string(), cfg.vocab_size)],
+            d,
+            p,
+        )?);
+        let head =
+            if !cfg.tied_head || (src.contains("lm_head.weight") && !cfg.scale_decoder_output) {
+                Linear::load(
+                    src,
+                    &[("lm_head.weight".to_string(), cfg.vocab_size)],
+                    d,
+                    None,
+                    p,
+                )?
+            } else {
+                embed.tied_head()
+            };
         let mut encoder = Vec::with_capacity(cfg.n_encoder_layers);
         for i in 0..cfg.n_encoder_layers {
             let b = format!("encoder.block.{i}.layer");
@@ -333,15 +449,28 @@ impl T5 {
                 self_attn: SelfAttention::new(qkv, o, shape, rule, None),
                 cross_norm: norm(src, &format!("{b}.1.layer_norm.weight"), &cfg)?,
                 cross_q: Linear::load(src, &[(format!("{c}.q.weight"), inner)], d, None, p)?,
-                cross_kv: Linear::load(src, &[(format!("{c}.k.weight"), inner), (format!("{c}.v.weight"), inner)], d, None, p)?,
+                cross_kv: Linear::load(
+                    src,
+                    &[
+                        (format!("{c}.k.weight"), inner),
+                        (format!("{c}.v.weight"), inner),
+                    ],
+                    d,
+                    None,
+                    p,
+                )?,
                 cross_o: Linear::load(src, &[(format!("{c}.o.weight"), d)], inner, None, p)?,
                 ffn_norm: norm(src, &format!("{b}.2.layer_norm.weight"), &cfg)?,
                 mlp: load_mlp(src, &format!("{b}.2.DenseReluDense"), &cfg, p)?,
             });
         }
         let max_seq_len = opts.max_seq_len.max(2);
-        let dec_table =
-            bias_table(src, "decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight", &cfg, false)?;
+        let dec_table = bias_table(
+            src,
+            "decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
+            &cfg,
+            false,
+        )?;
         // Distance back d = query − key ≥ 0 is rel = −d; by_offset lists rel = −(max−1) ..= 0.
         let mut decoder_bias = Vec::with_capacity(max_seq_len * cfg.n_heads);
         let by_rel = dec_table.by_offset(max_seq_len - 1, 0);
@@ -356,7 +485,12 @@ impl T5 {
             embed,
             encoder,
             encoder_norm: norm(src, "encoder.final_layer_norm.weight", &cfg)?,
-            encoder_bias: bias_table(src, "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight", &cfg, true)?,
+            encoder_bias: bias_table(
+                src,
+                "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
+                &cfg,
+                true,
+            )?,
             decoder,
             decoder_norm: norm(src, "decoder.final_layer_norm.weight", &cfg)?,
             decoder_bias,
@@ -365,21 +499,27 @@ impl T5 {
         })
     }
 
-
     /// Bytes of weight one decoder step reads (the encoder runs once per session).
     pub fn weight_bytes_per_token(&self) -> usize {
         let blocks: usize = self
             .decoder
             .iter()
             .map(|b| {
-                b.self_attn.weight_bytes() + b.cross_q.weight().byte_len() + b.cross_o.weight().byte_len() + b.mlp.weight_bytes()
+                b.self_attn.weight_bytes()
+                    + b.cross_q.weight().byte_len()
+                    + b.cross_o.weight().byte_len()
+                    + b.mlp.weight_bytes()
             })
             .sum();
         blocks + self.head.weight().byte_len()
     }
 
     fn shape(&self) -> HeadShape {
-        HeadShape { n_heads: self.cfg.n_heads, n_kv_heads: self.cfg.n_heads, head_dim: self.cfg.d_kv }
+        HeadShape {
+            n_heads: self.cfg.n_heads,
+            n_kv_heads: self.cfg.n_heads,
+            head_dim: self.cfg.d_kv,
+        }
     }
 
     /// The encoder's final hidden states `[n, d]`.
@@ -389,13 +529,28 @@ impl T5 {
         let inner = self.cfg.inner();
         let table = self.encoder_bias.by_offset(n - 1, n - 1);
         let bias = move |h: usize, q: usize, k: usize| table[(k + n - 1 - q) * heads + h];
-        let rule = ScoreRule { scale: 1.0, soft_cap: None, window: None };
+        let rule = ScoreRule {
+            scale: 1.0,
+            soft_cap: None,
+            window: None,
+        };
         let mut x = self.embed.forward(ids);
         for b in &self.encoder {
             let qkv = b.qkv.forward(&b.attn_norm.forward(&x));
             let q = qkv.slice_cols(0, inner);
-            let (k, v) = (qkv.slice_cols(inner, 2 * inner), qkv.slice_cols(2 * inner, 3 * inner));
-            let att = attend(&q, k.as_slice(), v.as_slice(), self.shape(), rule, Visible::All, Some(&bias));
+            let (k, v) = (
+                qkv.slice_cols(inner, 2 * inner),
+                qkv.slice_cols(2 * inner, 3 * inner),
+            );
+            let att = attend(
+                &q,
+                k.as_slice(),
+                v.as_slice(),
+                self.shape(),
+                rule,
+                Visible::All,
+                Some(&bias),
+            );
             x.add_assign(&b.o.forward(&att));
             let h = b.mlp.forward(&b.ffn_norm.forward(&x));
             x.add_assign(&h);
@@ -409,14 +564,30 @@ impl T5 {
         let heads = self.cfg.n_heads;
         let table = &self.decoder_bias;
         let bias = move |h: usize, q: usize, k: usize| table[(q - k) * heads + h];
-        let rule = ScoreRule { scale: 1.0, soft_cap: None, window: None };
+        let rule = ScoreRule {
+            scale: 1.0,
+            soft_cap: None,
+            window: None,
+        };
         let mut x = self.embed.forward(tokens);
         for (l, b) in self.decoder.iter().enumerate() {
-            let h = b.self_attn.forward_biased(&b.self_norm.forward(&x), cache.layer_mut(l), Some(&bias));
+            let h = b.self_attn.forward_biased(
+                &b.self_norm.forward(&x),
+                cache.layer_mut(l),
+                Some(&bias),
+            );
             x.add_assign(&h);
             let q = b.cross_q.forward(&b.cross_norm.forward(&x));
             let (ck, cv) = &cross[l];
-            let att = attend(&q, ck.as_slice(), cv.as_slice(), self.shape(), rule, Visible::All, None);
+            let att = attend(
+                &q,
+                ck.as_slice(),
+                cv.as_slice(),
+                self.shape(),
+                rule,
+                Visible::All,
+                None,
+            );
             x.add_assign(&b.cross_o.forward(&att));
             let h = b.mlp.forward(&b.ffn_norm.forward(&x));
             x.add_assign(&h);
@@ -434,7 +605,11 @@ impl T5 {
             return Err(ModelError::Empty(format!("{}: {what}", self.name)));
         }
         if let Some(&t) = tokens.iter().find(|&&t| t as usize >= self.cfg.vocab_size) {
-            return Err(ModelError::TokenOutOfRange { model: self.name.clone(), token: t, vocab: self.cfg.vocab_size });
+            return Err(ModelError::TokenOutOfRange {
+                model: self.name.clone(),
+                token: t,
+                vocab: self.cfg.vocab_size,
+            });
         }
         Ok(())
     }
@@ -461,7 +636,11 @@ impl Session for T5Session<'_> {
         m.check_tokens(tokens, "extend")?;
         let requested = 1 + self.tokens.len() + tokens.len();
         if requested > m.max_seq_len {
-            return Err(ModelError::ContextOverflow { model: m.name.clone(), requested, max: m.max_seq_len });
+            return Err(ModelError::ContextOverflow {
+                model: m.name.clone(),
+                requested,
+                max: m.max_seq_len,
+            });
         }
         let logits = m.decode(tokens, &mut self.cache, &self.cross);
         self.tokens.extend_from_slice(tokens);
@@ -472,7 +651,10 @@ impl Session for T5Session<'_> {
 
     fn truncate(&mut self, len: usize) -> Result<(), ModelError> {
         if len > self.tokens.len() {
-            return Err(ModelError::BadTruncate { len, held: self.tokens.len() });
+            return Err(ModelError::BadTruncate {
+                len,
+                held: self.tokens.len(),
+            });
         }
         self.tokens.truncate(len);
         self.cache.truncate(1 + len);
@@ -490,7 +672,10 @@ impl LanguageModel for T5 {
     fn eos_ids(&self) -> &[TokenId] {
         &self.cfg.eos
     }
-    fn start<'a>(&'a self, encoder_input: &[TokenId]) -> Result<(Box<dyn Session + 'a>, Vec<f32>), ModelError> {
+    fn start<'a>(
+        &'a self,
+        encoder_input: &[TokenId],
+    ) -> Result<(Box<dyn Session + 'a>, Vec<f32>), ModelError> {
         self.check_tokens(encoder_input, "encoder input")?;
         let enc = self.encode(encoder_input);
         let inner = self.cfg.inner();
@@ -508,8 +693,14 @@ impl LanguageModel for T5 {
             cache: KvCache::new(self.cfg.n_decoder_layers, inner, self.max_seq_len),
             tokens: Vec::new(),
         };
-        let first = self.decode(&[self.cfg.decoder_start_token_id], &mut s.cache, &s.cross).into_vec();
-        Logits::new(1, self.cfg.vocab_size, first.clone())?.validate(&self.name, 1, self.cfg.vocab_size)?;
+        let first = self
+            .decode(&[self.cfg.decoder_start_token_id], &mut s.cache, &s.cross)
+            .into_vec();
+        Logits::new(1, self.cfg.vocab_size, first.clone())?.validate(
+            &self.name,
+            1,
+            self.cfg.vocab_size,
+        )?;
         Ok((Box::new(s), first))
     }
 }
@@ -522,8 +713,12 @@ mod tests {
     #[test]
     fn buckets_match_transformers() {
         // torch: _relative_position_bucket(torch.tensor([...]), bidirectional, 32, 128)
-        let rel = [-200i64, -128, -60, -20, -9, -8, -7, -1, 0, 1, 7, 8, 9, 20, 60, 128, 200];
-        let bi = [15usize, 15, 13, 10, 8, 8, 7, 1, 0, 17, 23, 24, 24, 26, 29, 31, 31];
+        let rel = [
+            -200i64, -128, -60, -20, -9, -8, -7, -1, 0, 1, 7, 8, 9, 20, 60, 128, 200,
+        ];
+        let bi = [
+            15usize, 15, 13, 10, 8, 8, 7, 1, 0, 17, 23, 24, 24, 26, 29, 31, 31,
+        ];
         let uni = [31usize, 31, 26, 17, 9, 8, 7, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0];
         for ((&r, &b), &u) in rel.iter().zip(&bi).zip(&uni) {
             assert_eq!(relative_bucket(r, true, 32, 128), b, "bidirectional {r}");
