@@ -481,6 +481,8 @@ mod tests {
             metric: None,
             score_inputs: serde_json::Value::Null,
             ledger: Ledger { emitted: 8, uncharged_s: uncharged, ..Ledger::default() },
+            calls: None,
+            replay: None,
             trace: None,
             timing: Timing { wall_s: wall, ..Timing::default() },
             calls: None,

@@ -71,6 +71,8 @@ pub fn canonical_records(p: &std::path::Path) -> Vec<String> {
             let mut r: serde_json::Value = serde_json::from_str(l).unwrap();
             let o = r.as_object_mut().unwrap();
             o.remove("timing");
+            // Replayed seconds come from the machine's cost table: timing too.
+            o.remove("replay");
             // The ledger's seconds (`*_s`) are wall-clock too; its counts must agree.
             if let Some(l) = o.get_mut("ledger").and_then(|l| l.as_object_mut()) {
                 l.retain(|k, _| !k.ends_with("_s"));
