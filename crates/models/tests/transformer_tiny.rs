@@ -8,21 +8,10 @@ use std::path::Path;
 use speccascade_core::{LanguageModel, ModelError};
 use speccascade_models::safetensors_load::load_hf_dir;
 use speccascade_models::transformer::{Precision, Transformer, TransformerOptions};
-use transformer_support::{max_rel_err, reference, run_reference};
+use transformer_support::{max_rel_err, reference};
 
 fn make_tiny(dir: &Path, arch: &str, dtype: &str, shards: usize) {
-    run_reference(&[
-        "--make-tiny",
-        dir.to_str().unwrap(),
-        "--arch",
-        arch,
-        "--dtype",
-        dtype,
-        "--shards",
-        &shards.to_string(),
-        "--seed",
-        "3",
-    ]);
+    transformer_support::make_tiny(dir, arch, dtype, shards, 3);
 }
 
 fn opts(p: Precision) -> TransformerOptions {

@@ -31,6 +31,13 @@ pub fn run_reference(args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("utf-8 stdout")
 }
 
+/// Write a small random HF checkpoint (`--make-tiny`) of `arch` into `dir`.
+pub fn make_tiny(dir: &Path, arch: &str, dtype: &str, shards: usize, seed: u64) {
+    let (shards, seed) = (shards.to_string(), seed.to_string());
+    let dir = dir.to_str().unwrap();
+    run_reference(&["--make-tiny", dir, "--arch", arch, "--dtype", dtype, "--shards", &shards, "--seed", &seed]);
+}
+
 /// Every position's reference logits for each prompt, and greedy continuations.
 pub struct Reference {
     pub vocab: usize,
