@@ -4,6 +4,7 @@ mod check;
 mod data;
 mod demo;
 mod generate;
+mod limits;
 mod merge;
 mod models;
 mod report;

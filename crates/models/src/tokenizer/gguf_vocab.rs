@@ -122,11 +122,20 @@ pub(super) fn build(file: &GgufFile) -> Result<Tokenizer> {
     tok.add_special_tokens(control).map_err(|e| invalid(file, format!("control tokens: {e}")))?;
     tok.add_tokens(user).map_err(|e| invalid(file, format!("user-defined tokens: {e}")))?;
 
-    let u32_key = |k: &str| file.get(k).and_then(|v| v.as_u64()).map(|v| v as u32);
-    let bos = u32_key("tokenizer.ggml.bos_token_id");
+    // A special token id must index the vocabulary: out of range is an error, never truncated.
+    let id_key = |k: &str| -> Result<Option<u32>> {
+        match file.get(k) {
+            None => Ok(None),
+            Some(v) => match v.as_u64() {
+                Some(id) if id < tokens.len() as u64 => Ok(Some(id as u32)),
+                _ => Err(invalid(file, format!("metadata '{k}' = {v} is outside the vocabulary of {} tokens", tokens.len()))),
+            },
+        }
+    };
+    let bos = id_key("tokenizer.ggml.bos_token_id")?;
     let add_bos = file.get("tokenizer.ggml.add_bos_token").and_then(|v| v.as_bool()).unwrap_or(false);
-    let mut eos: Vec<u32> = u32_key("tokenizer.ggml.eos_token_id").into_iter().collect();
-    if let Some(e) = u32_key("tokenizer.ggml.eot_token_id")
+    let mut eos: Vec<u32> = id_key("tokenizer.ggml.eos_token_id")?.into_iter().collect();
+    if let Some(e) = id_key("tokenizer.ggml.eot_token_id")?
         && !eos.contains(&e) {
             eos.push(e);
         }
