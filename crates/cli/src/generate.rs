@@ -40,7 +40,8 @@ pub struct GenerateArgs {
     /// Draft block length γ.
     #[arg(long, default_value_t = 5)]
     gamma: usize,
-    /// The prompt text (may begin with '-').
+    /// The prompt text, which may begin with '-' (for an encoder-decoder model such as T5: the
+    /// encoder input, encoded with the tokenizer's post-processor, e.g. `</s>` appended).
     #[arg(long, allow_hyphen_values = true)]
     prompt: String,
     /// Wrap the prompt as a user turn in the model's chat template.
@@ -59,7 +60,8 @@ pub struct GenerateArgs {
     /// or f32 (reference).
     #[arg(long, default_value = "q8")]
     precision: String,
-    /// Print one JSON object: {"tokens", "text", "prompt_tokens", "seconds", "ledger" (pairs)}.
+    /// Print one JSON object: {"tokens", "logprobs" (one model: each emitted token's log-probability
+    /// under the model's untransformed distribution), "text", "prompt_tokens", "seconds", "ledger" (pairs)}.
     #[arg(long)]
     json: bool,
 }
@@ -124,12 +126,14 @@ fn single(a: &GenerateArgs, name: &str, precision: Precision, sampling: Sampling
     let (mut session, mut logits) = model.start(&prompt).with_context(|| format!("prefilling {name}"))?;
     let prefill_s = t0.elapsed().as_secs_f64();
     let mut tokens = Vec::new();
+    let mut logprobs = Vec::new();
     let mut stream = tok.stream(true);
     let mut out = std::io::stdout();
     for pos in 0..a.max_new_tokens {
         let dist = TokenDist::from_logits(&logits, &sampling)?;
         let t = sample(dist.probs(), rng.uniform(pos as u64, Purpose::Bonus));
         tokens.push(t);
+        logprobs.push(log_prob(&logits, t));
         if !a.json {
             write!(out, "{}", stream.push(t))?;
             out.flush()?;
@@ -146,7 +150,7 @@ fn single(a: &GenerateArgs, name: &str, precision: Precision, sampling: Sampling
             "{}",
             serde_json::json!({
                 "model": name, "precision": a.precision, "prompt_tokens": prompt.len(),
-                "tokens": tokens, "text": text, "seconds": secs, "prefill_seconds": prefill_s,
+                "tokens": tokens, "logprobs": logprobs, "text": text, "seconds": secs, "prefill_seconds": prefill_s,
                 "decode_tokens_per_s": (tokens.len().saturating_sub(1)) as f64 / (secs - prefill_s).max(1e-9),
                 "kernels": speccascade_models::cpu::describe(),
             })
@@ -160,6 +164,13 @@ fn single(a: &GenerateArgs, name: &str, precision: Precision, sampling: Sampling
         );
     }
     Ok(())
+}
+
+/// `log softmax(logits)[t]` of the untransformed logits (no temperature or top-p), in f64.
+fn log_prob(logits: &[f32], t: u32) -> f64 {
+    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
+    let z: f64 = logits.iter().map(|&v| (v as f64 - max).exp()).sum();
+    logits[t as usize] as f64 - max - z.ln()
 }
 
 fn pair(a: &GenerateArgs, drafter: &str, verifier: &str, precision: Precision, sampling: Sampling) -> Result<()> {

@@ -44,10 +44,14 @@ pub struct Args {
     /// Print a JSON summary instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Override any key of the experiment file, validated like the file (repeatable):
+    /// `--set models.drafter=DIR --set tasks[0].examples=4`.
+    #[arg(long = "set", value_name = "KEY.PATH=VALUE")]
+    pub set: Vec<String>,
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let (mut exp, mut src) = Experiment::from_file(&a.experiment).map_err(anyhow::Error::new)?;
+    let (mut exp, mut src) = Experiment::from_file_with_sets(&a.experiment, &a.set).map_err(anyhow::Error::new)?;
     if let Some(out) = &a.out {
         exp.output = out.clone();
     }

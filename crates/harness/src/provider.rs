@@ -123,7 +123,7 @@ mod tests {
     use super::*;
 
     fn spec(n: usize, seed: Option<u64>) -> TaskSpec {
-        TaskSpec { name: "t".into(), examples: n, seed, shots: None, max_new_tokens: 4, data_file: None, chat: false }
+        TaskSpec { name: "t".into(), examples: n, seed, shots: None, max_new_tokens: 4, data_file: None, chat: false, prompt_style: None }
     }
 
     #[test]

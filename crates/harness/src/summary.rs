@@ -478,10 +478,13 @@ mod tests {
             stop: "max_tokens".into(),
             stop_string: None,
             score: 0.0,
+            metric: None,
             score_inputs: serde_json::Value::Null,
             ledger: Ledger { emitted: 8, uncharged_s: uncharged, ..Ledger::default() },
             trace: None,
             timing: Timing { wall_s: wall, ..Timing::default() },
+            calls: None,
+            replay: None,
         };
         let records: Vec<Record> = grid
             .hashes

@@ -7,3 +7,4 @@ pub mod fetch;
 pub mod tokenizer;
 pub mod transformer;
 pub mod safetensors_load;
+pub mod hf_tensors;

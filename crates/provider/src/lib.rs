@@ -86,7 +86,13 @@ impl Provider for RealProvider {
             .as_ref()
             .and_then(|x| x.downcast_ref::<Rc<Tokenizer>>())
             .ok_or_else(|| terr("needs the models' tokenizer (real models, not the synthetic pair)".into()))?;
-        Ok(Box::new(RealTask { task, examples, tok: tok.as_ref(), shots: spec.shots, chat: spec.chat }))
+        use speccascade_harness::config::PromptStyle as Style;
+        let (style, chat) = match spec.prompt_style {
+            Some(Style::T5) => (tasks::PromptStyle::T5, spec.chat),
+            Some(Style::Chat) => (tasks::PromptStyle::FewShot, true),
+            Some(Style::FewShot) | None => (tasks::PromptStyle::FewShot, spec.chat),
+        };
+        Ok(Box::new(RealTask { task, examples, tok: tok.as_ref(), shots: spec.shots, chat, style }))
     }
 }
 
@@ -97,6 +103,7 @@ struct RealTask<'p> {
     tok: &'p Tokenizer,
     shots: Option<usize>,
     chat: bool,
+    style: tasks::PromptStyle,
 }
 
 impl Task for RealTask<'_> {
@@ -110,7 +117,7 @@ impl Task for RealTask<'_> {
         self.examples[index].id.clone()
     }
     fn prompt(&self, index: usize) -> Result<Prompt, String> {
-        let mut text = tasks::build_prompt(self.task, &self.examples[index], tasks::PromptStyle::FewShot, self.shots).map_err(|e| e.to_string())?;
+        let mut text = tasks::build_prompt(self.task, &self.examples[index], self.style, self.shots).map_err(|e| e.to_string())?;
         // `chat: true` wraps the prompt in the model's chat template (ChatML for Qwen2.5).
         if self.chat {
             if self.tok.chat_template().is_none() {

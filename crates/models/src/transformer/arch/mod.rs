@@ -4,7 +4,9 @@
 //! Adding an architecture is one new file in this directory (its components, its loaders and a
 //! `pub const ARCHITECTURE`) plus its line in the list below (and the `mod` line above it).
 
+mod gemma;
 mod llama;
+mod t5;
 
 pub use llama::{Llama, LlamaBlock, Transformer};
 
@@ -21,7 +23,7 @@ use super::matrix::Precision;
 use super::options::TransformerOptions;
 
 /// Every architecture this crate loads. One source of truth: dispatch and error messages read it.
-pub const ARCHITECTURES: &[&Architecture] = &[&llama::ARCHITECTURE];
+pub const ARCHITECTURES: &[&Architecture] = &[&llama::ARCHITECTURE, &gemma::ARCHITECTURE, &t5::ARCHITECTURE];
 
 /// How to load one architecture.
 pub struct Architecture {
