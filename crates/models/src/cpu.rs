@@ -222,11 +222,13 @@ pub fn f16_path() -> F16Path {
 
 /// Which variant of the 8-bit path runs for `k` token columns (the per-k choice).
 pub fn q8_variant(path: Q8Path, k: usize) -> &'static str {
-    match (path, k) {
-        (Q8Path::Portable, _) => "scalar",
-        (Q8Path::Avx2, _) => "4 rows x <=8 columns per pass",
-        (Q8Path::Avx512Vnni, 1..=3) => "16 rows x k columns, 2 integer chains per column",
-        (Q8Path::Avx512Vnni, _) => "16 rows x <=8 columns per pass (weights loaded once per 8 columns)",
+    let passes = k > crate::transformer::q8::MAX_COLS;
+    match (path, passes) {
+        (Q8Path::Portable, _) => "scalar, one output at a time",
+        (Q8Path::Avx2, false) => "4 rows x k columns, one pass over the weights",
+        (Q8Path::Avx2, true) => "4 rows x 8 columns per pass; a task's weights (<= 128 KiB) re-read from L2",
+        (Q8Path::Avx512Vnni, false) => "16 rows x k columns, one pass over the weights",
+        (Q8Path::Avx512Vnni, true) => "16 rows x 8 columns per pass; a task's weights (<= 128 KiB) re-read from L2",
     }
 }
 
@@ -269,8 +271,8 @@ pub fn describe() -> serde_json::Value {
         "q8": {
             "path": c.q8.name(),
             "by_k": {
-                "1-3": q8_variant(c.q8, 1),
-                "4+": q8_variant(c.q8, 4),
+                "1-8": q8_variant(c.q8, 1),
+                "9+": q8_variant(c.q8, 9),
             },
             "available": f.q8_paths().iter().map(|p| p.name()).collect::<Vec<_>>(),
         },
@@ -281,4 +283,28 @@ pub fn describe() -> serde_json::Value {
         },
         "not_implemented": ["amx_int8", "avxvnni", "avx512fp16", "avx512bf16 (f16 path)"],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chosen_paths_are_available_and_described() {
+        let d = describe();
+        println!("kernels: {d}");
+        let f = features();
+        assert!(f.q8_paths().contains(&q8_path()));
+        assert!(f.f16_paths().contains(&f16_path()));
+        assert_eq!(*f.q8_paths().last().unwrap(), Q8Path::Portable);
+        assert_eq!(d["q8"]["path"], q8_path().name());
+        assert_eq!(d["f16"]["path"], f16_path().name());
+        assert!(!d["cpu_model"].as_str().unwrap().is_empty());
+        assert_eq!(paths(), format!("q8={} f16={}", q8_path().name(), f16_path().name()));
+        // The 8-bit path reads the layout its matrices are built in.
+        let m = crate::transformer::q8::Q8Matrix::from_f32(3, 32, &[0.5; 96]).unwrap();
+        let mut out = [0f32; 3];
+        m.matmul(&[1.0; 32], 1, &mut out);
+        assert!(out.iter().all(|v| (v - 16.0).abs() < 0.2), "{out:?}");
+    }
 }
