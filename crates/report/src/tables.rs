@@ -154,6 +154,12 @@ pub struct Row {
     pub rel_latency_modelled: f64,
     pub rel_latency_modelled_lo: f64,
     pub rel_latency_modelled_hi: f64,
+    /// Replayed wall latency (logical calls at the measured cost table) and the modelled cost with
+    /// the measured block-cost curve b(k), both relative to the verifier.
+    #[serde(default)]
+    pub rel_latency_replayed: f64,
+    #[serde(default)]
+    pub rel_latency_modelled_bk: f64,
     pub c: f64,
     /// Rejected ÷ examined draft positions.
     pub rejection_rate: f64,
@@ -351,6 +357,8 @@ pub fn rows(sweep: &Sweep) -> Vec<Row> {
                 rel_latency_modelled: s.rel_latency_modelled,
                 rel_latency_modelled_lo: mlo,
                 rel_latency_modelled_hi: mhi,
+                rel_latency_replayed: s.rel_latency_replayed,
+                rel_latency_modelled_bk: s.rel_latency_modelled_bk,
                 c: s.c,
                 rejection_rate: s.rejection_rate,
                 deferral_rate: s.deferral_rate,
@@ -406,6 +414,8 @@ pub fn frame(rows: &[Row]) -> PolarsResult<DataFrame> {
             col!("rel_latency_modelled", |r| r.rel_latency_modelled),
             col!("rel_latency_modelled_ci_low", |r| r.rel_latency_modelled_lo),
             col!("rel_latency_modelled_ci_high", |r| r.rel_latency_modelled_hi),
+            col!("rel_latency_replayed", |r| r.rel_latency_replayed),
+            col!("rel_latency_modelled_bk", |r| r.rel_latency_modelled_bk),
             col!("c", |r| r.c),
             col!("rejection_rate", |r| r.rejection_rate),
             col!("deferral_rate", |r| r.deferral_rate),
@@ -424,8 +434,14 @@ pub fn frame(rows: &[Row]) -> PolarsResult<DataFrame> {
 
 pub(crate) fn write_csv(path: &Path, df: &mut DataFrame) -> Result<(), ReportError> {
     let werr = |msg: String| ReportError::Write { path: path.display().to_string(), msg };
-    let mut f = std::fs::File::create(path).map_err(|e| ReportError::io(path, e))?;
-    CsvWriter::new(&mut f).include_header(true).finish(df).map_err(|e| werr(e.to_string()))
+    let mut f = speccascade_files::AtomicFile::create(path).map_err(|e| ReportError::io(path, e))?;
+    CsvWriter::new(f.file()).include_header(true).finish(df).map_err(|e| werr(e.to_string()))?;
+    f.commit().map_err(|e| ReportError::io(path, e))
+}
+
+/// Replace `path` with `text` atomically (a kill leaves the old file or the new one).
+pub(crate) fn write_text(path: &Path, text: &str) -> Result<(), ReportError> {
+    speccascade_files::write_atomic(path, text.as_bytes()).map_err(|e| ReportError::io(path, e))
 }
 
 /// Write `table.csv`, `table.md`, `table2.csv`, `table2.md` into `out`.
@@ -436,9 +452,9 @@ pub fn write(out: &Path, rows: &[Row], t2: &[Table2Row], sweep: &Sweep) -> Resul
     let p2 = out.join("table2.csv");
     write_csv(&p2, &mut crate::table2::frame(t2).map_err(|e| werr(&p2, e))?)?;
     let md = out.join("table.md");
-    std::fs::write(&md, markdown(rows, sweep)).map_err(|e| ReportError::io(&md, e))?;
+    write_text(&md, &markdown(rows, sweep))?;
     let md2 = out.join("table2.md");
-    std::fs::write(&md2, crate::table2::markdown(t2)).map_err(|e| ReportError::io(&md2, e))?;
+    write_text(&md2, &crate::table2::markdown(t2))?;
     Ok(vec![p, md, p2, md2])
 }
 
@@ -484,18 +500,23 @@ pub fn markdown(rows: &[Row], sweep: &Sweep) -> String {
         let rs: Vec<&Row> = rows.iter().filter(|r| r.key.task == task).collect();
         let r0 = rs[0];
         let metric = sweep.metric.get(task).cloned().unwrap_or_default();
-        let how = if metric.starts_with("BLEU") { "corpus BLEU of all outputs" } else { "mean over examples" };
+        let how = match speccascade_harness::summary::aggregation(&sweep.records, task) {
+            speccascade_harness::provider::Aggregation::Corpus => "corpus score of all outputs' summed statistics",
+            speccascade_harness::provider::Aggregation::Mean => "mean over examples",
+        };
         let _ = writeln!(s, "## {task}: {} → {}\n", r0.key.drafter, r0.key.verifier);
         let trials = rs.iter().map(|r| r.trials).max().unwrap_or(0);
         let _ = writeln!(
             s,
             "Quality: {metric}, {how} with a 95 % bootstrap interval over examples ({BOOTSTRAP_RESAMPLES} resamples; n = {} examples, \
              {trials} trial(s), seed {}). Relative latency: total over the examples ÷ the verifier alone on the same examples \
-             (1.0 = verifier; the oracle charged as modelled), with its bootstrap interval; modelled with c = {} (drafter step ÷ \
-             verifier step, {}). Δ vs verifier: quality − the verifier's on the same examples, 95 % paired-bootstrap interval; for \
-             0/1 metrics the exact McNemar test on the (trial, example) pairs decides (only this right / only the verifier right); \
-             ≈ = indistinguishable at 5 %, ▲ / ▼ = significantly better / worse. Rejection rate = rejected ÷ examined draft \
-             positions; deferral rate = deferrals ÷ emitted tokens. Hardware: {}.\n",
+             (1.0 = verifier; the oracle charged as modelled), with its bootstrap interval; wall = the clock, or for records that \
+             shared model calls their replayed seconds; replayed: each record's logical model calls at the cost table's measured \
+             seconds, prefill included; modelled with c = {} (drafter step ÷ verifier step, {}); modelled b(k): every call charged \
+             the measured block-cost curve of the cost table. Δ vs verifier: quality − the verifier's on the same examples, 95 % \
+             paired-bootstrap interval; for 0/1 metrics the exact McNemar test on the (trial, example) pairs decides (only this \
+             right / only the verifier right); ≈ = indistinguishable at 5 %, ▲ / ▼ = significantly better / worse. Rejection rate = \
+             rejected ÷ examined draft positions; deferral rate = deferrals ÷ emitted tokens. Hardware: {}.\n",
             r0.examples,
             r0.key.seed,
             num(r0.c, 3),
@@ -505,12 +526,12 @@ pub fn markdown(rows: &[Row], sweep: &Sweep) -> String {
             },
             r0.key.hardware
         );
-        let _ = writeln!(s, "| method | α | γ | bonus | T | top-p | n | quality [95 % CI] | Δ vs verifier [95 % CI] | rel. latency (wall) [95 % CI] | rel. latency (modelled) [95 % CI] | rejection rate | deferral rate | mean accept length | verifier calls / token | tokens/s | foreign-load records |");
-        let _ = writeln!(s, "|---|---:|---:|---|---:|---:|---:|---|---|---|---|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(s, "| method | α | γ | bonus | T | top-p | n | quality [95 % CI] | Δ vs verifier [95 % CI] | rel. latency (wall) [95 % CI] | rel. latency (replayed) | rel. latency (modelled) [95 % CI] | rel. latency (modelled b(k)) | rejection rate | deferral rate | mean accept length | verifier calls / token | tokens/s | foreign-load records |");
+        let _ = writeln!(s, "|---|---:|---:|---|---:|---:|---:|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|");
         for r in rs {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | {} | {} [{}, {}] | {} | {} [{}, {}] | {} [{}, {}] | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} [{}, {}] | {} | {} [{}, {}] | {} | {} [{}, {}] | {} | {} | {} | {} | {} | {} | {} |",
                 r.key.method.label(),
                 opt(r.key.alpha),
                 opt(r.key.gamma),
@@ -525,9 +546,11 @@ pub fn markdown(rows: &[Row], sweep: &Sweep) -> String {
                 num(r.rel_latency_wall, 3),
                 num(r.rel_latency_wall_lo, 3),
                 num(r.rel_latency_wall_hi, 3),
+                num(r.rel_latency_replayed, 3),
                 num(r.rel_latency_modelled, 3),
                 num(r.rel_latency_modelled_lo, 3),
                 num(r.rel_latency_modelled_hi, 3),
+                num(r.rel_latency_modelled_bk, 3),
                 num(r.rejection_rate, 3),
                 num(r.deferral_rate, 3),
                 num(r.mean_accept_length, 2),

@@ -108,8 +108,11 @@ fn hand_store_scored(dir: &Path, slow: u64, scored: impl Fn(&str, usize, f64) ->
                 stop: "max_tokens".into(),
                 stop_string: None,
                 score: scored(c.method.name(), ex, scores[ex]).0,
+                metric: None,
                 score_inputs: scored(c.method.name(), ex, scores[ex]).1,
                 ledger,
+                calls: None,
+                replay: None,
                 trace: None,
                 timing: Timing { wall_s: wall, hardware: "test-machine".into(), ..Timing::default() },
             })

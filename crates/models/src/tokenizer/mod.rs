@@ -1,6 +1,6 @@
 //! Tokenizers for the models: byte-level BPE built from GGUF metadata (`tokenizer.ggml.*`, with the
 //! pre-tokenizer named by `tokenizer.ggml.pre`) or loaded from a Hugging Face `tokenizer.json`;
-//! streaming detokenization that never splits a UTF-8 character; the ChatML chat template.
+//! streaming detokenization that never splits a UTF-8 character; the ChatML and Gemma chat templates.
 //!
 //! ```no_run
 //! use speccascade_models::{gguf::GgufFile, tokenizer::{Tokenizer, ChatMessage}};
@@ -19,10 +19,11 @@
 //! id → bytes table, so a streamed character is emitted only once all its bytes have arrived.
 
 mod chat;
+mod gguf_spm;
 mod gguf_vocab;
 mod stream;
 
-pub use chat::{ChatMessage, ChatTemplate};
+pub use chat::{ChatMessage, ChatStyle, ChatTemplate};
 pub use stream::StreamDecoder;
 
 use std::path::{Path, PathBuf};
@@ -34,7 +35,7 @@ pub enum TokenizerError {
     Gguf(#[from] crate::gguf::GgufError),
     #[error("{path}: {message}")]
     File { path: PathBuf, message: String },
-    #[error("{source_name}: tokenizer model '{model}' is not supported (only byte-level BPE, `gpt2`, can be built from GGUF metadata)")]
+    #[error("{source_name}: tokenizer model '{model}' is not supported (GGUF metadata can give byte-level BPE, `gpt2`, or SentencePiece, `llama`)")]
     UnsupportedModel { source_name: String, model: String },
     #[error("{source_name}: pre-tokenizer '{pre}' (tokenizer.ggml.pre) is not supported; supported: {supported}")]
     UnsupportedPre { source_name: String, pre: String, supported: String },
@@ -87,9 +88,13 @@ impl std::fmt::Debug for Tokenizer {
 }
 
 impl Tokenizer {
-    /// Build the tokenizer stored in a GGUF file's metadata (`tokenizer.ggml.model = gpt2`).
+    /// Build the tokenizer stored in a GGUF file's metadata: byte-level BPE
+    /// (`tokenizer.ggml.model = gpt2`) or a SentencePiece vocabulary with scores (`llama`).
     pub fn from_gguf(file: &crate::gguf::GgufFile) -> Result<Tokenizer> {
-        gguf_vocab::build(file)
+        match file.get_str("tokenizer.ggml.model")? {
+            "llama" => gguf_spm::build(file),
+            _ => gguf_vocab::build(file),
+        }
     }
 
     /// Build the tokenizer of a resolved model location (GGUF metadata or the HF directory's
@@ -140,9 +145,19 @@ impl Tokenizer {
         Ok(enc.get_ids().to_vec())
     }
 
-    /// [`Self::encode`] with the BOS id prepended when the model asks for it
-    /// (`tokenizer.ggml.add_bos_token`).
+    /// A model's prompt (or encoder input): [`Self::encode`], then what the checkpoint's
+    /// tokenizer says to add. A `tokenizer.json` post-processor is applied as written (Gemma's
+    /// prepends `<bos>`, T5's appends `</s>`); without one, the BOS id is prepended when the model
+    /// asks for it (`tokenizer.ggml.add_bos_token`, `add_bos_token`).
     pub fn encode_prompt(&self, text: &str, parse_special: bool) -> Result<Vec<u32>> {
+        use tokenizers::PostProcessor;
+        // A post-processor that adds tokens (TemplateProcessing, BertProcessing, …) is the
+        // checkpoint's own statement of what a prompt looks like; otherwise BOS by the flag.
+        if self.special.get_post_processor().is_some_and(|pp| pp.added_tokens(false) > 0) {
+            let tok = if parse_special { &self.special } else { &self.plain };
+            let enc = tok.encode_fast(text, true).map_err(|e| TokenizerError::Encode(e.to_string()))?;
+            return Ok(enc.get_ids().to_vec());
+        }
         let mut ids = Vec::new();
         if self.add_bos {
             ids.extend(self.bos);
@@ -203,12 +218,12 @@ impl Tokenizer {
     pub fn chat_template(&self) -> Option<&ChatTemplate> {
         self.chat.as_ref()
     }
-    /// Render `messages` with the model's chat template (ChatML), ending with the assistant
+    /// Render `messages` with the model's chat template (ChatML or Gemma), ending with the assistant
     /// header when `add_generation_prompt`.
     pub fn apply_chat(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String> {
         let t = self.chat.as_ref().ok_or_else(|| {
             TokenizerError::Chat(format!(
-                "{}: no supported chat template (only ChatML `<|im_start|>` templates are implemented)",
+                "{}: no supported chat template (ChatML `<|im_start|>` and Gemma `<start_of_turn>` templates are implemented)",
                 self.source_name
             ))
         })?;

@@ -5,14 +5,16 @@
 pub enum LoadError {
     #[error("{file}: bad model config: {reason}")]
     Config { file: String, reason: String },
-    #[error("{file}: unsupported architecture '{arch}' (supported: llama, mistral, qwen2)")]
-    UnsupportedArch { file: String, arch: String },
+    #[error("{file}: unsupported architecture '{arch}' (supported: {supported})")]
+    UnsupportedArch { file: String, arch: String, supported: String },
     #[error("{file}: tensor '{tensor}' is missing")]
     MissingTensor { file: String, tensor: String },
     #[error("{file}: tensor '{tensor}' has shape {got:?}, expected {expected:?}")]
     TensorShape { file: String, tensor: String, expected: Vec<usize>, got: Vec<usize> },
     #[error("{file}: {reason}")]
     Format { file: String, reason: String },
+    #[error("{file}: tensor '{tensor}' holds {value} at element {index}: non-finite weights are refused")]
+    NonFinite { file: String, tensor: String, index: usize, value: String },
     #[error(transparent)]
     Gguf(#[from] crate::gguf::GgufError),
     #[error("{path}: {source}")]

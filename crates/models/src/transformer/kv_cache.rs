@@ -1,32 +1,64 @@
-//! A preallocated key/value cache, written in place, that can be rolled back.
+//! The key/value cache of a session: per layer, the keys and values of every position held,
+//! position-major, that can be rolled back.
 
-use burn::tensor::{Device, Tensor};
+use super::ops::Acts;
 
-/// Keys and values of every layer, `[kv_heads, capacity, head_dim]` each. Rows `0..len` are live.
+/// One layer's keys and values, `[positions, kv_heads · head_dim]` each (row `p` is position `p`).
+#[derive(Clone, Debug, Default)]
+pub struct LayerCache {
+    width: usize,
+    keys: Vec<f32>,
+    values: Vec<f32>,
+}
+
+impl LayerCache {
+    pub fn new(width: usize) -> Self {
+        Self { width, keys: Vec::new(), values: Vec::new() }
+    }
+    /// Values per position (`kv_heads · head_dim`).
+    pub fn width(&self) -> usize {
+        self.width
+    }
+    /// Positions written (including ones appended by the forward in flight).
+    pub fn positions(&self) -> usize {
+        self.keys.len() / self.width.max(1)
+    }
+    /// Append the keys and values of new positions (`[n, width]` each).
+    pub fn append(&mut self, keys: &Acts, values: &Acts) {
+        assert_eq!((keys.cols(), values.cols()), (self.width, self.width), "LayerCache::append widths");
+        assert_eq!(keys.rows(), values.rows(), "LayerCache::append rows");
+        self.keys.extend_from_slice(keys.as_slice());
+        self.values.extend_from_slice(values.as_slice());
+    }
+    /// All keys held, `[positions, width]` row-major.
+    pub fn keys(&self) -> &[f32] {
+        &self.keys
+    }
+    pub fn values(&self) -> &[f32] {
+        &self.values
+    }
+    fn truncate(&mut self, len: usize) {
+        self.keys.truncate(len * self.width);
+        self.values.truncate(len * self.width);
+    }
+}
+
+/// The caches of every layer and the number of positions committed.
 ///
-/// Writes go through `slice_assign` on a uniquely owned tensor, which burn's CPU backend performs
-/// in place; [`KvCache::truncate`] only moves `len` (stale rows past it are overwritten by the next
-/// append and masked out until then).
+/// A forward appends to each layer's cache as it goes and then [`KvCache::advance`]s; a failed or
+/// rejected block is dropped by [`KvCache::truncate`], which keeps the allocation, so re-extending
+/// after a rollback allocates nothing.
+#[derive(Clone, Debug)]
 pub struct KvCache {
-    keys: Vec<Option<Tensor<3>>>,
-    values: Vec<Option<Tensor<3>>>,
+    layers: Vec<LayerCache>,
     len: usize,
     capacity: usize,
-    kv_heads: usize,
-    head_dim: usize,
 }
 
 impl KvCache {
-    pub fn new(layers: usize, kv_heads: usize, head_dim: usize, capacity: usize, device: &Device) -> Self {
-        let mk = || Some(Tensor::<3>::zeros([kv_heads, capacity, head_dim], device));
-        Self {
-            keys: (0..layers).map(|_| mk()).collect(),
-            values: (0..layers).map(|_| mk()).collect(),
-            len: 0,
-            capacity,
-            kv_heads,
-            head_dim,
-        }
+    /// `layers` layers of `width` values per position, holding at most `capacity` positions.
+    pub fn new(layers: usize, width: usize, capacity: usize) -> Self {
+        Self { layers: (0..layers).map(|_| LayerCache::new(width)).collect(), len: 0, capacity }
     }
 
     /// Positions held.
@@ -36,32 +68,25 @@ impl KvCache {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+    /// The most positions a session may hold.
     pub fn capacity(&self) -> usize {
         self.capacity
     }
-
-    /// Write `k`, `v` (`[kv_heads, n, head_dim]`) of `layer` at positions `len .. len + n` and return
-    /// views of all live rows `0 .. len + n`. [`KvCache::advance`] commits the new length once
-    /// every layer has been written.
-    pub fn write(&mut self, layer: usize, k: Tensor<3>, v: Tensor<3>) -> (Tensor<3>, Tensor<3>) {
-        let n = k.dims()[1];
-        let (h, d, start) = (self.kv_heads, self.head_dim, self.len);
-        let end = start + n;
-        let kc = self.keys[layer].take().expect("key cache present").slice_assign([0..h, start..end, 0..d], k);
-        let vc = self.values[layer].take().expect("value cache present").slice_assign([0..h, start..end, 0..d], v);
-        let live = (kc.clone().slice([0..h, 0..end, 0..d]), vc.clone().slice([0..h, 0..end, 0..d]));
-        self.keys[layer] = Some(kc);
-        self.values[layer] = Some(vc);
-        live
+    pub fn layer_mut(&mut self, layer: usize) -> &mut LayerCache {
+        &mut self.layers[layer]
     }
 
-    /// Commit `n` newly written positions.
+    /// Commit `n` newly written positions (every layer must hold `len + n`).
     pub fn advance(&mut self, n: usize) {
         self.len += n;
+        debug_assert!(self.layers.iter().all(|l| l.positions() == self.len), "KvCache::advance: layers out of step");
     }
 
     /// Drop every position from `len` on.
     pub fn truncate(&mut self, len: usize) {
         self.len = self.len.min(len);
+        for l in &mut self.layers {
+            l.truncate(self.len);
+        }
     }
 }

@@ -1,19 +1,21 @@
 //! Rotary position embeddings with the model's θ, in split-half or interleaved pairing.
 
-use burn::tensor::{Device, Tensor, TensorData};
-
 use super::config::RopeStyle;
+use super::ops::Acts;
 
-/// Precomputed cos/sin tables, `[max_positions, head_dim / 2]`.
-pub(crate) struct Rope {
+/// Precomputed cos/sin tables, `[max_positions, head_dim / 2]`. One per RoPE base (Gemma 3 has two:
+/// local and global layers); layers hold it by `Arc`.
+#[derive(Debug)]
+pub struct Rope {
     style: RopeStyle,
-    half: usize,
-    cos: Tensor<2>,
-    sin: Tensor<2>,
+    head_dim: usize,
+    max_positions: usize,
+    cos: Vec<f32>,
+    sin: Vec<f32>,
 }
 
 impl Rope {
-    pub fn new(style: RopeStyle, head_dim: usize, theta: f32, max_positions: usize, device: &Device) -> Self {
+    pub fn new(style: RopeStyle, head_dim: usize, theta: f32, max_positions: usize) -> Self {
         let half = head_dim / 2;
         let mut cos = Vec::with_capacity(max_positions * half);
         let mut sin = Vec::with_capacity(max_positions * half);
@@ -26,51 +28,56 @@ impl Rope {
                 sin.push(a.sin() as f32);
             }
         }
-        Self {
-            style,
-            half,
-            cos: Tensor::from_data(TensorData::new(cos, [max_positions, half]), device),
-            sin: Tensor::from_data(TensorData::new(sin, [max_positions, half]), device),
-        }
+        Self { style, head_dim, max_positions, cos, sin }
     }
 
-    /// The cos/sin rows of positions `start .. start + k`, shaped `[k, 1, head_dim / 2]` to
-    /// broadcast over heads. Computed once per forward and shared by every layer's Q and K.
-    pub fn tables(&self, start: usize, k: usize) -> RopeTables {
-        let h = self.half;
-        RopeTables {
-            cos: self.cos.clone().slice([start..start + k, 0..h]).unsqueeze_dim::<3>(1),
-            sin: self.sin.clone().slice([start..start + k, 0..h]).unsqueeze_dim::<3>(1),
-        }
+    pub fn max_positions(&self) -> usize {
+        self.max_positions
     }
 
-    /// Rotate `x` (`[k, heads, head_dim]`) with the tables of its positions.
-    pub fn apply(&self, x: Tensor<3>, t: &RopeTables) -> Tensor<3> {
-        let [k, heads, hd] = x.dims();
-        let h = self.half;
-        let (cos, sin) = (t.cos.clone(), t.sin.clone());
-        match self.style {
-            RopeStyle::SplitHalf => {
-                let x1 = x.clone().slice([0..k, 0..heads, 0..h]);
-                let x2 = x.slice([0..k, 0..heads, h..hd]);
-                let r1 = x1.clone() * cos.clone() - x2.clone() * sin.clone();
-                let r2 = x2 * cos + x1 * sin;
-                Tensor::cat(vec![r1, r2], 2)
-            }
-            RopeStyle::Interleaved => {
-                let pairs: Tensor<4> = x.reshape([k, heads, h, 2]);
-                let x1: Tensor<3> = pairs.clone().slice([0..k, 0..heads, 0..h, 0..1]).reshape([k, heads, h]);
-                let x2: Tensor<3> = pairs.slice([0..k, 0..heads, 0..h, 1..2]).reshape([k, heads, h]);
-                let r1 = x1.clone() * cos.clone() - x2.clone() * sin.clone();
-                let r2 = x1 * sin + x2 * cos;
-                Tensor::stack::<4>(vec![r1, r2], 3).reshape([k, heads, hd])
+    /// Rotate `x` (`[k, heads · head_dim]`, row `i` at position `pos0 + i`) in place.
+    pub fn apply(&self, x: &mut Acts, pos0: usize) {
+        let (hd, half) = (self.head_dim, self.head_dim / 2);
+        assert_eq!(x.cols() % hd, 0, "Rope::apply: rows of {} values are not heads of {hd}", x.cols());
+        assert!(pos0 + x.rows() <= self.max_positions, "Rope::apply: position beyond the table");
+        for i in 0..x.rows() {
+            let p = pos0 + i;
+            let (cos, sin) = (&self.cos[p * half..(p + 1) * half], &self.sin[p * half..(p + 1) * half]);
+            for head in x.row_mut(i).chunks_exact_mut(hd) {
+                match self.style {
+                    RopeStyle::SplitHalf => {
+                        let (x1, x2) = head.split_at_mut(half);
+                        for j in 0..half {
+                            let (a, b) = (x1[j], x2[j]);
+                            x1[j] = a * cos[j] - b * sin[j];
+                            x2[j] = b * cos[j] + a * sin[j];
+                        }
+                    }
+                    RopeStyle::Interleaved => {
+                        for j in 0..half {
+                            let (a, b) = (head[2 * j], head[2 * j + 1]);
+                            head[2 * j] = a * cos[j] - b * sin[j];
+                            head[2 * j + 1] = a * sin[j] + b * cos[j];
+                        }
+                    }
+                }
             }
         }
     }
 }
 
-/// cos/sin of the positions of one forward pass.
-pub(crate) struct RopeTables {
-    cos: Tensor<3>,
-    sin: Tensor<3>,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn position_zero_is_the_identity_and_pairs_rotate() {
+        let rope = Rope::new(RopeStyle::SplitHalf, 4, 10_000.0, 4);
+        let mut x = Acts::new(2, 4, vec![1.0, 2.0, 3.0, 4.0, 1.0, 0.0, 0.0, 0.0]);
+        rope.apply(&mut x, 0);
+        assert_eq!(x.row(0), &[1.0, 2.0, 3.0, 4.0]);
+        // Position 1, pair (0, 2) rotates by 1 radian.
+        assert_eq!(x.row(1)[0], 1f64.cos() as f32);
+        assert_eq!(x.row(1)[2], 1f64.sin() as f32);
+    }
 }

@@ -15,11 +15,9 @@ pub fn reference_script() -> PathBuf {
 
 /// Run the reference script; panic with setup instructions when numpy/gguf are missing.
 pub fn run_reference(args: &[&str]) -> String {
-    let out = Command::new(python())
-        .arg(reference_script())
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {} ({e}): run `.ci/python-env.sh` and set SPECCASCADE_PYTHON", python()));
+    let out = Command::new(python()).arg(reference_script()).args(args).output().unwrap_or_else(|e| {
+        panic!("cannot run {} ({e}): run `.ci/python-env.sh` and set SPECCASCADE_PYTHON", python())
+    });
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
         if stderr.contains("ModuleNotFoundError") {
@@ -110,5 +108,67 @@ pub fn cached_model(name: &str, file: &str) -> Option<PathBuf> {
         eprintln!("skipping: {} not fetched (SPECCASCADE_SKIP_MODEL_TESTS=1)", path.display());
         return None;
     }
-    panic!("{} is missing: run `speccascade models fetch {name}` (or set SPECCASCADE_SKIP_MODEL_TESTS=1)", path.display());
+    panic!(
+        "{} is missing: run `speccascade models fetch {name}` (or set SPECCASCADE_SKIP_MODEL_TESTS=1)",
+        path.display()
+    );
+}
+
+/// Block invariance: the logits of every position of `seq` computed one token at a time (the
+/// first through `start`) must equal, bit for bit, those of `splits` random splits into a prefill
+/// and blocks of 1..=`max_block` tokens, with random truncate-and-re-extend steps in between.
+/// Panics naming the split, the position and the largest difference on the first mismatch.
+pub fn assert_block_invariant(
+    m: &dyn speccascade_core::LanguageModel,
+    label: &str,
+    seq: &[u32],
+    splits: usize,
+    max_block: usize,
+    seed: u64,
+) {
+    let vocab = m.vocab_size();
+    let n = seq.len();
+    assert!(n >= 2, "need at least two tokens");
+    // Reference: position i's logits after token i, one token per call.
+    let (mut s, first) = m.start(&seq[..1]).unwrap();
+    let mut want = vec![first];
+    for &t in &seq[1..] {
+        want.push(s.extend(&[t]).unwrap().into_vec());
+    }
+    drop(s);
+    let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = |bound: usize| -> usize {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        (rng % bound as u64) as usize
+    };
+    let same = |got: &[f32], pos: usize, how: &str| {
+        let w = &want[pos];
+        assert_eq!(got.len(), vocab);
+        if got.iter().zip(w).any(|(a, b)| a.to_bits() != b.to_bits()) {
+            let diff = got.iter().zip(w).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            panic!("{label}: position {pos} ({how}) differs from the one-token-at-a-time logits (max |diff| {diff:e})");
+        }
+    };
+    for split in 0..splits {
+        let prompt = 1 + next(n - 1);
+        let (mut s, last) = m.start(&seq[..prompt]).unwrap();
+        same(&last, prompt - 1, &format!("split {split}: prefill of {prompt}"));
+        let mut pos = prompt; // next position to compute
+        while pos < n {
+            let k = (1 + next(max_block)).min(n - pos);
+            let rows = s.extend(&seq[pos..pos + k]).unwrap();
+            for i in 0..k {
+                same(rows.row(i), pos + i, &format!("split {split}: row {i} of a block of {k}"));
+            }
+            pos += k;
+            // Sometimes roll back into the continuation and recompute from there.
+            if next(3) == 0 && s.len() > 0 {
+                let back = 1 + next(s.len());
+                s.truncate(s.len() - back).unwrap();
+                pos -= back;
+            }
+        }
+    }
 }
