@@ -247,7 +247,10 @@ pub fn compare(rows_: &[Row], base: &Baseline, tol: f64, c_fixed: bool) -> Check
         }
         let foreign: usize = rows_
             .iter()
-            .filter(|r| r.key.task == t.task && r.key.temperature == t.temperature && (r.key.gamma == t.gamma || r.key.gamma.is_none()) && (r.key.method == t.method || r.key.method == "verifier"))
+            .filter(|r| {
+                r.setting() == t.setting()
+                    && ((r.key.method == t.method && r.key.gamma == t.gamma && r.key.bonus == t.bonus) || r.key.method == Method::Verifier)
+            })
             .map(|r| r.foreign_load_records)
             .sum();
         if foreign > 0 {
