@@ -7,11 +7,24 @@ use std::path::Path;
 /// `/dev/zero`, pipes and files that grow are covered, not only what `stat` says). `what` names
 /// the kind of input in the error ("data file", "records file").
 pub fn read_capped(path: &Path, limit: u64, what: &str) -> io::Result<Vec<u8>> {
-    let f = std::fs::File::open(path)?;
+    let mut f = std::fs::File::open(path)?;
     let hint = f.metadata().map(|m| m.len()).unwrap_or(0).min(limit);
     let mut out = Vec::with_capacity(hint as usize);
-    CappedRead::new(f, limit, what).read_to_end(&mut out)?;
-    Ok(out)
+    // Chunk by chunk, checking before growing: an endless input stops at the limit without the
+    // buffer first doubling past it (as `read_to_end` would).
+    let mut chunk = vec![0u8; 1 << 16];
+    loop {
+        let n = match f.read(&mut chunk) {
+            Ok(0) => return Ok(out),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if (out.len() + n) as u64 > limit {
+            return Err(too_large(limit, what));
+        }
+        out.extend_from_slice(&chunk[..n]);
+    }
 }
 
 /// A reader that fails with [`io::ErrorKind::FileTooLarge`] once more than `limit` bytes came
@@ -47,18 +60,18 @@ impl<R: Read> Read for CappedRead<R> {
 }
 
 fn too_large(limit: u64, what: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::FileTooLarge, format!("more than {} bytes: over the size limit for a {what}", human(limit)))
+    io::Error::new(io::ErrorKind::FileTooLarge, format!("more than {}: over the size limit for a {what}", human(limit)))
 }
 
-/// `1073741824` → "1 GiB (1073741824)".
+/// `1073741824` → "1 GiB (1073741824 bytes)".
 fn human(n: u64) -> String {
     const UNITS: [(&str, u64); 3] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
     for (u, s) in UNITS {
         if n >= s && n % s == 0 {
-            return format!("{} {u} ({n})", n / s);
+            return format!("{} {u} ({n} bytes)", n / s);
         }
     }
-    n.to_string()
+    format!("{n} bytes")
 }
 
 #[cfg(test)]
