@@ -4,17 +4,18 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use speccascade_core::Sampling;
 use speccascade_core::synthetic::{SyntheticPair, detokenize};
-use speccascade_decoding::{DecodeConfig, MethodSpec, decode};
+use speccascade_decoding::{Bonus, DecodeConfig, Method, MethodSpec, decode};
+
+use crate::limits;
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
     /// Use the synthetic drafter/verifier pair (hashed n-gram models; no weights needed).
     #[arg(long)]
     synthetic: bool,
-    /// Decoding method: drafter, verifier, spec_decode, spec_decode_lossy, spec_cascade_{chow,diff,opt,
-    /// token_v1,token_v2,token_v3}, bild, token_cascade_chow, oracle_cascade_diff, seq_cascade_chow.
-    #[arg(long, default_value = "spec_decode")]
-    method: String,
+    /// Decoding method.
+    #[arg(long, value_enum, default_value_t = Method::SpecDecode)]
+    method: Method,
     /// The rule's trade-off parameter α (methods with a deferral rule).
     #[arg(long, allow_hyphen_values = true)]
     alpha: Option<f64>,
@@ -22,14 +23,14 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 5)]
     gamma: usize,
     /// Sampling temperature (0 = greedy).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     temperature: f32,
     /// Nucleus sampling mass (1 = off).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     top_p: f32,
-    /// Verify the bonus position like the others (exact π at every emitted token).
-    #[arg(long)]
-    exact_bonus: bool,
+    /// What follows a fully accepted block [default: free for spec_decode, exact otherwise].
+    #[arg(long, value_enum)]
+    bonus: Option<Bonus>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     #[arg(long, default_value_t = 64)]
@@ -52,17 +53,19 @@ pub fn run(a: DemoArgs) -> Result<()> {
     if !a.synthetic {
         bail!("demo runs on the synthetic pair only: pass --synthetic (for real models use `speccascade generate --drafter A --verifier B --method M`)");
     }
-    if a.vocab < 8 {
-        bail!("--vocab {} is too small: the synthetic pair needs at least 8 tokens", a.vocab);
-    }
+    limits::in_range("--vocab", a.vocab, 8, limits::MAX_SYNTHETIC_VOCAB, "the synthetic pair's vocabulary")?;
+    limits::in_range("--gamma", a.gamma, 1, limits::MAX_GAMMA, "draft block length γ")?;
+    limits::in_range("--max-new-tokens", a.max_new_tokens, 1, limits::MAX_SYNTHETIC_NEW_TOKENS, "the synthetic generation's length limit")?;
     if let Some(&t) = a.prompt.iter().find(|&&t| t as usize >= a.vocab) {
         bail!("--prompt token {t} is outside the vocabulary (--vocab {})", a.vocab);
     }
-    let spec = MethodSpec::parse(&a.method, a.alpha).context("--method / --alpha")?;
+    let spec = MethodSpec::new(a.method, a.alpha).context("--method / --alpha")?;
     let mut cfg = DecodeConfig::new(spec);
     cfg.gamma = a.gamma;
     cfg.sampling = Sampling::new(a.temperature, a.top_p).context("--temperature / --top-p")?;
-    cfg.exact_bonus = a.exact_bonus;
+    if let Some(b) = a.bonus {
+        cfg.bonus = b;
+    }
     cfg.seed = a.seed;
     cfg.max_new_tokens = a.max_new_tokens;
     cfg.trace = a.trace;
@@ -87,7 +90,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
         return Ok(());
     }
     let l = &g.ledger;
-    println!("method      {}", spec.label());
+    println!("method      {} (bonus {})", spec.label(), cfg.bonus);
     println!("text        {text}");
     println!("stop        {:?}", g.stop);
     println!("quality     {quality:.4} (mean log-likelihood per token under the ground truth)");

@@ -10,10 +10,12 @@ use std::time::Instant;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use speccascade_core::{LanguageModel, Purpose, Sampling, Stream, TokenDist, sample};
-use speccascade_decoding::{DecodeConfig, MethodSpec, decode};
+use speccascade_decoding::{Bonus, DecodeConfig, Method, MethodSpec, decode};
 use speccascade_models::registry::resolve_model;
 use speccascade_models::tokenizer::{ChatMessage, Tokenizer};
 use speccascade_models::transformer::{Precision, TransformerOptions, load_model};
+
+use crate::limits;
 
 #[derive(Args, Debug)]
 pub struct GenerateArgs {
@@ -26,18 +28,21 @@ pub struct GenerateArgs {
     /// The verifier of a pair.
     #[arg(long, requires = "drafter")]
     verifier: Option<String>,
-    /// Decoding method of a pair (e.g. spec_decode, spec_cascade_opt, spec_cascade_token_v3, token_cascade_chow).
-    #[arg(long, requires = "drafter")]
-    method: Option<String>,
+    /// Decoding method of a pair.
+    #[arg(long, value_enum, requires = "drafter")]
+    method: Option<Method>,
+    /// What follows a fully accepted block [default: free for spec_decode, exact otherwise].
+    #[arg(long, value_enum, requires = "method")]
+    bonus: Option<Bonus>,
     /// The method's deferral threshold α.
     #[arg(allow_hyphen_values = true, long)]
     alpha: Option<f64>,
     /// Draft block length γ.
     #[arg(long, default_value_t = 5)]
     gamma: usize,
-    /// The prompt text (for an encoder-decoder model such as T5: the encoder input, encoded with
-    /// the tokenizer's post-processor, e.g. `</s>` appended).
-    #[arg(long)]
+    /// The prompt text, which may begin with '-' (for an encoder-decoder model such as T5: the
+    /// encoder input, encoded with the tokenizer's post-processor, e.g. `</s>` appended).
+    #[arg(long, allow_hyphen_values = true)]
     prompt: String,
     /// Wrap the prompt as a user turn in the model's chat template.
     #[arg(long)]
@@ -45,9 +50,9 @@ pub struct GenerateArgs {
     #[arg(long, default_value_t = 128)]
     max_new_tokens: usize,
     /// Sampling temperature; 0 is greedy.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     temperature: f32,
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     top_p: f32,
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -61,12 +66,30 @@ pub struct GenerateArgs {
     json: bool,
 }
 
-fn load(name: &str, precision: Precision) -> Result<(Box<dyn LanguageModel>, Tokenizer)> {
+/// The model, the longest sequence it holds, and its tokenizer.
+fn load(name: &str, precision: Precision) -> Result<(Box<dyn LanguageModel>, usize, Tokenizer)> {
     let loc = resolve_model(name)?;
     let tok = Tokenizer::from_location(&loc).with_context(|| format!("loading the tokenizer of {name}"))?;
     let opts = TransformerOptions { precision, ..Default::default() };
-    let model = load_model(&loc, &opts).with_context(|| format!("loading model {name}"))?.model;
-    Ok((model, tok))
+    let loaded = load_model(&loc, &opts).with_context(|| format!("loading model {name}"))?;
+    Ok((loaded.model, loaded.info.max_seq_len, tok))
+}
+
+/// `--max-new-tokens` (plus the prompt, plus `block` positions in flight: a draft block and its
+/// bonus for a pair, one token alone) must fit every model's context.
+fn check_length(a: &GenerateArgs, prompt: &[u32], models: &[(&str, usize)], block: usize) -> Result<()> {
+    for &(name, max_seq_len) in models {
+        let room = max_seq_len.saturating_sub(prompt.len() + block);
+        if a.max_new_tokens > room {
+            bail!(
+                "--max-new-tokens {} is over the limit of {room} for {name}: its context holds {} tokens, the prompt takes {} and {block} more are in flight",
+                a.max_new_tokens,
+                max_seq_len,
+                prompt.len()
+            );
+        }
+    }
+    Ok(())
 }
 
 fn prompt_ids(tok: &Tokenizer, a: &GenerateArgs) -> Result<Vec<u32>> {
@@ -81,6 +104,10 @@ fn prompt_ids(tok: &Tokenizer, a: &GenerateArgs) -> Result<Vec<u32>> {
 pub fn run(a: GenerateArgs) -> Result<()> {
     let precision: Precision = a.precision.parse().map_err(|e: String| anyhow!(e))?;
     let sampling = Sampling::new(a.temperature, a.top_p)?;
+    limits::in_range("--gamma", a.gamma, 1, limits::MAX_GAMMA, "draft block length γ")?;
+    if a.max_new_tokens == 0 {
+        bail!("--max-new-tokens must be at least 1");
+    }
     if let Some(name) = &a.model {
         single(&a, name, precision, sampling)
     } else if let (Some(d), Some(v)) = (&a.drafter, &a.verifier) {
@@ -91,8 +118,9 @@ pub fn run(a: GenerateArgs) -> Result<()> {
 }
 
 fn single(a: &GenerateArgs, name: &str, precision: Precision, sampling: Sampling) -> Result<()> {
-    let (model, tok) = load(name, precision)?;
+    let (model, max_seq_len, tok) = load(name, precision)?;
     let prompt = prompt_ids(&tok, a)?;
+    check_length(a, &prompt, &[(name, max_seq_len)], 1)?;
     let rng = Stream::new(a.seed, 0);
     let t0 = Instant::now();
     let (mut session, mut logits) = model.start(&prompt).with_context(|| format!("prefilling {name}"))?;
@@ -124,6 +152,7 @@ fn single(a: &GenerateArgs, name: &str, precision: Precision, sampling: Sampling
                 "model": name, "precision": a.precision, "prompt_tokens": prompt.len(),
                 "tokens": tokens, "logprobs": logprobs, "text": text, "seconds": secs, "prefill_seconds": prefill_s,
                 "decode_tokens_per_s": (tokens.len().saturating_sub(1)) as f64 / (secs - prefill_s).max(1e-9),
+                "kernels": speccascade_models::cpu::describe(),
             })
         );
     } else {
@@ -145,10 +174,10 @@ fn log_prob(logits: &[f32], t: u32) -> f64 {
 }
 
 fn pair(a: &GenerateArgs, drafter: &str, verifier: &str, precision: Precision, sampling: Sampling) -> Result<()> {
-    let method = a.method.as_deref().ok_or_else(|| anyhow!("--method is required with --drafter/--verifier"))?;
-    let spec = MethodSpec::parse(method, a.alpha)?;
-    let (dm, dtok) = load(drafter, precision)?;
-    let (vm, vtok) = load(verifier, precision)?;
+    let method = a.method.ok_or_else(|| anyhow!("--method is required with --drafter/--verifier"))?;
+    let spec = MethodSpec::new(method, a.alpha)?;
+    let (dm, dmax, dtok) = load(drafter, precision)?;
+    let (vm, vmax, vtok) = load(verifier, precision)?;
     if dm.vocab_size() != vm.vocab_size() || dtok.vocab_size() != vtok.vocab_size() {
         bail!(
             "drafter {drafter} (vocabulary {}) and verifier {verifier} (vocabulary {}) do not share a vocabulary; \
@@ -158,9 +187,13 @@ fn pair(a: &GenerateArgs, drafter: &str, verifier: &str, precision: Precision, s
         );
     }
     let prompt = prompt_ids(&vtok, a)?;
+    check_length(a, &prompt, &[(drafter, dmax), (verifier, vmax)], a.gamma + 1)?;
     let mut cfg = DecodeConfig::new(spec);
     cfg.gamma = a.gamma;
     cfg.sampling = sampling;
+    if let Some(b) = a.bonus {
+        cfg.bonus = b;
+    }
     cfg.seed = a.seed;
     cfg.max_new_tokens = a.max_new_tokens;
     let detok = |ids: &[u32]| vtok.decode(ids, true);
@@ -172,9 +205,10 @@ fn pair(a: &GenerateArgs, drafter: &str, verifier: &str, precision: Precision, s
         println!(
             "{}",
             serde_json::json!({
-                "drafter": drafter, "verifier": verifier, "method": spec.label(), "gamma": a.gamma,
+                "drafter": drafter, "verifier": verifier, "method": spec.label(), "gamma": a.gamma, "bonus": cfg.bonus,
                 "precision": a.precision, "prompt_tokens": prompt.len(), "tokens": generation.tokens,
                 "text": text, "stop": generation.stop, "ledger": generation.ledger, "seconds": secs,
+                "kernels": speccascade_models::cpu::describe(),
             })
         );
     } else {

@@ -4,6 +4,7 @@ mod check;
 mod data;
 mod demo;
 mod generate;
+mod limits;
 mod merge;
 mod models;
 mod report;
@@ -50,6 +51,8 @@ enum Command {
 fn main() {
     // Large per-position buffers: keep freed memory instead of unmapping it (see the function).
     speccascade_core::alloc::keep_freed_memory();
+    // Sweep records' `hardware: auto` tags name the matmul kernels as well as the CPU.
+    speccascade_harness::sysstat::set_kernel_paths(speccascade_models::cpu::paths());
     if let Err(e) = dispatch(Cli::parse()) {
         // `{:#}` prints the whole context chain on one line: what failed and why.
         eprintln!("error: {e:#}");

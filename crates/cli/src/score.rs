@@ -3,14 +3,15 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use speccascade_tasks::io::{join, read_predictions, read_references};
 use speccascade_tasks::sandbox::SandboxConfig;
 use speccascade_tasks::{Metric, MetricOptions, score};
+
+use crate::limits;
 
 #[derive(Args, Debug)]
 pub struct ScoreArgs {
@@ -35,7 +36,7 @@ pub struct ScoreArgs {
     #[arg(long)]
     no_stemmer: bool,
     /// pass@k: wall-clock limit per program, seconds.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, allow_negative_numbers = true)]
     timeout: f64,
     /// pass@k: the Python interpreter that runs the programs.
     #[arg(long, default_value = "python3")]
@@ -47,14 +48,14 @@ pub struct ScoreArgs {
 
 pub fn run(a: ScoreArgs) -> Result<()> {
     let metric: Metric = a.metric.parse()?;
-    if !(a.timeout > 0.0 && a.timeout.is_finite()) {
-        bail!("--timeout {} must be a positive number of seconds", a.timeout);
+    let timeout = limits::seconds("--timeout", a.timeout, limits::MAX_TIMEOUT_S)?;
+    if let Some(j) = a.jobs {
+        limits::in_range("--jobs", j, 1, limits::MAX_JOBS, "programs run at once")?;
     }
     let predictions = read_predictions(&a.predictions).with_context(|| format!("reading predictions {}", a.predictions.display()))?;
     let references = read_references(&a.references, metric.is_code()).with_context(|| format!("reading references {}", a.references.display()))?;
     let examples = join(&predictions, &references, metric.is_code(), &a.predictions, &a.references)?;
 
-    let timeout = Duration::from_secs_f64(a.timeout);
     let mut opts = MetricOptions {
         stemmer: !a.no_stemmer,
         sandbox: SandboxConfig { python: a.python.clone(), timeout, cpu_seconds: timeout.as_secs() + 1, jobs: a.jobs, ..SandboxConfig::default() },

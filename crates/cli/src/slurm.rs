@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use speccascade_harness::Experiment;
 use speccascade_harness::slurm::{SlurmOptions, job_array_script};
 
@@ -32,9 +32,8 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    if a.shards == 0 {
-        bail!("--shards must be at least 1");
-    }
+    crate::limits::in_range("--shards", a.shards, 1, crate::limits::MAX_SHARDS, "array tasks")?;
+    crate::limits::in_range("--cpus", a.cpus, 1, 4096, "CPUs per array task")?;
     let (exp, _) = Experiment::from_file(&a.experiment).map_err(anyhow::Error::new)?;
     let o = SlurmOptions { shards: a.shards, time: a.time, cpus: a.cpus, mem: a.mem, partition: a.partition, binary: a.binary };
     let script = job_array_script(&exp.name, &a.experiment, &exp.output, &o);
@@ -42,7 +41,10 @@ pub fn run(a: Args) -> Result<()> {
     if let Some(p) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(p).with_context(|| format!("creating {}", p.display()))?;
     }
-    std::fs::write(&path, &script).with_context(|| format!("writing {}", path.display()))?;
+    speccascade_files::write_atomic(&path, script.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+    // Slurm opens `#SBATCH --output` files before the script runs: their directory must exist.
+    let logs = exp.output.join("slurm");
+    std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
     if a.json {
         println!("{}", serde_json::json!({"script": path, "shards": a.shards}));
     } else {

@@ -10,8 +10,8 @@ pub struct TokenizeArgs {
     /// A registered model name, a .gguf file, or a Hugging Face directory.
     #[arg(long)]
     model: String,
-    /// The text to tokenize.
-    #[arg(long)]
+    /// The text to tokenize (may begin with '-': `--text "-> x"`).
+    #[arg(long, allow_hyphen_values = true)]
     text: String,
     /// Wrap the text as a user turn in the model's chat template (with the assistant header).
     #[arg(long)]

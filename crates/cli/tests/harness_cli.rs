@@ -84,7 +84,7 @@ fn sweep_commands_end_to_end() {
 fn a_bad_experiment_names_file_line_and_column() {
     let dir = tempfile::tempdir().unwrap();
     let exp = experiment(dir.path());
-    std::fs::write(&exp, std::fs::read_to_string(&exp).unwrap().replace("gamma: 4", "gamma: 0")).unwrap();
+    std::fs::write(&exp, std::fs::read_to_string(&exp).unwrap().replace("gamma: [1, 4]", "gamma: [1, 0]")).unwrap();
     let o = sc(&["run", &exp]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);

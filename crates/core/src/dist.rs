@@ -135,6 +135,11 @@ impl TokenDist {
     pub fn hat(&self, v: TokenId) -> f64 {
         ((self.logits[v as usize] - self.max_logit) as f64 - self.log_z).exp()
     }
+    /// `−ln q̂(v)`, the untransformed log-loss of `v` (finite for every unmasked token; +∞ for a
+    /// masked one).
+    pub fn neg_log_hat(&self, v: TokenId) -> f64 {
+        (self.max_logit - self.logits[v as usize]) as f64 + self.log_z
+    }
     /// `max_v q̂(v)`.
     pub fn hat_max(&self) -> f64 {
         (-self.log_z).exp()

@@ -1,4 +1,18 @@
 //! The cost ledger: what every run records (methods.md, "What every run records").
+//!
+//! # What each bonus mode costs (methods.md, step 4)
+//!
+//! After a fully accepted block of γ drafts:
+//! - `free`: the verifier call that scored the γ drafts also scores the bonus position (γ + 1
+//!   positions in `verifier_positions`); one token is sampled from p and counted in `bonus`. No
+//!   extra model call: a block costs γ drafter steps + 1 verifier call for up to γ + 1 tokens.
+//! - `exact`: the drafter drafts one more token (γ + 1 `drafter_steps` per block, the extra step
+//!   counted like any other) and the verifier scores γ + 1 positions in its one call; the bonus
+//!   position is verified against π like the others, so its token is counted in `accepted` or
+//!   `residual`, never in `bonus`. A block costs γ + 1 drafter steps + 1 verifier call for up to
+//!   γ + 1 tokens.
+//! - `none`: nothing follows; the next block starts at the next position. A block costs γ drafter
+//!   steps + 1 verifier call for up to γ tokens (`verifier_positions` = γ).
 
 use serde::{Deserialize, Serialize};
 
@@ -27,7 +41,8 @@ pub struct Ledger {
     pub rejected: u64,
     /// Tokens emitted from a residual distribution.
     pub residual: u64,
-    /// Free bonus tokens sampled from the verifier after a fully accepted block.
+    /// Free bonus tokens sampled from the verifier after a fully accepted block (bonus mode
+    /// `free` only; see the module doc for what each mode costs).
     pub bonus: u64,
     /// Tokens emitted by the drafter outside any verification (drafter alone, sequential cascades).
     pub drafter_direct: u64,
@@ -37,6 +52,8 @@ pub struct Ledger {
     /// Positions where the rule was evaluated.
     pub decisions: u64,
     /// Positions with δ = 1 (token-specific rules: drafted token outside the acceptable set).
+    /// `seq_cascade_chow` counts the tokens emitted after a whole-sequence deferral (and every
+    /// emitted token as a decision), so that deferrals ÷ emitted is comparable across methods.
     pub deferrals: u64,
     /// Whole-sequence deferrals (`seq_cascade_chow`).
     pub sequence_deferrals: u64,
@@ -84,13 +101,28 @@ impl Ledger {
         self.drafter_decode_s + self.verifier_decode_s + self.overhead_s
     }
 
-    /// Fraction of examined drafts that were rejected.
-    pub fn rejection_rate(&self) -> f64 {
-        ratio(self.rejected, self.drafted)
+    /// Draft positions the verifier examined: drafts up to and including a block's first
+    /// rejection (the drafts after it are discarded, never examined). `drafted` counts those too.
+    pub fn examined(&self) -> u64 {
+        self.position_attempts.iter().sum()
     }
-    /// Fraction of rule decisions with δ = 1.
+    /// Rejected ÷ examined draft positions (Lemma 3's quantity: per position its expectation is
+    /// TV(q, π)). 0 where nothing was examined.
+    pub fn rejection_rate(&self) -> f64 {
+        ratio(self.rejected, self.examined())
+    }
+    /// Deferrals ÷ emitted tokens: the same denominator for every method, so that methods share
+    /// one axis.
     pub fn deferral_rate(&self) -> f64 {
+        ratio(self.deferrals, self.emitted)
+    }
+    /// Deferrals ÷ rule decisions (for the speculative methods: per examined position).
+    pub fn deferrals_per_decision(&self) -> f64 {
         ratio(self.deferrals, self.decisions)
+    }
+    /// `position_accepts[j] ÷ position_attempts[j]` for each block offset j.
+    pub fn acceptance_by_position(&self) -> Vec<f64> {
+        self.position_attempts.iter().zip(self.position_accepts.iter().chain(std::iter::repeat(&0))).map(|(&n, &a)| ratio(a, n)).collect()
     }
     /// Mean number of drafts accepted per block.
     pub fn mean_accept_length(&self) -> f64 {

@@ -18,8 +18,8 @@
 //! their outputs agree token for token until their decisions differ. Comparisons between methods are
 //! then paired (common random numbers, lower variance), and identical prefixes could share model
 //! calls across a sweep. Checkable consequences (tested in `speccascade-decoding`):
-//! `spec_cascade_diff` at α = −1 and `spec_decode_lossy` at α = 0 reproduce `spec_decode`; with
-//! `exact_bonus`, `spec_cascade_chow` at α = 1 reproduces `drafter`.
+//! `spec_cascade_diff` at α = −1 and `spec_decode_lossy` at α = 0 reproduce `spec_decode` (under the
+//! same bonus mode); with the `exact` bonus, `spec_cascade_chow` at α = 1 reproduces `drafter`.
 //!
 //! A coin is read only where a decision is random: a draft accepted with probability 1 reads no
 //! `Accept` uniform, so methods whose decisions are certain at a position stay in step.
@@ -38,8 +38,8 @@ pub use ledger::Ledger;
 pub use model::{LanguageModel, Logits, ModelError, Session, TokenId};
 pub use rng::{Purpose, Stream};
 pub use rules::{
-    BildRule, ChowRule, DeferralRule, DiffRule, LosslessRule, LossyRule, OptRule, Side, Target,
-    TokenV1Rule, TokenV2Rule, TokenV3Rule,
+    AlphaRange, BildRule, ChowRule, DeferralRule, DiffRule, LosslessRule, LossyRule, MethodInfo, OptRule, Rule, Side,
+    Target, TokenV1Rule, TokenV2Rule, TokenV3Rule,
 };
 pub use verify::{Block, BlockOutcome, Ending, PositionOutcome, verify_block};
 
@@ -48,8 +48,12 @@ pub use verify::{Block, BlockOutcome, Ending, PositionOutcome, verify_block};
 pub enum CoreError {
     #[error("invalid {name} = {value}: expected {expected}")]
     InvalidParameter { name: String, value: String, expected: String },
-    #[error("alpha = {alpha} is outside the range {range} of rule {rule}")]
+    #[error("alpha = {alpha} is outside the range {range} of method {rule}")]
     AlphaOutOfRange { rule: &'static str, alpha: f64, range: String },
+    #[error("method {method} takes no alpha (got {alpha})")]
+    UnexpectedAlpha { method: &'static str, alpha: f64 },
+    #[error("method {method} needs an alpha in {range}")]
+    MissingAlpha { method: &'static str, range: String },
     #[error("bad distribution: {0}")]
     BadDistribution(String),
     #[error(transparent)]

@@ -10,8 +10,9 @@ use crate::rules::{DeferralRule, Side, Target};
 ///
 /// Shapes: `drafts`: `[k]`; `q`: `[k]` (the drafter's distribution each draft was sampled from);
 /// `p`: `[k]`, or `[k + 1]` when the free bonus token is to be sampled from `p[k]` if every draft
-/// is accepted. The exact bonus of methods.md is not a separate case: the driver drafts one more
-/// token and passes `k + 1` drafts with `k + 1` verifier rows and no free bonus.
+/// is accepted. Of the three bonus modes of methods.md only `free` needs the extra row: for
+/// `exact` the driver drafts one more token and passes `k + 1` drafts with `k + 1` verifier rows;
+/// for `none` it passes `k` drafts and `k` rows.
 pub struct Block<'a> {
     pub drafts: &'a [TokenId],
     pub q: &'a [TokenDist],

@@ -25,7 +25,8 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use speccascade_core::{CoreError, LanguageModel, Ledger, ModelError, Sampling, Stream, TokenId};
 
-pub use method::{AlphaRange, Method, MethodSpec};
+pub use method::{Bonus, Method, MethodSpec};
+pub use speccascade_core::{AlphaRange, MethodInfo};
 pub use output::{Source, StopReason, TraceRow, cut_at_stop};
 
 /// Everything that defines one decoding run of one example.
@@ -35,9 +36,8 @@ pub struct DecodeConfig {
     /// Draft block length γ (speculative methods).
     pub gamma: usize,
     pub sampling: Sampling,
-    /// Verify the bonus position like the others (one more drafter step) so that every emitted
-    /// token, the bonus included, is distributed exactly as π.
-    pub exact_bonus: bool,
+    /// What follows a fully accepted block: `free`, `exact` or `none` (methods.md, step 4).
+    pub bonus: Bonus,
     pub seed: u64,
     pub example_id: u64,
     pub max_new_tokens: usize,
@@ -50,13 +50,14 @@ pub struct DecodeConfig {
 }
 
 impl DecodeConfig {
-    /// Defaults: γ = 5, T = 1, no top-p, free bonus, seed 0, 128 new tokens.
+    /// Defaults: γ = 5, T = 1, no top-p, the method's default bonus ([`Method::default_bonus`]),
+    /// seed 0, 128 new tokens.
     pub fn new(method: MethodSpec) -> Self {
         Self {
             method,
             gamma: 5,
             sampling: Sampling::default(),
-            exact_bonus: false,
+            bonus: method.method.default_bonus(),
             seed: 0,
             example_id: 0,
             max_new_tokens: 128,
@@ -82,12 +83,6 @@ pub struct Generation {
 pub enum DecodeError {
     #[error("unknown method '{name}'; valid methods: {valid}")]
     UnknownMethod { name: String, valid: String },
-    #[error("method {method} takes no alpha (got {alpha})")]
-    UnexpectedAlpha { method: &'static str, alpha: f64 },
-    #[error("method {method} needs an alpha in {range}")]
-    MissingAlpha { method: &'static str, range: String },
-    #[error("alpha = {alpha} is outside the range {range} of method {method}")]
-    AlphaOutOfRange { method: &'static str, alpha: f64, range: String },
     #[error("drafter {drafter} has a vocabulary of {dv} tokens but verifier {verifier} has {vv}: a pair must share one vocabulary")]
     VocabMismatch { drafter: String, dv: usize, verifier: String, vv: usize },
     #[error("invalid decoding configuration: {0}")]

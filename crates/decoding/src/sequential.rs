@@ -127,14 +127,18 @@ fn seq_cascade(
     threshold: f64,
 ) -> Result<Finished, DecodeError> {
     let ((tokens, stop, trace, mut ledger), log_conf) = alone_scored(ctx, drafter, prompt, true)?;
-    ledger.decisions = 1;
+    // One decision for the whole answer, counted per emitted token (see the deferral below).
+    ledger.decisions = ledger.emitted;
     let confidence = if tokens.is_empty() { 1.0 } else { (log_conf / tokens.len() as f64).exp() };
     if confidence >= threshold {
         return Ok((tokens, stop, trace, ledger));
     }
     // Defer the whole answer: the verifier starts over; the drafter's work is still paid.
     let ((tokens, stop, trace, vl), _) = alone_scored(ctx, verifier, prompt, false)?;
-    ledger.deferrals = 1;
+    // Every emitted token is a verifier token decided by the one deferral: counted per emitted
+    // token, so that deferrals ÷ emitted is this method's share of deferred tokens.
+    ledger.decisions = vl.emitted;
+    ledger.deferrals = vl.emitted;
     ledger.sequence_deferrals = 1;
     // The emitted tokens are the verifier's alone.
     ledger.emitted = vl.emitted;

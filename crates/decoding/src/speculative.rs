@@ -4,7 +4,7 @@ use speccascade_core::{Block, DeferralRule, Ending, LanguageModel, Ledger, Purpo
 
 use crate::output::{Examined, Source};
 use crate::tracked::Tracked;
-use crate::{Ctx, DecodeError, Finished, charge, finish};
+use crate::{Bonus, Ctx, DecodeError, Finished, charge, finish};
 
 pub(crate) fn run(
     ctx: &Ctx<'_>,
@@ -26,7 +26,7 @@ pub(crate) fn run(
         // Draft γ tokens (fewer near the length limit, none past a drafted EOS); with the exact
         // bonus, one more for the bonus position when a bonus could be emitted.
         let k = cfg.gamma.min(remaining);
-        let n_draft = if cfg.exact_bonus && remaining > k { k + 1 } else { k };
+        let n_draft = if cfg.bonus == Bonus::Exact && remaining > k { k + 1 } else { k };
         let mut drafts: Vec<TokenId> = Vec::with_capacity(n_draft);
         let mut qs = Vec::with_capacity(n_draft);
         let base = seq.len();
@@ -42,9 +42,10 @@ pub(crate) fn run(
         }
         seq.truncate(base);
         let n = drafts.len();
-        // A free bonus follows a fully accepted block unless the exact bonus replaced it, the last
-        // draft ended the generation, or the length limit is reached.
-        let free_bonus = !cfg.exact_bonus && !out.is_eos(drafts[n - 1]) && remaining > n;
+        // A free bonus follows a fully accepted block in mode `free` unless the last draft ended
+        // the generation or the length limit is reached (`exact` drafted the bonus position
+        // above; `none` has no bonus).
+        let free_bonus = cfg.bonus == Bonus::Free && !out.is_eos(drafts[n - 1]) && remaining > n;
         let rows = n + free_bonus as usize;
         // One verifier call scores the positions after the committed prefix and each draft.
         seq.extend_from_slice(&drafts[..rows - 1]);

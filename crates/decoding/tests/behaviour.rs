@@ -6,7 +6,7 @@ mod common;
 use common::assert_fits;
 use speccascade_core::synthetic::{SyntheticPair, detokenize};
 use speccascade_core::{LanguageModel, Logits, ModelError, Sampling, Session, TokenDist, TokenId};
-use speccascade_decoding::{DecodeConfig, DecodeError, Method, MethodSpec, StopReason, decode};
+use speccascade_decoding::{Bonus, DecodeConfig, DecodeError, Method, MethodSpec, StopReason, decode};
 
 fn spec(m: &str, a: Option<f64>) -> MethodSpec {
     MethodSpec::parse(m, a).unwrap()
@@ -83,20 +83,25 @@ fn coincidences_token_for_token() {
         let sampling = Sampling::new(t, top_p).unwrap();
         for seed in 0..150 {
             let p = prompt(seed, 300);
-            let run = |s: MethodSpec, exact_bonus: bool| {
+            let run = |s: MethodSpec, bonus: Bonus| {
                 let mut c = cfg(s, seed, 40);
                 c.sampling = sampling;
                 c.gamma = 1 + (seed % 6) as usize;
-                c.exact_bonus = exact_bonus;
+                c.bonus = bonus;
                 decode(&pair.drafter, &pair.verifier, &p, &c, None).unwrap().tokens
             };
-            let lossless = run(spec("spec_decode", None), false);
-            assert_eq!(run(spec("spec_cascade_diff", Some(-1.0)), false), lossless, "diff α=-1, seed {seed}");
-            assert_eq!(run(spec("spec_decode_lossy", Some(0.0)), false), lossless, "lossy α=0, seed {seed}");
-            let lossless_exact = run(spec("spec_decode", None), true);
-            assert_eq!(run(spec("spec_cascade_diff", Some(-1.0)), true), lossless_exact);
-            let drafter = run(spec("drafter", None), false);
-            assert_eq!(run(spec("spec_cascade_chow", Some(1.0)), true), drafter, "chow α=1 exact bonus, seed {seed}");
+            // Under each bonus mode, the rules whose decisions coincide with lossless decoding's
+            // reproduce it token for token.
+            for bonus in Bonus::ALL {
+                let lossless = run(spec("spec_decode", None), bonus);
+                assert_eq!(run(spec("spec_cascade_diff", Some(-1.0)), bonus), lossless, "diff α=-1, {bonus}, seed {seed}");
+                assert_eq!(run(spec("spec_decode_lossy", Some(0.0)), bonus), lossless, "lossy α=0, {bonus}, seed {seed}");
+            }
+            // δ = 0 everywhere: with the exact bonus (the cascades' default) every token is the
+            // drafter's.
+            let drafter = run(spec("drafter", None), Bonus::Exact);
+            assert_eq!(run(spec("spec_cascade_chow", Some(1.0)), Bonus::Exact), drafter, "chow α=1 exact bonus, seed {seed}");
+            assert_eq!(cfg(spec("spec_cascade_chow", Some(1.0)), seed, 40).bonus, Bonus::Exact, "the cascades' default bonus is exact");
         }
     }
 }
@@ -116,10 +121,10 @@ fn ledger_invariants_hold_for_every_method() {
     for m in Method::ALL {
         for a in alphas(m) {
             for seed in 0..20 {
-                for exact_bonus in [false, true] {
+                for bonus in Bonus::ALL {
                     let mut c = cfg(MethodSpec::new(m, a).unwrap(), seed, 30);
                     c.gamma = 1 + (seed % 5) as usize;
-                    c.exact_bonus = exact_bonus;
+                    c.bonus = bonus;
                     c.trace = true;
                     let p = prompt(seed, 500);
                     let g = decode(&pair.drafter, &pair.verifier, &p, &c, None).unwrap();
@@ -135,13 +140,27 @@ fn ledger_invariants_hold_for_every_method() {
                         StopReason::StopString(_) => panic!("no stop strings configured"),
                     }
                     if m.is_speculative() {
-                        assert_eq!(l.verifier_calls, l.blocks, "{what}: one verifier call per block");
+                        if bonus == Bonus::None {
+                            // Without a bonus the first block's first row is the prefill's: a
+                            // one-draft first block needs no verifier call.
+                            assert!(l.verifier_calls <= l.blocks && l.verifier_calls + 1 >= l.blocks, "{what}: {} calls, {} blocks", l.verifier_calls, l.blocks);
+                        } else {
+                            assert_eq!(l.verifier_calls, l.blocks, "{what}: one verifier call per block");
+                        }
+                        if bonus != Bonus::Free {
+                            assert_eq!(l.bonus, 0, "{what}: only the free bonus samples from p outside verification");
+                        }
                         assert!(l.drafter_steps >= l.drafted.saturating_sub(l.blocks), "{what}");
                         assert_eq!(l.drafter_direct + l.verifier_direct, 0);
                     }
                     if m == Method::Drafter {
                         assert_eq!(l.verifier_calls, 0);
                         assert_eq!(l.drafter_steps as usize, g.tokens.len() - 1, "{what}: first token from the prefill");
+                    }
+                    // One denominator for every method: deferrals ÷ emitted tokens.
+                    assert_eq!(l.deferral_rate(), if l.emitted == 0 { 0.0 } else { l.deferrals as f64 / l.emitted as f64 }, "{what}");
+                    if m == Method::SeqCascadeChow {
+                        assert!(l.deferrals == 0 || l.deferrals == l.emitted, "{what}: a sequence deferral counts every emitted token");
                     }
                     if m == Method::OracleCascadeDiff {
                         assert!(l.verifier_calls_charged <= l.deferrals && l.verifier_calls_charged <= l.verifier_calls);

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use serde::de::{self, Deserializer, IntoDeserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
-use crate::grid::methods;
+use speccascade_decoding::{Bonus, Method};
+
 use crate::locate::{Seg, locate, path_string};
 
 /// A configuration error located in its file.
@@ -37,7 +38,8 @@ impl fmt::Display for ConfigError {
     }
 }
 
-/// One experiment: a grid of (task × temperature × method × α × γ) configurations, run `trials` times.
+/// One experiment: a grid of (task × temperature × top-p × method × γ × α) configurations, run
+/// `trials` times.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Experiment {
@@ -60,9 +62,9 @@ pub struct Experiment {
     /// Sampling temperatures (0 = greedy).
     #[serde(default = "default_temperature", deserialize_with = "one_or_many")]
     pub temperature: Vec<f64>,
-    /// Nucleus sampling mass (1 keeps all tokens).
-    #[serde(default = "one")]
-    pub top_p: f64,
+    /// Nucleus sampling masses (1 keeps all tokens): a grid axis like temperature and γ.
+    #[serde(default = "default_top_p", deserialize_with = "one_or_many")]
+    pub top_p: Vec<f64>,
     /// Independent repeats of every (configuration, example); trial t decodes with seed `seed + t`.
     #[serde(default = "one_usize")]
     pub trials: usize,
@@ -72,9 +74,11 @@ pub struct Experiment {
     /// Cost model for the modelled latency: `measured` or a fixed c (drafter step / verifier step).
     #[serde(default)]
     pub cost: CostModel,
-    /// Verify the bonus position like the others (methods.md, step 4).
-    #[serde(default)]
-    pub exact_bonus: bool,
+    /// What follows a fully accepted block: `free`, `exact` or `none` (methods.md, step 4).
+    /// Absent = each method's default: `free` for `spec_decode`, `exact` for every other
+    /// speculative method (so that every emitted token follows its target π).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bonus: Option<Bonus>,
     /// Record the per-position decoding trace in every record (large).
     #[serde(default)]
     pub trace: bool,
@@ -89,8 +93,8 @@ fn default_gamma() -> Vec<usize> {
 fn default_temperature() -> Vec<f64> {
     vec![1.0]
 }
-fn one() -> f64 {
-    1.0
+fn default_top_p() -> Vec<f64> {
+    vec![1.0]
 }
 fn one_usize() -> usize {
     1
@@ -463,21 +467,23 @@ impl Experiment {
         }
         for (name, entry) in &self.methods {
             let at = vec![k("methods"), k(name)];
-            let Some(info) = methods::info(name) else {
-                return Err((at, format!("unknown method {name:?}; expected one of {}", methods::NAMES.join(", "))));
+            let Ok(method) = Method::from_name(name) else {
+                return Err((at, format!("unknown method {name:?}; expected one of {}", Method::names().join(", "))));
             };
+            let info = method.info();
             let alpha = entry.as_ref().and_then(|e| e.alpha.as_ref());
             match (info.alpha, alpha) {
                 (None, Some(_)) => return Err((vec![k("methods"), k(name), k("alpha")], format!("method {name} takes no α; remove `alpha`"))),
                 (Some(range), None) => return Err((at, format!("method {name} needs `alpha` (values in {range})"))),
                 (Some(_), Some(spec)) => {
                     let ap = vec![k("methods"), k(name), k("alpha")];
+                    let check = |a: f64| info.check_alpha(Some(a)).map_err(|e| e.to_string());
                     if let AlphaSpec::Range { start, stop, num } = spec {
                         if *num == 0 {
                             return Err((ap, "expected num ≥ 1 in the range".into()));
                         }
                         for (f, v) in [("start", start), ("stop", stop)] {
-                            if let Err(e) = methods::check_alpha(name, *v) {
+                            if let Err(e) = check(*v) {
                                 let mut p = ap.clone();
                                 p.push(k(f));
                                 return Err((p, e));
@@ -489,7 +495,7 @@ impl Experiment {
                         return Err((ap, "expected at least one α value".into()));
                     }
                     for (j, a) in values.iter().enumerate() {
-                        if let Err(e) = methods::check_alpha(name, *a) {
+                        if let Err(e) = check(*a) {
                             let mut p = ap.clone();
                             if matches!(spec, AlphaSpec::List(v) if v.len() > 1) {
                                 p.push(Seg::Index(j));
@@ -520,8 +526,17 @@ impl Experiment {
                 return Err((vec![k("temperature"), Seg::Index(i)], format!("expected a temperature ≥ 0 (0 = greedy), got {t}")));
             }
         }
-        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
-            return Err((vec![k("top_p")], format!("expected top_p in (0, 1], got {}", self.top_p)));
+        if self.top_p.is_empty() {
+            return Err((vec![k("top_p")], "expected at least one top_p".into()));
+        }
+        for (i, p) in self.top_p.iter().enumerate() {
+            let at = if self.top_p.len() == 1 { vec![k("top_p")] } else { vec![k("top_p"), Seg::Index(i)] };
+            if !(*p > 0.0 && *p <= 1.0) {
+                return Err((at, format!("expected top_p in (0, 1], got {p}")));
+            }
+            if self.top_p[..i].contains(p) {
+                return Err((at, format!("top_p = {p} is listed twice")));
+            }
         }
         if self.trials == 0 {
             return Err((vec![k("trials")], "expected at least 1 trial".into()));

@@ -1,7 +1,7 @@
 //! The one place that calls `speccascade-decoding`: a [`RunConfig`] + prompt → a generation.
 
-use speccascade_core::{Ledger, Sampling};
-use speccascade_decoding::{DecodeConfig, Method, MethodSpec, StopReason, decode};
+use speccascade_core::{LanguageModel, Ledger, Sampling};
+use speccascade_decoding::{DecodeConfig, MethodSpec, StopReason, decode};
 
 use crate::grid::RunConfig;
 use crate::provider::{Pair, Prompt};
@@ -17,22 +17,16 @@ pub struct Decoded {
     pub trace: Option<serde_json::Value>,
 }
 
-/// Is `alpha` inside the method's range? (The decoding crate is the authority.)
-pub fn check_alpha(name: &str, alpha: f64) -> Result<(), String> {
-    let method = Method::from_name(name).map_err(|e| e.to_string())?;
-    MethodSpec::new(method, Some(alpha)).map(|_| ()).map_err(|e| e.to_string())
-}
-
-/// Decode one example of one configuration, trial `trial` (seed = config seed + trial).
-pub fn run_one(pair: &Pair, cfg: &RunConfig, trial: usize, example: usize, prompt: &Prompt, trace: bool) -> Result<Decoded, String> {
-    let method = Method::from_name(&cfg.method).map_err(|e| e.to_string())?;
-    let spec = MethodSpec::new(method, cfg.alpha).map_err(|e| e.to_string())?;
+/// Decode one example of one configuration, trial `trial` (seed = config seed + trial), with the
+/// pair's models as `models` sees them (the shared-call wrappers of [`crate::share`]).
+pub fn run_one(pair: &Pair, models: (&dyn LanguageModel, &dyn LanguageModel), cfg: &RunConfig, trial: usize, example: usize, prompt: &Prompt, trace: bool) -> Result<Decoded, String> {
+    let spec = MethodSpec::new(cfg.method, cfg.alpha).map_err(|e| e.to_string())?;
     let sampling = Sampling::new(cfg.temperature as f32, cfg.top_p as f32).map_err(|e| e.to_string())?;
     let dc = DecodeConfig {
         method: spec,
         gamma: cfg.gamma.unwrap_or(1),
         sampling,
-        exact_bonus: cfg.exact_bonus,
+        bonus: cfg.bonus.unwrap_or(cfg.method.default_bonus()),
         seed: cfg.seed.wrapping_add(trial as u64),
         example_id: example as u64,
         max_new_tokens: cfg.task.max_new_tokens,
@@ -41,7 +35,7 @@ pub fn run_one(pair: &Pair, cfg: &RunConfig, trial: usize, example: usize, promp
         trace,
     };
     let detok = pair.detok.as_deref();
-    let g = decode(pair.drafter.as_ref(), pair.verifier.as_ref(), &prompt.tokens, &dc, detok).map_err(|e| e.to_string())?;
+    let g = decode(models.0, models.1, &prompt.tokens, &dc, detok).map_err(|e| e.to_string())?;
     let trace = g.trace.as_ref().map(|t| serde_json::to_value(t).unwrap_or(serde_json::Value::Null));
     let (stop, stop_string) = match g.stop {
         StopReason::Eos => ("eos", None),

@@ -1,14 +1,15 @@
 //! Grid expansion: an [`Experiment`] becomes an ordered list of [`RunConfig`]s, each keyed by a
 //! hash of its canonical JSON.
 //!
-//! Order (also the order of execution and of merged records): task → temperature → method (the
-//! order of methods.md) → γ → α. `drafter` and `verifier` are added when absent. Parameters that do
-//! not apply are collapsed, not multiplied: methods without speculation have no γ, methods without
-//! a trade-off have no α. The number of examples is not part of the hash, so growing a sweep's
-//! `examples` reuses the records already written.
+//! Order (also the order of execution and of merged records): task → temperature → top-p → method
+//! (the catalogue's order, that of methods.md) → γ → α. `drafter` and `verifier` are added when
+//! absent. Parameters that do not apply are collapsed, not multiplied: methods without speculation
+//! have no γ and no bonus mode, methods without a trade-off have no α. The number of examples is
+//! not part of the hash, so growing a sweep's `examples` reuses the records already written.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use speccascade_decoding::{Bonus, Method};
 
 use crate::config::{Experiment, ModelsSpec, TaskSpec};
 
@@ -16,13 +17,14 @@ use crate::config::{Experiment, ModelsSpec, TaskSpec};
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct RunConfig {
     pub task: TaskSpec,
-    pub method: String,
+    pub method: Method,
     pub alpha: Option<f64>,
     pub gamma: Option<usize>,
     pub temperature: f64,
     pub top_p: f64,
     pub seed: u64,
-    pub exact_bonus: bool,
+    /// What follows a fully accepted block (speculative methods; `None` for the others).
+    pub bonus: Option<Bonus>,
     pub models: ModelsSpec,
 }
 
@@ -37,18 +39,21 @@ impl RunConfig {
     }
 
     /// The verifier-alone configuration that this one's relative latency is measured against.
-    pub fn baseline(&self, method: &str) -> RunConfig {
-        RunConfig { method: method.to_string(), alpha: None, gamma: None, ..self.clone() }
+    pub fn baseline(&self, method: Method) -> RunConfig {
+        RunConfig { method, alpha: None, gamma: None, bonus: None, ..self.clone() }
     }
 
-    /// `method α=0.3 γ=5`, for progress bars and tables.
+    /// `method α=0.3 γ=5`, for progress bars and tables (the bonus when it is not the default).
     pub fn label(&self) -> String {
-        let mut s = self.method.clone();
+        let mut s = self.method.name().to_string();
         if let Some(a) = self.alpha {
             s.push_str(&format!(" α={a}"));
         }
         if let Some(g) = self.gamma {
             s.push_str(&format!(" γ={g}"));
+        }
+        if let Some(b) = self.bonus.filter(|&b| b != self.method.default_bonus()) {
+            s.push_str(&format!(" bonus={b}"));
         }
         s
     }
@@ -67,31 +72,35 @@ impl Grid {
         let mut configs = Vec::new();
         for task in &exp.tasks {
             for &temperature in &exp.temperature {
-                for info in methods::ALL {
-                    let entry = match exp.methods.get(info.name) {
-                        Some(e) => e.clone(),
-                        None if info.name == "drafter" || info.name == "verifier" => None,
-                        None => continue,
-                    };
-                    let alphas: Vec<Option<f64>> = match (&info.alpha, entry.and_then(|e| e.alpha)) {
-                        (Some(_), Some(spec)) => spec.values().into_iter().map(Some).collect(),
-                        _ => vec![None],
-                    };
-                    let gammas: Vec<Option<usize>> =
-                        if info.speculative { exp.gamma.iter().copied().map(Some).collect() } else { vec![None] };
-                    for &gamma in &gammas {
-                        for &alpha in &alphas {
-                            configs.push(RunConfig {
-                                task: task.clone(),
-                                method: info.name.to_string(),
-                                alpha,
-                                gamma,
-                                temperature,
-                                top_p: exp.top_p,
-                                seed: exp.seed,
-                                exact_bonus: exp.exact_bonus,
-                                models: exp.models.clone(),
-                            });
+                for &top_p in &exp.top_p {
+                    for method in Method::ALL {
+                        let entry = match exp.methods.get(method.name()) {
+                            Some(e) => e.clone(),
+                            None if method == Method::Drafter || method == Method::Verifier => None,
+                            None => continue,
+                        };
+                        let alphas: Vec<Option<f64>> = match (method.alpha_range(), entry.and_then(|e| e.alpha)) {
+                            (Some(_), Some(spec)) => spec.values().into_iter().map(Some).collect(),
+                            _ => vec![None],
+                        };
+                        let speculative = method.is_speculative();
+                        let gammas: Vec<Option<usize>> =
+                            if speculative { exp.gamma.iter().copied().map(Some).collect() } else { vec![None] };
+                        let bonus = speculative.then(|| exp.bonus.unwrap_or(method.default_bonus()));
+                        for &gamma in &gammas {
+                            for &alpha in &alphas {
+                                configs.push(RunConfig {
+                                    task: task.clone(),
+                                    method,
+                                    alpha,
+                                    gamma,
+                                    temperature,
+                                    top_p,
+                                    seed: exp.seed,
+                                    bonus,
+                                    models: exp.models.clone(),
+                                });
+                            }
                         }
                     }
                 }
@@ -106,74 +115,6 @@ impl Grid {
     }
     pub fn is_empty(&self) -> bool {
         self.configs.is_empty()
-    }
-}
-
-/// The methods of methods.md as the harness needs them: names, α ranges, whether γ applies.
-pub mod methods {
-    /// What the grid needs to know about a method.
-    #[derive(Clone, Copy, Debug)]
-    pub struct Info {
-        pub name: &'static str,
-        /// α range for display, `None` for methods without a trade-off parameter.
-        pub alpha: Option<&'static str>,
-        /// Drafts blocks of γ tokens (γ is a parameter).
-        pub speculative: bool,
-        /// Label in plots (the oracle is labelled as such).
-        pub label: &'static str,
-    }
-
-    const fn m(name: &'static str, alpha: Option<&'static str>, speculative: bool, label: &'static str) -> Info {
-        Info { name, alpha, speculative, label }
-    }
-
-    /// Every method, in the order of methods.md (the order of tables and legends).
-    pub const ALL: &[Info] = &[
-        m("drafter", None, false, "drafter alone"),
-        m("verifier", None, false, "verifier alone"),
-        m("spec_decode", None, true, "SpecDecode (lossless)"),
-        m("spec_decode_lossy", Some("[0, 1)"), true, "Lossy SpecDecode"),
-        m("spec_cascade_chow", Some("[0, 1]"), true, "SpecCascade [Chow]"),
-        m("spec_cascade_diff", Some("[-1, 1]"), true, "SpecCascade [Diff]"),
-        m("spec_cascade_opt", Some("(-inf, inf)"), true, "SpecCascade [OPT]"),
-        m("spec_cascade_token_v1", Some("[-1, 1]"), true, "SpecCascade [Token v1]"),
-        m("spec_cascade_token_v2", Some("[-1, 1]"), true, "SpecCascade [Token v2]"),
-        m("spec_cascade_token_v3", Some("[0, 1]"), true, "SpecCascade [Token v3]"),
-        m("bild", Some("[0, 1]"), true, "BiLD*"),
-        m("token_cascade_chow", Some("[0, 1]"), false, "TokenCascade [Chow]"),
-        m("oracle_cascade_diff", Some("[-1, 1]"), false, "Oracle cascade [Diff] (oracle)"),
-        m("seq_cascade_chow", Some("[0, 1]"), false, "SeqCascade [Chow]"),
-    ];
-
-    pub const NAMES: &[&str] = &[
-        "drafter",
-        "verifier",
-        "spec_decode",
-        "spec_decode_lossy",
-        "spec_cascade_chow",
-        "spec_cascade_diff",
-        "spec_cascade_opt",
-        "spec_cascade_token_v1",
-        "spec_cascade_token_v2",
-        "spec_cascade_token_v3",
-        "bild",
-        "token_cascade_chow",
-        "oracle_cascade_diff",
-        "seq_cascade_chow",
-    ];
-
-    pub fn info(name: &str) -> Option<Info> {
-        ALL.iter().copied().find(|i| i.name == name)
-    }
-
-    /// Position in [`ALL`] (for sorting); unknown names sort last.
-    pub fn rank(name: &str) -> usize {
-        ALL.iter().position(|i| i.name == name).unwrap_or(ALL.len())
-    }
-
-    /// Is `alpha` inside the method's range? The message says what was expected.
-    pub fn check_alpha(name: &str, alpha: f64) -> Result<(), String> {
-        crate::decoder::check_alpha(name, alpha)
     }
 }
 
@@ -202,16 +143,17 @@ mod tests {
     }
 
     #[test]
-    fn method_table_agrees_with_the_decoding_crate() {
-        use speccascade_decoding::Method;
-        assert_eq!(methods::ALL.len(), Method::ALL.len());
-        for (info, m) in methods::ALL.iter().zip(Method::ALL) {
-            assert_eq!(info.name, m.name());
-            assert_eq!(info.speculative, m.is_speculative(), "{}", info.name);
-            assert_eq!(info.alpha.map(str::to_string), m.alpha_range().map(|r| r.to_string()), "{}", info.name);
-            assert_eq!(info.label.contains("oracle"), m.is_oracle(), "{}", info.name);
-        }
-        assert_eq!(methods::NAMES, methods::ALL.iter().map(|i| i.name).collect::<Vec<_>>());
+    fn bonus_collapses_for_sequential_methods_and_defaults_per_method() {
+        let exp = Experiment::from_str_named(SRC, "t.yaml").unwrap();
+        let g = Grid::expand(&exp);
+        let by = |m: Method| g.configs.iter().find(|c| c.method == m).unwrap().bonus;
+        assert_eq!(by(Method::Drafter), None);
+        assert_eq!(by(Method::SpecDecode), Some(Bonus::Free));
+        assert_eq!(by(Method::SpecCascadeChow), Some(Bonus::Exact));
+        let none = Experiment::from_str_named(&format!("{SRC}bonus: none\ntop_p: [1, 0.9]\n"), "t.yaml").unwrap();
+        let g = Grid::expand(&none);
+        assert!(g.configs.iter().filter(|c| c.method.is_speculative()).all(|c| c.bonus == Some(Bonus::None)));
+        assert_eq!(g.len(), 2 * 2 * (1 + 1 + 2 + 6), "top_p is a grid axis");
     }
 
     #[test]

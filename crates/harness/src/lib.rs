@@ -6,6 +6,8 @@
 //! - [`record`]: one JSONL line per (configuration, trial, example).
 //! - [`store`]: the output directory: append-only records, resume, shards, merge.
 //! - [`runner`]: the loop over examples with progress bars.
+//! - [`share`]: one store of model outputs per example, shared by its configurations.
+//! - [`latency`]: the per-machine cost table and each record's replayed latency.
 //! - [`summary`]: per-configuration summaries (relative latency against the verifier on the same
 //!   examples, rates, tokens/s) and their parquet files.
 //! - [`sysstat`]: foreign CPU time from `/proc/stat`, peak memory from `/proc/self/status`.
@@ -18,10 +20,12 @@
 pub mod config;
 mod decoder;
 pub mod grid;
+pub mod latency;
 mod locate;
 pub mod provider;
 pub mod record;
 pub mod runner;
+pub mod share;
 pub mod shard;
 pub mod slurm;
 pub mod store;

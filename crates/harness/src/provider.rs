@@ -4,6 +4,7 @@
 //! the binary wraps it with one that loads real models (`speccascade-models`) and real tasks
 //! (`speccascade-tasks`), so this crate never links burn or datasets.
 
+use serde::{Deserialize, Serialize};
 use speccascade_core::{LanguageModel, TokenId};
 
 use crate::HarnessError;
@@ -40,11 +41,37 @@ pub struct Output<'a> {
     pub text: Option<&'a str>,
 }
 
+/// How a metric's per-example scores make a sweep's quality: a property of the metric.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Aggregation {
+    /// The mean over examples (of each example's mean over trials).
+    #[default]
+    Mean,
+    /// The metric of the examples' summed statistics ([`MetricScore::corpus_stats`]), as corpus
+    /// BLEU is the BLEU of all segments' summed n-gram counts, not the mean sentence BLEU.
+    Corpus,
+}
+
+/// A typed score: what a record says about its metric.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetricScore {
+    /// The metric's name (`pass_at_1`, `bleu`, `synthetic_loglik` …).
+    pub metric: String,
+    pub aggregation: Aggregation,
+    /// The example's sufficient statistics for a [`Aggregation::Corpus`] metric (summed over
+    /// examples, then scored by `speccascade_tasks::metrics::score_from_summed_stats`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corpus_stats: Option<Vec<u64>>,
+}
+
 /// A task's verdict on one example.
 #[derive(Clone, Debug)]
 pub struct Score {
     /// The metric (higher is better).
     pub value: f64,
+    /// Which metric, how it aggregates, its corpus statistics.
+    pub metric: MetricScore,
     /// What the metric read, for the record.
     pub inputs: serde_json::Value,
 }

@@ -2,6 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 use speccascade_core::Ledger;
+use speccascade_decoding::Method;
+
+use crate::latency::Replay;
+use crate::provider::MetricScore;
+use crate::share::CallStats;
 
 /// What one decoded example leaves behind. Everything but [`Record::timing`] and the ledger's
 /// seconds is a deterministic function of the configuration, trial and example.
@@ -10,7 +15,8 @@ pub struct Record {
     /// Hash of the configuration ([`crate::RunConfig::hash`]).
     pub config: String,
     pub task: String,
-    pub method: String,
+    /// The method (serialised as its catalogue name).
+    pub method: Method,
     pub alpha: Option<f64>,
     pub gamma: Option<usize>,
     pub temperature: f64,
@@ -32,9 +38,19 @@ pub struct Record {
     pub stop_string: Option<String>,
     /// The task's metric on this example (higher is better).
     pub score: f64,
+    /// Which metric, how it aggregates over examples, its corpus statistics (absent in records
+    /// written before the score was typed: their metric is read from `score_inputs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<MetricScore>,
     /// What the metric read (reference, extracted answer, test outcome, log-likelihoods …).
     pub score_inputs: serde_json::Value,
     pub ledger: Ledger,
+    /// The model calls this configuration logically made (deterministic, like the ledger).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calls: Option<CallStats>,
+    /// Those calls replayed at the cost table's prices ([`crate::latency`]); a timing field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<Replay>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<serde_json::Value>,
     pub timing: Timing,
@@ -51,6 +67,7 @@ impl Record {
     pub fn without_timing(&self) -> Record {
         let mut r = self.clone();
         r.timing = Timing::default();
+        r.replay = None;
         let l = &mut r.ledger;
         l.drafter_prefill_s = 0.0;
         l.verifier_prefill_s = 0.0;
@@ -58,6 +75,7 @@ impl Record {
         l.verifier_decode_s = 0.0;
         l.overhead_s = 0.0;
         l.total_s = 0.0;
+        l.uncharged_s = 0.0;
         r
     }
 }
@@ -73,8 +91,12 @@ pub struct Key {
 /// How long a record took and what else the machine was doing meanwhile.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Timing {
-    /// Wall-clock seconds of the decode call (prefill included).
+    /// Wall-clock seconds of the decode call (prefill included). With `shared`, what this
+    /// configuration took against the shared store, not its latency: see [`Record::replay`].
     pub wall_s: f64,
+    /// The record ran against the example's shared store of model outputs.
+    #[serde(default)]
+    pub shared: bool,
     /// CPU seconds this process used meanwhile.
     pub own_cpu_s: f64,
     /// CPU seconds all other processes used meanwhile (from /proc/stat; steal time included).

@@ -10,7 +10,13 @@ use serde::Serialize;
 use crate::config::Experiment;
 use crate::grid::Grid;
 use crate::provider::{Output, Provider, select_examples};
+
+use speccascade_core::LanguageModel;
+use speccascade_decoding::Method;
+
+use crate::latency::{self, CostTable};
 use crate::record::{Key, Record, Timing};
+use crate::share::{CallStats, ShareCounts, SharedModel};
 use crate::shard::Shard;
 use crate::store::{Store, read_records};
 use crate::summary::{self, ConfigSummary};
@@ -27,12 +33,136 @@ pub struct RunOptions {
     pub fresh: bool,
     /// Draw progress bars on stderr.
     pub progress: bool,
+    /// Share model calls among an example's configurations ([`crate::share`]); `false` runs
+    /// every configuration on its own (the reference the shared run must equal).
+    pub share: bool,
+    /// Cap of each model's per-example store of logits, in bytes.
+    pub share_cap_bytes: usize,
+    /// After the sweep, run this many randomly chosen (configuration, example) records again on
+    /// their own, timed on the clock, and record predicted (replayed) against measured seconds.
+    pub validate_latency: usize,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
-        Self { shard: Shard::WHOLE, resume: false, fresh: false, progress: false }
+        Self {
+            shard: Shard::WHOLE,
+            resume: false,
+            fresh: false,
+            progress: false,
+            share: true,
+            share_cap_bytes: crate::share::DEFAULT_CAP_BYTES,
+            validate_latency: 0,
+        }
     }
+}
+
+/// The sweep's figures of merit ([`RunReport::merit`]).
+#[derive(Clone, Debug, Serialize)]
+pub struct Merit {
+    /// Model calls were shared.
+    pub shared: bool,
+    /// Per model: positions logically scored, positions computed, prefills, seconds, evictions.
+    pub drafter: ShareCounts,
+    pub verifier: ShareCounts,
+    /// Positions logically scored ÷ positions computed, per model.
+    pub sharing_factor_drafter: f64,
+    pub sharing_factor_verifier: f64,
+    /// Seconds the real models computed (both, prefill included) ÷ the replayed seconds of the
+    /// verifier-alone configuration on the same units: the grid's cost in verifier passes
+    /// (NaN without a verifier-alone configuration among the records written).
+    pub verifier_pass_equivalents: f64,
+    /// Real model seconds of this run (both models, prefill included) and their prefill part.
+    pub model_s: f64,
+    pub prefill_s: f64,
+    /// Wall time of the decoding loop (model loading excluded).
+    pub sweep_wall_s: f64,
+    /// Peak resident memory of the process over the records (bytes).
+    pub peak_rss_bytes: u64,
+    /// Cap of each model's store (bytes) and the largest either store grew.
+    pub store_cap_bytes: u64,
+    pub peak_store_bytes: u64,
+    /// The measured block-cost curve of the verifier, `(k, b(k))` with b(1) = 1, and the cost
+    /// ratio `c` = drafter step ÷ verifier step (both at one position, from the cost table).
+    pub block_cost_verifier: Vec<(usize, f64)>,
+    pub c_table: f64,
+}
+
+/// The figures of merit as the run summary prints them.
+pub fn merit_text(m: &Merit) -> String {
+    let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+    let mut s = String::new();
+    let model = |name: &str, c: &ShareCounts| {
+        format!(
+            "  {name}: {} positions asked, {} computed (sharing factor {:.2}); {} prefills asked, {} run ({:.1} s); {:.1} s in model calls\n",
+            c.logical_positions,
+            c.computed_positions,
+            c.factor(),
+            c.logical_prefills,
+            c.real_prefills,
+            c.real_prefill_seconds,
+            c.real_seconds
+        )
+    };
+    s.push_str(&format!("model calls {}:\n", if m.shared { "shared per example" } else { "not shared (--no-share)" }));
+    s.push_str(&model("drafter", &m.drafter));
+    s.push_str(&model("verifier", &m.verifier));
+    s.push_str(&format!(
+        "  grid cost: {:.2} verifier-pass equivalents ({:.1} s of model calls, {:.1} s of them prefill); sweep wall time {:.1} s\n",
+        m.verifier_pass_equivalents, m.model_s, m.prefill_s, m.sweep_wall_s
+    ));
+    s.push_str(&format!(
+        "  peak RSS {:.0} MiB; store cap {:.0} MiB per model, peak store {:.0} MiB, {} rows evicted\n",
+        mib(m.peak_rss_bytes),
+        mib(m.store_cap_bytes),
+        mib(m.peak_store_bytes),
+        m.drafter.evicted_rows + m.verifier.evicted_rows
+    ));
+    // The curve up to k = 8 (catch-up calls reach far larger k; the JSON has them all).
+    let bk: Vec<String> = m.block_cost_verifier.iter().filter(|(k, _)| *k <= 8).map(|(k, b)| format!("b({k})={b:.2}")).collect();
+    s.push_str(&format!("  cost table: c = {:.3} (drafter step ÷ verifier step); verifier block cost {}\n", m.c_table, bk.join(" ")));
+    s
+}
+
+/// What `--validate-latency` measured.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
+pub struct Validation {
+    pub config: String,
+    pub label: String,
+    pub trial: usize,
+    pub example: usize,
+    /// The shared record's replayed seconds, and the direct run's wall-clock seconds.
+    #[serde(deserialize_with = "crate::latency::nan_if_null")]
+    pub predicted_s: f64,
+    pub measured_s: f64,
+    /// (predicted − measured) ÷ measured.
+    #[serde(deserialize_with = "crate::latency::nan_if_null")]
+    pub rel_error: f64,
+    pub foreign_load: bool,
+    pub foreign_cpu_s: f64,
+    /// The direct run emitted the shared record's tokens.
+    pub tokens_match: bool,
+    pub hardware: String,
+    pub started_unix_s: f64,
+}
+
+impl Validation {
+    /// The file under the output directory the validations are appended to.
+    pub const FILE: &'static str = "validation.jsonl";
+}
+
+/// Median and max |relative error| over validations not run under foreign load, and the count
+/// excluded for foreign load.
+pub fn validation_errors(v: &[Validation]) -> (f64, f64, usize) {
+    let mut e: Vec<f64> = v.iter().filter(|x| !x.foreign_load).map(|x| x.rel_error.abs()).collect();
+    e.sort_by(f64::total_cmp);
+    let excluded = v.len() - e.len();
+    if e.is_empty() {
+        return (f64::NAN, f64::NAN, excluded);
+    }
+    let n = e.len();
+    let median = if n % 2 == 1 { e[n / 2] } else { 0.5 * (e[n / 2 - 1] + e[n / 2]) };
+    (median, e[n - 1], excluded)
 }
 
 /// What a run did (printed by `speccascade run --json`).
@@ -50,7 +180,18 @@ pub struct RunReport {
     pub tokens: u64,
     pub elapsed_s: f64,
     pub foreign_load_records: usize,
+    pub merit: Merit,
+    /// `--validate-latency` results of this run.
+    pub validations: Vec<Validation>,
     pub summaries: Vec<ConfigSummary>,
+}
+
+/// One task's share of the sweep: its examples and configurations.
+struct TaskPlan<'p> {
+    task: Box<dyn crate::provider::Task + 'p>,
+    examples: Vec<usize>,
+    configs: Vec<usize>,
+    first_unit: usize,
 }
 
 /// Resolve `hardware: auto`.
@@ -63,6 +204,7 @@ pub fn run(exp: &Experiment, src: &str, provider: &dyn Provider, opts: &RunOptio
     let started = Instant::now();
     let grid = Grid::expand(exp);
     let store = Store::new(&exp.output);
+    let _lock = store.lock(opts.shard, &format!("speccascade run {}, shard {}", exp.name, opts.shard))?;
     store.write_meta(src, &grid)?;
     if opts.fresh {
         store.clear_records(opts.shard)?;
@@ -72,12 +214,6 @@ pub fn run(exp: &Experiment, src: &str, provider: &dyn Provider, opts: &RunOptio
     let pair = provider.pair(&exp.models)?;
 
     // Plan: the units and configurations this shard owns.
-    struct TaskPlan<'p> {
-        task: Box<dyn crate::provider::Task + 'p>,
-        examples: Vec<usize>,
-        configs: Vec<usize>,
-        first_unit: usize,
-    }
     let mut plans = Vec::new();
     let mut unit = 0;
     for spec in &exp.tasks {
@@ -112,6 +248,15 @@ pub fn run(exp: &Experiment, src: &str, provider: &dyn Provider, opts: &RunOptio
             .progress_chars("=> "),
     );
     let (mut written, mut tokens, mut flagged) = (0usize, 0u64, 0usize);
+    let (mut peak_rss, mut verifier_replayed, mut verifier_seen) = (0u64, 0.0f64, false);
+    let models = (
+        SharedModel::new(pair.drafter.as_ref(), opts.share, opts.share_cap_bytes),
+        SharedModel::new(pair.verifier.as_ref(), opts.share, opts.share_cap_bytes),
+    );
+    // Per shard: concurrent shards must not overwrite each other's table.
+    let table_dir = store.shard_dir(opts.shard);
+    let mut table = CostTable::load(&table_dir, &hw)?;
+    let ctx = Ctx { exp, grid: &grid, pair: &pair, hw: &hw };
     let decode_started = Instant::now();
     for p in &plans {
         let name = p.task.name().to_string();
@@ -134,59 +279,36 @@ pub fn run(exp: &Experiment, src: &str, provider: &dyn Provider, opts: &RunOptio
                         cfg.label(),
                         tokens as f64 / decode_started.elapsed().as_secs_f64().max(1e-9)
                     ));
-                    let started_unix_s = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
-                    let probe = Probe::start();
-                    let out = decoder::run_one(&pair, cfg, trial, ex, &prompt, exp.trace)
-                        .map_err(|msg| HarnessError::Decode { config: format!("{} ({})", cfg.label(), grid.hashes[ci]), example: ex, msg })?;
-                    let m = probe.finish();
-                    let text = pair.detok.as_ref().map(|d| d(&out.tokens));
-                    // The task sees the text up to (excluding) the stop string that ended it.
-                    let scored_text = text.as_deref().map(|t| speccascade_decoding::cut_at_stop(t, &prompt.stop_strings));
-                    let score = p
-                        .task
-                        .score(ex, &prompt, &Output { tokens: &out.tokens, text: scored_text })
-                        .map_err(|msg| HarnessError::Task { task: name.clone(), msg: format!("scoring example {ex}: {msg}") })?;
-                    let rec = Record {
-                        config: grid.hashes[ci].clone(),
-                        task: name.clone(),
-                        method: cfg.method.clone(),
-                        alpha: cfg.alpha,
-                        gamma: cfg.gamma,
-                        temperature: cfg.temperature,
-                        trial,
-                        unit,
-                        example: ex,
-                        example_id: p.task.example_id(ex),
-                        prompt_tokens: prompt.tokens.len(),
-                        tokens: out.tokens,
-                        text,
-                        stop: out.stop,
-                        stop_string: out.stop_string,
-                        score: score.value,
-                        score_inputs: score.inputs,
-                        ledger: out.ledger,
-                        trace: out.trace,
-                        timing: Timing {
-                            wall_s: m.wall_s,
-                            own_cpu_s: m.own_cpu_s,
-                            foreign_cpu_s: m.foreign_cpu_s,
-                            foreign_load: m.foreign_load,
-                            peak_rss_bytes: m.peak_rss_bytes,
-                            started_unix_s,
-                            hardware: hw.clone(),
-                        },
-                    };
+                    let unit_ctx = UnitCtx { task: p.task.as_ref(), name: &name, trial, unit, example: ex, prompt: &prompt };
+                    let rec = decode_record(&ctx, &models, &unit_ctx, ci, &mut table)?;
+                    peak_rss = peak_rss.max(rec.timing.peak_rss_bytes);
+                    if cfg.method == Method::Verifier {
+                        verifier_replayed += rec.replay.as_ref().map_or(f64::NAN, |r| r.seconds);
+                        verifier_seen = true;
+                    }
                     writer.append(&rec)?;
                     written += 1;
                     tokens += rec.ledger.emitted;
                     flagged += rec.timing.foreign_load as usize;
                     bar.inc(1);
                 }
+                // The example is done: its store goes (memory is bounded by one example's).
+                models.0.end_example();
+                models.1.end_example();
+                table.save(&table_dir)?;
             }
         }
     }
     bar.finish_and_clear();
     writer.sync()?;
+    let sweep_wall_s = decode_started.elapsed().as_secs_f64();
+    let merit = merit(&models, opts, &table, verifier_seen.then_some(verifier_replayed), sweep_wall_s, peak_rss);
+
+    let validations = if opts.validate_latency > 0 {
+        validate(&ctx, &plans, exp, opts, &store)?
+    } else {
+        Vec::new()
+    };
 
     // Summaries of everything this shard holds.
     let records = read_records(&store.records_path(opts.shard))?;
@@ -205,14 +327,202 @@ pub fn run(exp: &Experiment, src: &str, provider: &dyn Provider, opts: &RunOptio
         tokens,
         elapsed_s: started.elapsed().as_secs_f64(),
         foreign_load_records: flagged,
+        merit,
+        validations,
         summaries,
     })
+}
+
+/// What every record of a run shares.
+struct Ctx<'a> {
+    exp: &'a Experiment,
+    grid: &'a Grid,
+    pair: &'a crate::provider::Pair,
+    hw: &'a str,
+}
+
+/// One (task, trial, example) unit.
+struct UnitCtx<'a> {
+    task: &'a dyn crate::provider::Task,
+    name: &'a str,
+    trial: usize,
+    unit: usize,
+    example: usize,
+    prompt: &'a crate::provider::Prompt,
+}
+
+type Models<'m> = (SharedModel<'m>, SharedModel<'m>);
+
+/// Decode configuration `ci` on one unit through `models`, score it, add the real calls it made to
+/// `table` and replay its logical calls there.
+fn decode_record(ctx: &Ctx<'_>, models: &Models<'_>, u: &UnitCtx<'_>, ci: usize, table: &mut CostTable) -> Result<Record, HarnessError> {
+    let (grid, cfg) = (ctx.grid, &ctx.grid.configs[ci]);
+    let started_unix_s = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+    let probe = Probe::start();
+    let out = decoder::run_one(ctx.pair, (&models.0, &models.1), cfg, u.trial, u.example, u.prompt, ctx.exp.trace)
+        .map_err(|msg| HarnessError::Decode { config: format!("{} ({})", cfg.label(), grid.hashes[ci]), example: u.example, msg })?;
+    let m = probe.finish();
+    let calls = CallStats { drafter: models.0.take_calls(), verifier: models.1.take_calls() };
+    for model in [&models.0, &models.1] {
+        let (c, p) = model.take_samples();
+        table.add(model.name(), c, p);
+    }
+    let replay = latency::replay(&calls, out.ledger.overhead_s, table.fit(models.0.name()).as_ref(), table.fit(models.1.name()).as_ref());
+    let text = ctx.pair.detok.as_ref().map(|d| d(&out.tokens));
+    // The task sees the text up to (excluding) the stop string that ended it.
+    let scored_text = text.as_deref().map(|t| speccascade_decoding::cut_at_stop(t, &u.prompt.stop_strings));
+    let score = u
+        .task
+        .score(u.example, u.prompt, &Output { tokens: &out.tokens, text: scored_text })
+        .map_err(|msg| HarnessError::Task { task: u.name.to_string(), msg: format!("scoring example {}: {msg}", u.example) })?;
+    Ok(Record {
+        config: grid.hashes[ci].clone(),
+        task: u.name.to_string(),
+        method: cfg.method,
+        alpha: cfg.alpha,
+        gamma: cfg.gamma,
+        temperature: cfg.temperature,
+        trial: u.trial,
+        unit: u.unit,
+        example: u.example,
+        example_id: u.task.example_id(u.example),
+        prompt_tokens: u.prompt.tokens.len(),
+        tokens: out.tokens,
+        text,
+        stop: out.stop,
+        stop_string: out.stop_string,
+        score: score.value,
+        metric: Some(score.metric),
+        score_inputs: score.inputs,
+        ledger: out.ledger,
+        calls: Some(calls),
+        replay,
+        trace: out.trace,
+        timing: Timing {
+            wall_s: m.wall_s,
+            shared: models.0.is_shared(),
+            own_cpu_s: m.own_cpu_s,
+            foreign_cpu_s: m.foreign_cpu_s,
+            foreign_load: m.foreign_load,
+            peak_rss_bytes: m.peak_rss_bytes,
+            started_unix_s,
+            hardware: ctx.hw.to_string(),
+        },
+    })
+}
+
+/// The figures of merit of the records just run.
+fn merit(models: &Models<'_>, opts: &RunOptions, table: &CostTable, verifier_replayed: Option<f64>, sweep_wall_s: f64, peak_rss: u64) -> Merit {
+    let (d, v) = (models.0.counts(), models.1.counts());
+    let model_s = d.real_seconds + v.real_seconds;
+    let vfit = table.fit(models.1.name());
+    let dfit = table.fit(models.0.name());
+    let block_cost_verifier = vfit.as_ref().map(|f| f.intercept_s.keys().map(|&k| (k, f.block_cost(k))).collect()).unwrap_or_default();
+    let c_table = match (&dfit, &vfit) {
+        (Some(df), Some(vf)) if vf.call(1, vf.mean_depth) > 0.0 => df.call(1, df.mean_depth) / vf.call(1, vf.mean_depth),
+        _ => f64::NAN,
+    };
+    Merit {
+        shared: opts.share,
+        sharing_factor_drafter: d.factor(),
+        sharing_factor_verifier: v.factor(),
+        verifier_pass_equivalents: verifier_replayed.filter(|s| *s > 0.0).map_or(f64::NAN, |s| model_s / s),
+        model_s,
+        prefill_s: d.real_prefill_seconds + v.real_prefill_seconds,
+        sweep_wall_s,
+        peak_rss_bytes: peak_rss,
+        store_cap_bytes: opts.share_cap_bytes as u64,
+        peak_store_bytes: d.peak_store_bytes.max(v.peak_store_bytes),
+        block_cost_verifier,
+        c_table,
+        drafter: d,
+        verifier: v,
+    }
+}
+
+/// `--validate-latency N`: N (configuration, unit) records drawn at random (a pure function of the
+/// experiment's seed) from those this shard holds, run again on their own, timed on the clock, and
+/// compared with the shared record's replayed seconds. Appended to `validation.jsonl`.
+fn validate(
+    ctx: &Ctx<'_>,
+    plans: &[TaskPlan<'_>],
+    exp: &Experiment,
+    opts: &RunOptions,
+    store: &Store,
+) -> Result<Vec<Validation>, HarnessError> {
+    let records = read_records(&store.records_path(opts.shard))?;
+    let mut pool: Vec<&Record> = records.iter().filter(|r| r.replay.is_some()).collect();
+    pool.sort_by(|a, b| (a.unit, &a.config).cmp(&(b.unit, &b.config)));
+    // Partial Fisher–Yates with counter-based uniforms.
+    let n = opts.validate_latency.min(pool.len());
+    for i in 0..n {
+        let u = speccascade_core::rng::uniform(exp.seed ^ 0x7a11_da7e, u64::MAX - 1, i as u64, speccascade_core::Purpose::Draft);
+        let j = i + ((u * (pool.len() - i) as f64) as usize).min(pool.len() - i - 1);
+        pool.swap(i, j);
+    }
+    let direct = (
+        SharedModel::new(ctx.pair.drafter.as_ref(), false, 0),
+        SharedModel::new(ctx.pair.verifier.as_ref(), false, 0),
+    );
+    let path = store.dir.join(Validation::FILE);
+    let mut out = Vec::new();
+    let bar = if opts.progress { ProgressBar::with_draw_target(Some(n as u64), ProgressDrawTarget::stderr()) } else { ProgressBar::hidden() };
+    bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} latency validations · {msg}").expect("template"));
+    for r in pool.into_iter().take(n) {
+        let Some(ci) = ctx.grid.hashes.iter().position(|h| *h == r.config) else { continue };
+        let Some(p) = plans.iter().find(|p| p.task.name() == r.task) else { continue };
+        let prompt = p.task.prompt(r.example).map_err(|msg| HarnessError::Task { task: r.task.clone(), msg: format!("example {}: {msg}", r.example) })?;
+        bar.set_message(ctx.grid.configs[ci].label());
+        let u = UnitCtx { task: p.task.as_ref(), name: &r.task, trial: r.trial, unit: r.unit, example: r.example, prompt: &prompt };
+        // A scratch table: the direct run's own calls must not inform its prediction.
+        let mut scratch = CostTable::default();
+        let d = decode_record(ctx, &direct, &u, ci, &mut scratch)?;
+        let predicted_s = r.replay.as_ref().map_or(f64::NAN, |x| x.seconds);
+        let measured_s = d.timing.wall_s;
+        let v = Validation {
+            config: r.config.clone(),
+            label: ctx.grid.configs[ci].label(),
+            trial: r.trial,
+            example: r.example,
+            predicted_s,
+            measured_s,
+            rel_error: (predicted_s - measured_s) / measured_s,
+            foreign_load: d.timing.foreign_load,
+            foreign_cpu_s: d.timing.foreign_cpu_s,
+            tokens_match: d.tokens == r.tokens,
+            hardware: d.timing.hardware.clone(),
+            started_unix_s: d.timing.started_unix_s,
+        };
+        crate::store::append_jsonl(&path, &v)?;
+        out.push(v);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(out)
+}
+
+/// Read `dir/validation.jsonl` (empty when absent).
+pub fn read_validations(dir: &std::path::Path) -> Result<Vec<Validation>, HarnessError> {
+    let path = dir.join(Validation::FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(HarnessError::io(&path, e)),
+    };
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| HarnessError::BadRecord { path: path.display().to_string(), line: i + 1, msg: e.to_string() })
+        })
+        .collect()
 }
 
 /// Join the shards of `exp` into `records.jsonl` and write the summaries of the whole.
 pub fn merge(exp: &Experiment, partial: bool) -> Result<(crate::store::MergeReport, Vec<ConfigSummary>), HarnessError> {
     let grid = Grid::expand(exp);
     let store = Store::new(&exp.output);
+    let _lock = store.lock(Shard::WHOLE, &format!("speccascade merge {}", exp.name))?;
     let report = store.merge(&grid, partial)?;
     let records = store.read_all()?;
     let configs = store.read_configs()?;

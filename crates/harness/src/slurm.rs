@@ -41,7 +41,8 @@ pub fn job_array_script(name: &str, experiment: &Path, output: &Path, o: &SlurmO
     s.push_str(&format!("SC={}\n", shell_quote(&o.binary)));
     s.push_str(&format!("EXP={}\n", shell_quote(&experiment.display().to_string())));
     s.push_str(&format!("OUT={}\n", shell_quote(&output.display().to_string())));
-    s.push_str("if [ \"${SLURM_ARRAY_TASK_ID}\" = \"0\" ]; then\n");
+    // Only task 0's first run queues the merge: a requeued task 0 must not queue a second one.
+    s.push_str("if [ \"${SLURM_ARRAY_TASK_ID}\" = \"0\" ] && [ \"${SLURM_RESTART_COUNT:-0}\" = \"0\" ]; then\n");
     s.push_str("  # After every array task ends successfully: join the shards and write tables and plots.\n");
     s.push_str(&format!(
         "  sbatch --dependency=afterok:${{SLURM_ARRAY_JOB_ID}} --job-name=sc-{job}-merge --output=\"$OUT/slurm/%x-%j.out\" \\\n    --wrap=\"$SC merge $OUT && $SC report $OUT\"\n"

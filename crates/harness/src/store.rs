@@ -16,8 +16,10 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+
+use speccascade_files::lock::{self, DirLock, LockError};
 
 use crate::HarnessError;
 use crate::grid::{Grid, RunConfig};
@@ -240,20 +242,37 @@ impl RecordWriter {
     }
 }
 
-/// Read a JSONL records file; a bad line is an error naming its line number.
+/// The largest records file read (a sweep of 10⁵ records with traces is well under it).
+pub const RECORDS_FILE_LIMIT: u64 = 8 << 30;
+/// The longest record line (a record with a per-token trace of a long generation is ~1 MB).
+pub const RECORD_LINE_LIMIT: usize = 64 << 20;
+
+/// Read a JSONL records file; a bad line is an error naming its line number. The file and each
+/// line are capped ([`RECORDS_FILE_LIMIT`], [`RECORD_LINE_LIMIT`]), so garbage without newlines
+/// cannot take all memory.
 pub fn read_records(path: &Path) -> Result<Vec<Record>, HarnessError> {
     let f = File::open(path).map_err(|e| HarnessError::io(path, e))?;
+    let mut reader = BufReader::new(speccascade_files::CappedRead::new(f, RECORDS_FILE_LIMIT, "records file"));
     let mut out = Vec::new();
-    for (i, line) in BufReader::new(f).lines().enumerate() {
-        let line = line.map_err(|e| HarnessError::io(path, e))?;
-        if line.trim().is_empty() {
+    let mut line = Vec::new();
+    for i in 0.. {
+        let bad = |msg: String| HarnessError::BadRecord { path: path.display().to_string(), line: i + 1, msg };
+        line.clear();
+        let n = (&mut reader).take(RECORD_LINE_LIMIT as u64 + 1).read_until(b'\n', &mut line).map_err(|e| bad(e.to_string()))?;
+        if n == 0 {
+            break;
+        }
+        if line.len() > RECORD_LINE_LIMIT {
+            return Err(bad(format!("line longer than {RECORD_LINE_LIMIT} bytes: not a records file")));
+        }
+        // Bytes first: a line that is not UTF-8 (binary garbage mid-file) is a bad record with
+        // its line number, not an anonymous I/O error.
+        let text = std::str::from_utf8(&line)
+            .map_err(|e| bad(format!("not UTF-8 text (byte {} of the line): binary data in a records file", e.valid_up_to() + 1)))?;
+        if text.trim().is_empty() {
             continue;
         }
-        let r: Record = serde_json::from_str(&line).map_err(|e| HarnessError::BadRecord {
-            path: path.display().to_string(),
-            line: i + 1,
-            msg: e.to_string(),
-        })?;
+        let r: Record = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
         out.push(r);
     }
     Ok(out)
@@ -271,9 +290,60 @@ fn cut_partial_line(path: &Path) -> Result<(), HarnessError> {
     Ok(())
 }
 
-/// Write via a temporary file and rename, so readers never see half a file.
+/// Write via a temporary file, fsync and rename, so readers never see half a file (see
+/// [`speccascade_files::atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), HarnessError> {
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|e| HarnessError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| HarnessError::io(path, e))
+    speccascade_files::write_atomic(path, bytes).map_err(|e| HarnessError::io(path, e))
+}
+
+/// The locks a writer holds on a store; released when dropped or when the process dies.
+#[derive(Debug)]
+pub struct StoreLock {
+    _store: DirLock,
+    _shard: Option<DirLock>,
+}
+
+impl Store {
+    /// Take the writer's lock before touching the store: one writer per output directory. A whole
+    /// run, `merge` and `report` lock the directory exclusively; a shard (`run --shard i/n`) locks it
+    /// shared — shards write their own files, so they run in parallel — and its shard directory
+    /// exclusively. A second writer is refused at once with the holder's pid. `what` says who is
+    /// asking ("speccascade run x.yaml").
+    pub fn lock(&self, shard: Shard, what: &str) -> Result<StoreLock, HarnessError> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| HarnessError::io(&self.dir, e))?;
+        if shard.is_whole() {
+            let store = DirLock::exclusive(&self.dir, what).map_err(|e| self.busy(e))?;
+            return Ok(StoreLock { _store: store, _shard: None });
+        }
+        let store = DirLock::shared(&self.dir, what).map_err(|e| self.busy(e))?;
+        let dir = self.shard_dir(shard);
+        let shard = DirLock::exclusive(&dir, what).map_err(|e| self.busy(e))?;
+        Ok(StoreLock { _store: store, _shard: Some(shard) })
+    }
+
+    /// A refusal naming who holds the store: the exclusive holder's record, or the shards running.
+    fn busy(&self, e: LockError) -> HarnessError {
+        match e {
+            LockError::Busy { holder: None, .. } => {
+                let running: Vec<String> = self
+                    .shard_dirs()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|(s, d)| lock::probe(&d.join(lock::LOCK_FILE)).map(|h| (s, h)))
+                    .map(|(s, h)| format!("shard {s}{}", h.map(|h| format!(" by pid {}", h.pid)).unwrap_or_default()))
+                    .collect();
+                let who = if running.is_empty() { "another process".to_string() } else { running.join(", ") };
+                HarnessError::Store(format!("{} is in use by {who}: one writer at a time (wait for it to finish, or stop it)", self.dir.display()))
+            }
+            e => HarnessError::Store(e.to_string()),
+        }
+    }
+}
+
+/// Append one value as a JSON line to `path` (created when missing), whole line per write.
+pub fn append_jsonl<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), HarnessError> {
+    let mut line = serde_json::to_vec(value).expect("value serialises");
+    line.push(b'\n');
+    let mut f = OpenOptions::new().create(true).append(true).open(path).map_err(|e| HarnessError::io(path, e))?;
+    f.write_all(&line).map_err(|e| HarnessError::io(path, e))
 }

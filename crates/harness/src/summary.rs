@@ -7,6 +7,10 @@
 //! calls` with c fixed in the experiment or measured as (drafter-alone seconds per drafter step) ÷
 //! (verifier-alone seconds per verifier call) over the whole store.
 //!
+//! The oracle (`oracle_cascade_diff`) is charged as its modelled cost says on the wall clock too:
+//! the verifier's seconds at δ = 0 positions (`ledger.uncharged_s`) are subtracted from its wall
+//! time ([`charged_wall_s`]).
+//!
 //! Quality is the mean over examples of each example's mean score over trials, except for metrics
 //! whose corpus score is not a mean (BLEU): there it is the corpus score of the records' summed
 //! statistics ([`corpus_quality`]), as sacreBLEU reports for the same outputs.
@@ -17,10 +21,12 @@ use std::path::Path;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 use speccascade_core::Ledger;
+use speccascade_decoding::{Bonus, Method};
 
 use crate::HarnessError;
 use crate::config::CostModel;
 use crate::grid::RunConfig;
+use crate::provider::Aggregation;
 use crate::record::Record;
 
 /// What names a configuration in summaries and tables: its hash, its decoding settings, the pair
@@ -31,9 +37,12 @@ pub struct ConfigKey {
     /// Hash of the configuration ([`RunConfig::hash`]).
     pub config: String,
     pub task: String,
-    pub method: String,
+    pub method: Method,
     pub alpha: Option<f64>,
     pub gamma: Option<usize>,
+    /// Bonus mode (speculative methods).
+    #[serde(default)]
+    pub bonus: Option<Bonus>,
     pub temperature: f64,
     pub top_p: f64,
     pub seed: u64,
@@ -64,7 +73,12 @@ pub struct ConfigSummary {
     pub rejected: u64,
     pub deferrals: u64,
     pub decisions: u64,
+    /// Draft positions examined (up to and including each block's first rejection).
+    #[serde(default)]
+    pub examined: u64,
+    /// Rejected ÷ examined draft positions.
     pub rejection_rate: f64,
+    /// Deferrals ÷ emitted tokens (every method).
     pub deferral_rate: f64,
     pub mean_accept_length: f64,
     pub verifier_calls_per_token: f64,
@@ -78,6 +92,20 @@ pub struct ConfigSummary {
     pub rel_latency_modelled: f64,
     /// Units shared with the verifier baseline.
     pub matched_units: usize,
+    /// Replayed latency ([`crate::latency`]): the records' logical calls at the cost table's
+    /// prices (NaN when a record has no replay), its prefill part, and relative to the verifier.
+    #[serde(default)]
+    pub replayed_s: f64,
+    #[serde(default)]
+    pub replayed_prefill_s: f64,
+    #[serde(default)]
+    pub rel_latency_replayed: f64,
+    /// The modelled cost with the measured block-cost curve b(k) instead of the constant c
+    /// (drafter and verifier calls in one-position verifier steps), and relative to the verifier.
+    #[serde(default)]
+    pub modelled_cost_bk: f64,
+    #[serde(default)]
+    pub rel_latency_modelled_bk: f64,
     pub peak_rss_bytes: u64,
     pub foreign_cpu_s: f64,
     /// Records timed under foreign load ([`crate::sysstat`]).
@@ -89,13 +117,20 @@ pub struct ConfigSummary {
 pub fn measured_c(configs: &BTreeMap<String, RunConfig>, records: &[Record]) -> Option<f64> {
     let (mut ds, mut dn, mut vs, mut vn) = (0.0, 0u64, 0.0, 0u64);
     for r in records {
-        match configs.get(&r.config).map(|c| c.method.as_str()) {
-            Some("drafter") => {
-                ds += r.ledger.drafter_decode_s;
+        match configs.get(&r.config).map(|c| c.method) {
+            // A shared record's model seconds are its replayed ones (its clock timed lookups).
+            Some(Method::Drafter) => {
+                ds += match (&r.replay, r.timing.shared) {
+                    (Some(x), true) => x.drafter_s,
+                    _ => r.ledger.drafter_decode_s,
+                };
                 dn += r.ledger.drafter_steps;
             }
-            Some("verifier") => {
-                vs += r.ledger.verifier_decode_s;
+            Some(Method::Verifier) => {
+                vs += match (&r.replay, r.timing.shared) {
+                    (Some(x), true) => x.verifier_s,
+                    _ => r.ledger.verifier_decode_s,
+                };
                 vn += r.ledger.verifier_calls;
             }
             _ => {}
@@ -126,32 +161,60 @@ pub fn summarise(
         .into_iter()
         .map(|h| {
             let cfg = &configs[h];
-            let base_hash = cfg.baseline("verifier").hash();
-            let base = by_config.get(base_hash.as_str()).map(Vec::as_slice).unwrap_or(&[]);
+            let base_hash = cfg.baseline(Method::Verifier).hash();
+            // A store written by an older version keys its configurations by that version's
+            // hashes: find the verifier by what its configuration is today.
+            let stored = if by_config.contains_key(base_hash.as_str()) {
+                Some(base_hash.as_str())
+            } else {
+                configs.iter().find(|(_, c)| c.method == Method::Verifier && c.hash() == base_hash).map(|(k, _)| k.as_str())
+            };
+            let base = stored.and_then(|k| by_config.get(k)).map(Vec::as_slice).unwrap_or(&[]);
             summarise_one(h, cfg, &by_config[h.as_str()], base, c)
         })
         .collect()
 }
 
-/// The metric a record was scored with (`score_inputs.metric`).
-fn record_metric(r: &Record) -> Option<&str> {
-    r.score_inputs.get("metric")?.as_str()
-}
-
-/// For metrics scored from summed statistics (BLEU): the metric and each example's statistics
-/// (from `score_inputs.extra`) summed over its trials. `None` when the metric averages
-/// per-example scores, when the records mix metrics, or when any record lacks its statistics.
+/// For metrics that aggregate as a corpus ([`Aggregation::Corpus`], e.g. BLEU): the metric and each
+/// example's statistics summed over its trials. `None` when the metric averages per-example scores,
+/// when the records mix metrics, or when any record lacks its statistics.
 pub fn corpus_stats_by_example<'r>(recs: &[&'r Record]) -> Option<(&'r str, BTreeMap<usize, Vec<u64>>)> {
-    let metric = record_metric(recs.first()?)?;
+    let metric = corpus_metric(recs.first()?)?.0;
     let mut per_example: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
     for r in recs {
-        if record_metric(r) != Some(metric) {
+        let (m, stats) = corpus_metric(r)?;
+        if m != metric {
             return None;
         }
-        let stats = speccascade_tasks::metrics::summable_stats(metric, r.score_inputs.get("extra")?)?;
         add_stats(per_example.entry(r.example).or_default(), &stats);
     }
     Some((metric, per_example))
+}
+
+/// A record's corpus metric and statistics: from its typed score, else (records written before
+/// scores were typed) from `score_inputs.metric` / `.extra`.
+fn corpus_metric(r: &Record) -> Option<(&str, Vec<u64>)> {
+    match &r.metric {
+        Some(m) if m.aggregation == Aggregation::Corpus => Some((m.metric.as_str(), m.corpus_stats.clone()?)),
+        Some(_) => None,
+        None => {
+            let metric = r.score_inputs.get("metric")?.as_str()?;
+            Some((metric, speccascade_tasks::metrics::summable_stats(metric, r.score_inputs.get("extra")?)?))
+        }
+    }
+}
+
+/// How a task's records aggregate (the first record's metric; `Mean` when unknown).
+pub fn aggregation(records: &[Record], task: &str) -> Aggregation {
+    records
+        .iter()
+        .find(|r| r.task == task)
+        .map(|r| match &r.metric {
+            Some(m) => m.aggregation,
+            None if corpus_metric(r).is_some() => Aggregation::Corpus,
+            None => Aggregation::Mean,
+        })
+        .unwrap_or_default()
 }
 
 /// The corpus score of the sum of `stats` (each from [`corpus_stats_by_example`]).
@@ -180,13 +243,34 @@ pub fn corpus_quality(recs: &[&Record]) -> Option<f64> {
     score_summed_stats(metric, per_example.values())
 }
 
+/// A record's wall-clock seconds as its cost model charges them. Run on its own: the decode call's
+/// wall time less the seconds the model does not charge (the oracle's verifier calls at δ = 0;
+/// zero elsewhere). Sharing its example's model calls (so its clock timed lookups): its replayed
+/// seconds, less the replayed share of the verifier calls it does not charge.
+pub fn charged_wall_s(r: &Record) -> f64 {
+    if r.timing.shared {
+        // The replay charged every logical verifier call; charge only the share the method's
+        // modelled cost counts (the oracle's calls at δ = 1; every call for other methods).
+        let x = replayed(r);
+        let l = &r.ledger;
+        match (&r.replay, l.verifier_calls) {
+            (Some(rep), n) if n > 0 && l.verifier_calls_charged < n => {
+                x - rep.verifier_s * (1.0 - l.verifier_calls_charged as f64 / n as f64)
+            }
+            _ => x,
+        }
+    } else {
+        (r.timing.wall_s - r.ledger.uncharged_s).max(0.0)
+    }
+}
+
 fn summarise_one(hash: &str, cfg: &RunConfig, recs: &[&Record], base: &[&Record], c: f64) -> ConfigSummary {
     let mut ledger = Ledger::default();
     let (mut wall, mut foreign, mut flagged, mut peak) = (0.0, 0.0, 0, 0u64);
     let mut per_example: BTreeMap<usize, (f64, usize)> = BTreeMap::new();
     for r in recs {
         ledger.add(&r.ledger);
-        wall += r.timing.wall_s;
+        wall += charged_wall_s(r);
         foreign += r.timing.foreign_cpu_s;
         flagged += r.timing.foreign_load as usize;
         peak = peak.max(r.timing.peak_rss_bytes);
@@ -200,15 +284,23 @@ fn summarise_one(hash: &str, cfg: &RunConfig, recs: &[&Record], base: &[&Record]
     // Relative latency on the units both have.
     let base_by_unit: HashMap<(usize, usize), &Record> = base.iter().map(|r| ((r.trial, r.example), *r)).collect();
     let (mut mw, mut bw, mut mm, mut bm, mut matched) = (0.0, 0.0, 0.0, 0.0, 0usize);
+    let (mut mr, mut br, mut mk, mut bk) = (0.0, 0.0, 0.0, 0.0);
     for r in recs {
         if let Some(b) = base_by_unit.get(&(r.trial, r.example)) {
             matched += 1;
-            mw += r.timing.wall_s;
-            bw += b.timing.wall_s;
+            mw += charged_wall_s(r);
+            bw += charged_wall_s(b);
             mm += r.ledger.modelled_cost(c);
             bm += b.ledger.modelled_cost(c);
+            mr += replayed(r);
+            br += replayed(b);
+            mk += block_cost(r);
+            bk += block_cost(b);
         }
     }
+    let replayed_s: f64 = recs.iter().map(|r| replayed(r)).sum();
+    let replayed_prefill_s: f64 = recs.iter().map(|r| r.replay.as_ref().map_or(f64::NAN, |x| x.prefill_s)).sum();
+    let modelled_cost_bk: f64 = recs.iter().map(|r| block_cost(r)).sum();
     let ratio = |a: f64, b: f64| if matched > 0 && b > 0.0 { a / b } else { f64::NAN };
     let (drafter, verifier) = cfg.models.names();
     let mut tags: Vec<&str> = recs.iter().map(|r| r.timing.hardware.as_str()).collect();
@@ -219,9 +311,10 @@ fn summarise_one(hash: &str, cfg: &RunConfig, recs: &[&Record], base: &[&Record]
         key: ConfigKey {
             config: hash.to_string(),
             task: cfg.task.name.clone(),
-            method: cfg.method.clone(),
+            method: cfg.method,
             alpha: cfg.alpha,
             gamma: cfg.gamma,
+            bonus: cfg.bonus,
             temperature: cfg.temperature,
             top_p: cfg.top_p,
             seed: cfg.seed,
@@ -242,6 +335,7 @@ fn summarise_one(hash: &str, cfg: &RunConfig, recs: &[&Record], base: &[&Record]
         rejected: ledger.rejected,
         deferrals: ledger.deferrals,
         decisions: ledger.decisions,
+        examined: ledger.examined(),
         rejection_rate: ledger.rejection_rate(),
         deferral_rate: ledger.deferral_rate(),
         mean_accept_length: ledger.mean_accept_length(),
@@ -253,10 +347,25 @@ fn summarise_one(hash: &str, cfg: &RunConfig, recs: &[&Record], base: &[&Record]
         rel_latency_wall: ratio(mw, bw),
         rel_latency_modelled: ratio(mm, bm),
         matched_units: matched,
+        replayed_s,
+        replayed_prefill_s,
+        rel_latency_replayed: ratio(mr, br),
+        modelled_cost_bk,
+        rel_latency_modelled_bk: ratio(mk, bk),
         peak_rss_bytes: peak,
         foreign_cpu_s: foreign,
         foreign_load_records: flagged,
     }
+}
+
+/// A record's replayed seconds (NaN without a replay).
+fn replayed(r: &Record) -> f64 {
+    r.replay.as_ref().map_or(f64::NAN, |x| x.seconds)
+}
+
+/// A record's cost under the measured block-cost curve, in one-position verifier steps.
+fn block_cost(r: &Record) -> f64 {
+    r.replay.as_ref().map_or(f64::NAN, |x| x.drafter_block_units + x.verifier_block_units)
 }
 
 /// The summaries as a polars frame (one row each).
@@ -269,9 +378,10 @@ pub fn to_frame(rows: &[ConfigSummary]) -> PolarsResult<DataFrame> {
     let cols = vec![
         col!("config", |r| r.key.config.clone()),
         col!("task", |r| r.key.task.clone()),
-        col!("method", |r| r.key.method.clone()),
+        col!("method", |r| r.key.method.name().to_string()),
         col!("alpha", |r| r.key.alpha),
         col!("gamma", |r| r.key.gamma.map(|g| g as u64)),
+        col!("bonus", |r| r.key.bonus.map(|b| b.name().to_string())),
         col!("temperature", |r| r.key.temperature),
         col!("top_p", |r| r.key.top_p),
         col!("seed", |r| r.key.seed),
@@ -289,6 +399,7 @@ pub fn to_frame(rows: &[ConfigSummary]) -> PolarsResult<DataFrame> {
         col!("drafted", |r| r.drafted),
         col!("accepted", |r| r.accepted),
         col!("rejected", |r| r.rejected),
+        col!("examined", |r| r.examined),
         col!("deferrals", |r| r.deferrals),
         col!("decisions", |r| r.decisions),
         col!("rejection_rate", |r| r.rejection_rate),
@@ -302,6 +413,11 @@ pub fn to_frame(rows: &[ConfigSummary]) -> PolarsResult<DataFrame> {
         col!("rel_latency_wall", |r| r.rel_latency_wall),
         col!("rel_latency_modelled", |r| r.rel_latency_modelled),
         col!("matched_units", |r| r.matched_units as u64),
+        col!("replayed_s", |r| r.replayed_s),
+        col!("replayed_prefill_s", |r| r.replayed_prefill_s),
+        col!("rel_latency_replayed", |r| r.rel_latency_replayed),
+        col!("modelled_cost_bk", |r| r.modelled_cost_bk),
+        col!("rel_latency_modelled_bk", |r| r.rel_latency_modelled_bk),
         col!("peak_rss_bytes", |r| r.peak_rss_bytes),
         col!("foreign_cpu_s", |r| r.foreign_cpu_s),
         col!("foreign_load_records", |r| r.foreign_load_records as u64),
@@ -322,14 +438,69 @@ pub fn write_parquet(dir: &Path, rows: &[ConfigSummary]) -> Result<(), HarnessEr
 fn write_frame(path: &Path, rows: &[ConfigSummary]) -> Result<(), HarnessError> {
     let perr = |e: PolarsError| HarnessError::Parquet { path: path.display().to_string(), msg: e.to_string() };
     let mut df = to_frame(rows).map_err(perr)?;
-    let tmp = path.with_extension("parquet.tmp");
-    let f = std::fs::File::create(&tmp).map_err(|e| HarnessError::io(&tmp, e))?;
-    ParquetWriter::new(f).finish(&mut df).map_err(perr)?;
-    std::fs::rename(&tmp, path).map_err(|e| HarnessError::io(path, e))
+    let mut f = speccascade_files::AtomicFile::create(path).map_err(|e| HarnessError::io(path, e))?;
+    ParquetWriter::new(f.file()).finish(&mut df).map_err(perr)?;
+    f.commit().map_err(|e| HarnessError::io(path, e))
 }
 
 /// Read a summary parquet file back (tests, tools).
 pub fn read_parquet(path: &Path) -> Result<DataFrame, HarnessError> {
     let f = std::fs::File::open(path).map_err(|e| HarnessError::io(path, e))?;
     ParquetReader::new(f).finish().map_err(|e| HarnessError::Parquet { path: path.display().to_string(), msg: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Experiment;
+    use crate::grid::Grid;
+    use crate::record::Timing;
+
+    #[test]
+    fn the_oracle_is_charged_on_the_wall_clock_as_modelled() {
+        let src = "name: t\noutput: out\nmodels: {synthetic: {vocab: 32}}\ntasks: [{name: synthetic, examples: 1, max_new_tokens: 8}]\nmethods:\n  oracle_cascade_diff: {alpha: 0.1}\ncost: 1\n";
+        let grid = Grid::expand(&Experiment::from_str_named(src, "t.yaml").unwrap());
+        let configs: BTreeMap<String, RunConfig> = grid.hashes.iter().cloned().zip(grid.configs.iter().cloned()).collect();
+        let record = |h: &str, c: &RunConfig, wall: f64, uncharged: f64| Record {
+            config: h.to_string(),
+            task: "synthetic".into(),
+            method: c.method,
+            alpha: c.alpha,
+            gamma: c.gamma,
+            temperature: c.temperature,
+            trial: 0,
+            unit: 0,
+            example: 0,
+            example_id: "synthetic/0".into(),
+            prompt_tokens: 2,
+            tokens: vec![1; 8],
+            text: None,
+            stop: "max_tokens".into(),
+            stop_string: None,
+            score: 0.0,
+            metric: None,
+            score_inputs: serde_json::Value::Null,
+            ledger: Ledger { emitted: 8, uncharged_s: uncharged, ..Ledger::default() },
+            trace: None,
+            timing: Timing { wall_s: wall, ..Timing::default() },
+            calls: None,
+            replay: None,
+        };
+        let records: Vec<Record> = grid
+            .hashes
+            .iter()
+            .zip(&grid.configs)
+            .map(|(h, c)| match c.method {
+                Method::Verifier => record(h, c, 2.0, 0.0),
+                Method::OracleCascadeDiff => record(h, c, 3.0, 1.5),
+                _ => record(h, c, 0.5, 0.0),
+            })
+            .collect();
+        let rows = summarise(&configs, &grid.hashes, &records, CostModel::Fixed(1.0));
+        let oracle = rows.iter().find(|r| r.key.method == Method::OracleCascadeDiff).unwrap();
+        // (3.0 s − 1.5 s uncharged) ÷ 2.0 s.
+        assert!((oracle.rel_latency_wall - 0.75).abs() < 1e-12, "{}", oracle.rel_latency_wall);
+        let drafter = rows.iter().find(|r| r.key.method == Method::Drafter).unwrap();
+        assert!((drafter.rel_latency_wall - 0.25).abs() < 1e-12);
+    }
 }

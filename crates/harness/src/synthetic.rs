@@ -14,7 +14,7 @@ use speccascade_core::{LanguageModel, Logits, ModelError, Session, TokenId};
 
 use crate::HarnessError;
 use crate::config::{ModelsSpec, SyntheticSpec, TaskSpec};
-use crate::provider::{Output, Pair, Prompt, Provider, Score, Task};
+use crate::provider::{Aggregation, MetricScore, Output, Pair, Prompt, Provider, Score, Task};
 
 /// Number of prompts the synthetic "data set" offers.
 pub const SYNTHETIC_EXAMPLES: usize = 100_000;
@@ -81,6 +81,7 @@ impl Task for SyntheticTask<'_> {
         let q = self.pair.quality(&prompt.tokens, output.tokens);
         Ok(Score {
             value: q,
+            metric: MetricScore { metric: "synthetic_loglik".into(), aggregation: Aggregation::Mean, corpus_stats: None },
             inputs: serde_json::json!({ "loglik_sum": q * output.tokens.len() as f64, "tokens": output.tokens.len() }),
         })
     }

@@ -113,14 +113,27 @@ fn parse_vm_hwm(s: &str) -> Option<u64> {
     Some(kb * 1024)
 }
 
-/// A hardware tag for `hardware: auto`: CPU model and logical core count.
+/// The kernel paths the binary's model provider chose (e.g. `q8=avx512vnni f16=avx2`), set once
+/// at start-up; `hardware: auto` tags carry them, since they change the timings.
+static KERNELS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Record the kernel paths for [`hardware_tag`] (the first call wins).
+pub fn set_kernel_paths(paths: String) {
+    let _ = KERNELS.set(paths);
+}
+
+/// A hardware tag for `hardware: auto`: CPU model, logical core count and, where the binary set
+/// them, the kernel paths (`AMD EPYC x2 [q8=avx512vnni f16=avx2]`).
 pub fn hardware_tag() -> String {
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split_once(':')).map(|(_, m)| m.trim().to_string()))
         .unwrap_or_else(|| std::env::consts::ARCH.to_string());
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    format!("{model} x{cores}")
+    match KERNELS.get() {
+        Some(k) => format!("{model} x{cores} [{k}]"),
+        None => format!("{model} x{cores}"),
+    }
 }
 
 #[cfg(test)]

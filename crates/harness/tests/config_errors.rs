@@ -118,6 +118,16 @@ fn bad_scalars() {
     assert!(s.contains("expected `measured` or a number c > 0"), "{s}");
     let s = err(&format!("{GOOD}top_p: 0\n"), 13);
     assert!(s.contains("top_p in (0, 1]"), "{s}");
+    let s = err(&format!("{GOOD}top_p: [1, 0.9, 1.5]\n"), 13);
+    assert!(s.contains("top_p[2]") && s.contains("top_p in (0, 1]"), "{s}");
+    let s = err(&format!("{GOOD}bonus: sometimes\n"), 13);
+    assert!(s.contains("free") && s.contains("exact") && s.contains("none"), "{s}");
+    let s = err(&format!("{GOOD}exact_bonus: true\n"), 13);
+    assert!(s.contains("unknown field `exact_bonus`") && s.contains("bonus"), "{s}");
+    // BiLD*'s α ∈ [0, ∞): 3 is valid, −0.5 is not.
+    assert!(Experiment::from_str_named(&GOOD.replace("spec_decode:", "bild: {alpha: [0, 3, 10]}"), "exp.yaml").is_ok());
+    let s = err(&GOOD.replace("spec_decode:", "bild: {alpha: [0, -0.5]}"), 11);
+    assert!(s.contains("[0, inf)"), "{s}");
     let s = err(&GOOD.replace("{vocab: 32}", "{vocab: 4}"), 4);
     assert!(s.contains("8..=200000"), "{s}");
     let s = err(&format!("{GOOD}models_extra: 1\n"), 13);

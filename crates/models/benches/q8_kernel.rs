@@ -1,7 +1,8 @@
 //! The 8-bit and f16 matmuls alone on the Qwen2.5 shapes: time per call and effective GB/s of
-//! weight read, for 1 to 8 token columns (and 64, a prefill chunk).
+//! weight read, for 1 to 8 token columns (and 64 and 256, prefill chunks), on the kernel paths this
+//! process chose (printed first; `SPECCASCADE_KERNEL=avx2|portable|avx512vnni` forces one).
 //!
-//! `cargo bench -p speccascade-models --bench q8_kernel`
+//! `cargo bench --workspace --bench q8_kernel`
 
 use std::time::Instant;
 
@@ -11,7 +12,10 @@ use speccascade_models::transformer::q8::Q8Matrix;
 /// One line of timings: `k=K: ms (GB/s)` for each token count.
 fn time_line(label: String, bytes: usize, cols: usize, matmul: impl Fn(&[f32], usize, &mut [f32]), rows: usize) -> String {
     let mut line = label;
-    for k in [1usize, 2, 4, 6, 8, 64] {
+    for k in [1usize, 2, 4, 6, 8, 64, 256] {
+        if k == 256 && rows > 100_000 {
+            continue; // the output head runs at one column in prefill
+        }
         let x: Vec<f32> = (0..k * cols).map(|i| ((i * 31 % 97) as f32 - 48.0) / 48.0).collect();
         let mut out = vec![0f32; k * rows];
         let reps = (2_000_000_000 / bytes.max(1)).clamp(3, 200);
@@ -40,6 +44,7 @@ fn main() {
         ("1.5B down", 1536, 8960),
         ("1.5B lm_head", 151936, 1536),
     ];
+    println!("cpu: {} | kernels: {}", speccascade_models::cpu::cpu_model(), speccascade_models::cpu::summary());
     println!("loadavg {}", std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim());
     for (name, rows, cols) in shapes {
         both_kernels(name, rows, cols);

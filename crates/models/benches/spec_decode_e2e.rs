@@ -76,6 +76,7 @@ fn main() {
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["prompt"].as_str().unwrap().to_string())
         .collect();
     println!("precision {precision}, stop at EOS: {}", !ignore_eos);
+    println!("cpu: {} | kernels: {}", speccascade_models::cpu::cpu_model(), speccascade_models::cpu::summary());
     println!("loadavg at start {}", std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim());
     let mut cfg = DecodeConfig::new(MethodSpec::parse("spec_decode", None).unwrap());
     cfg.gamma = gamma;

@@ -1,14 +1,20 @@
 //! Decode / block / prefill speed of the burn decoder on a real model, plus the machine's memory
 //! read bandwidth measured in the same run (the ceiling of batch-1 decoding).
 //!
-//! `cargo bench -p speccascade-models --bench transformer_speed -- --model FILE.gguf [--precision q8|f32] [--json]`
-//! (several `--model` flags run one after the other).
+//! `cargo bench --workspace --bench transformer_speed -- --model FILE.gguf [--precision q8|f16|f32] [--json]`
+//! (several `--model` flags run one after the other). The kernel paths in use are printed first
+//! (`SPECCASCADE_KERNEL=avx2|portable|avx512vnni` forces one). Prefill is split into the linear
+//! layers' kernels (the model's matrix shapes timed alone at k = 512, random weights) and the rest
+//! (attention over the prompt, norms, RoPE, SwiGLU, embedding: the difference).
 
 use std::time::Instant;
 
 use rayon::prelude::*;
 use speccascade_core::LanguageModel;
 use speccascade_models::transformer::{Acts, HeadShape, Precision, ScoreRule, Transformer, TransformerOptions, Visible, attend, load_gguf};
+use speccascade_models::cpu;
+use speccascade_models::transformer::f16::F16Matrix;
+use speccascade_models::transformer::q8::Q8Matrix;
 
 struct Args {
     models: Vec<String>,
@@ -111,7 +117,11 @@ fn bench(model: &Transformer, steps: usize, decode_only: bool) -> serde_json::Va
     }
     let prefill = pre.iter().cloned().fold(f64::MAX, f64::min);
     let attention = attention_512_s(model);
+    let kernels = prefill_kernel_seconds(model, 512);
     serde_json::json!({
+        "prefill512_kernels_s": kernels,
+        "prefill512_s": prefill,
+        "prefill512_non_kernel_share": kernels.map(|k| 1.0 - k / prefill),
         "decode_tok_s": 1.0 / decode,
         "decode_ms": decode * 1e3,
         "block6_ms": block * 1e3,
@@ -148,11 +158,52 @@ fn attention_512_s(model: &Transformer) -> f64 {
     best
 }
 
+/// Seconds the linear layers of a `k`-token prefill take in the kernels alone: each of the model's
+/// four matrix shapes (random weights of the same precision) at `k` columns, times the layer count,
+/// plus the output head at one column (prefill keeps only the last position's logits). Best of 2.
+fn prefill_kernel_seconds(model: &Transformer, k: usize) -> Option<f64> {
+    let c = model.config();
+    let (d, q, kv, f) = (c.d_model, c.n_heads * c.head_dim, c.n_kv_heads * c.head_dim, c.ffn_dim);
+    let shapes = [(q + 2 * kv, d, k), (d, q, k), (2 * f, d, k), (d, f, k)];
+    let time = |rows: usize, cols: usize, k: usize| -> Option<f64> {
+        let w: Vec<f32> = (0..rows * cols).map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 500.0).collect();
+        let x: Vec<f32> = (0..k * cols).map(|i| ((i * 31 % 97) as f32 - 48.0) / 48.0).collect();
+        let mut out = vec![0f32; k * rows];
+        let run: Box<dyn Fn(&mut [f32])> = match model.precision() {
+            Precision::Q8 => {
+                let m = Q8Matrix::from_f32(rows, cols, &w).ok()?;
+                Box::new(move |o| m.matmul(&x, k, o))
+            }
+            Precision::F16 => {
+                let m = F16Matrix::from_f32(rows, cols, &w).ok()?;
+                Box::new(move |o| m.matmul(&x, k, o))
+            }
+            Precision::F32 => return None,
+        };
+        let mut best = f64::MAX;
+        for _ in 0..2 {
+            let t = Instant::now();
+            run(&mut out);
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        Some(best)
+    };
+    let mut total = 0.0;
+    for (rows, cols, k) in shapes {
+        total += time(rows, cols, k)? * c.n_layers as f64;
+    }
+    Some(total + time(c.vocab_size, d, 1)?)
+}
+
 fn main() {
     let args = parse();
     if args.models.is_empty() {
         eprintln!("transformer_speed: pass --model FILE.gguf (or set SPECCASCADE_BENCH_MODEL); nothing to do");
         return;
+    }
+    let kernels = cpu::describe();
+    if !args.json {
+        println!("cpu: {} | kernels: {}", cpu::cpu_model(), cpu::summary());
     }
     let bw = bandwidth_gbs();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
@@ -170,7 +221,7 @@ fn main() {
         r["ceiling_tok_s"] = (bw * 1e9 / bytes).into();
         rows.push(r);
     }
-    let out = serde_json::json!({"bandwidth_gbs": bw, "loadavg": load.trim(), "threads": rayon::current_num_threads(), "results": rows});
+    let out = serde_json::json!({"kernels": kernels, "bandwidth_gbs": bw, "loadavg": load.trim(), "threads": rayon::current_num_threads(), "results": rows});
     if args.json {
         println!("{}", serde_json::to_string_pretty(&out).unwrap());
     } else {
@@ -181,7 +232,8 @@ fn main() {
     }
     for r in out["results"].as_array().unwrap() {
             println!(
-                "{}: {} decode {:.1} tok/s ({:.1} ms), block6 {:.1} ms = {:.2}x step, prefill512 {:.0} tok/s (attention {:.0} %), ceiling {:.1} tok/s, load {:.1}s",
+                "{}: {} decode {:.1} tok/s ({:.1} ms), block6 {:.1} ms = {:.2}x step, prefill512 {:.0} tok/s \
+                 (attention {:.0} %, {:.0} % outside the linear kernels), ceiling {:.1} tok/s, load {:.1}s",
                 r["model"].as_str().unwrap(),
                 r["precision"].as_str().unwrap(),
                 r["decode_tok_s"].as_f64().unwrap(),
@@ -190,6 +242,7 @@ fn main() {
                 r["block6_over_step"].as_f64().unwrap(),
                 r["prefill512_tok_s"].as_f64().unwrap(),
                 r["prefill512_attention_share"].as_f64().unwrap() * 100.0,
+                r["prefill512_non_kernel_share"].as_f64().unwrap_or(f64::NAN) * 100.0,
                 r["ceiling_tok_s"].as_f64().unwrap(),
                 r["load_s"].as_f64().unwrap(),
             );

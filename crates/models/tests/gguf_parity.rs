@@ -60,8 +60,8 @@ fn compare(path: &Path) {
             let items = v.as_array().unwrap_or_else(|| panic!("'{key}' should be an array, is {v:?}"));
             let wants = want["value"].as_array().unwrap();
             assert_eq!(items.len(), wants.len(), "length of array '{key}'");
-            for (x, w) in items.iter().zip(wants) {
-                check_scalar(key, elem, x, w);
+            for (x, w) in items.values().zip(wants) {
+                check_scalar(key, elem, &x, w);
             }
         } else {
             check_scalar(key, ty, v, &want["value"]);
@@ -132,13 +132,10 @@ fn qwen_0_5b_matches_python_gguf() {
     }
 }
 
-/// The 1.5B verifier (1.1 GB) is opt-in: `SPECCASCADE_TEST_1_5B=1`.
+/// The 1.5B verifier (1.1 GB) is opt-in: it shows as ignored unless asked for (`--ignored`).
 #[test]
+#[ignore = "opt-in (needs ~10 GB and the fetched 1.5B): cargo test --release --workspace --test transformer_real --test gguf_parity -- --ignored opt_in"]
 fn qwen_1_5b_matches_python_gguf_opt_in() {
-    if std::env::var("SPECCASCADE_TEST_1_5B").as_deref() != Ok("1") {
-        eprintln!("skipped: set SPECCASCADE_TEST_1_5B=1 to compare the 1.5B file");
-        return;
-    }
     if let Some(p) = cached_model("qwen2.5-coder-1.5b-instruct") {
         compare(&p);
     }

@@ -1,8 +1,8 @@
 //! The regression check: compare a sweep's speed-ups and qualities with a stored baseline of
 //! like-for-like runs.
 //!
-//! Like-for-like = same task, method, α, γ, temperature, seed, max new tokens, number of examples,
-//! drafter and verifier — and, for numbers that depend on the machine, the same hardware tag:
+//! Like-for-like = same task, method, α, γ, bonus mode, temperature, top-p, seed, max new tokens,
+//! number of examples, drafter and verifier — and, for numbers that depend on the machine, the same hardware tag:
 //! wall-clock speed-ups always, modelled ones when c is measured (a fixed c makes them a pure
 //! function of the token counts). Checked, with a relative tolerance `tol`:
 //! - Table-2 speed-ups (modelled; wall clock too, unless the current slice has records timed under
@@ -15,6 +15,7 @@
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+use speccascade_decoding::{Bonus, Method};
 
 use crate::ReportError;
 use crate::table2::{Table2Row, table2};
@@ -24,10 +25,14 @@ use crate::tables::{Row, rows};
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Key {
     pub task: String,
-    pub method: String,
+    pub method: Method,
     pub alpha: Option<f64>,
     pub gamma: Option<usize>,
+    #[serde(default)]
+    pub bonus: Option<Bonus>,
     pub temperature: f64,
+    #[serde(default = "one")]
+    pub top_p: f64,
     pub seed: u64,
     pub max_new_tokens: usize,
     pub examples: usize,
@@ -35,14 +40,20 @@ pub struct Key {
     pub verifier: String,
 }
 
+fn one() -> f64 {
+    1.0
+}
+
 impl Key {
     fn of_row(r: &Row) -> Key {
         Key {
             task: r.key.task.clone(),
-            method: r.key.method.clone(),
+            method: r.key.method,
             alpha: r.key.alpha,
             gamma: r.key.gamma,
+            bonus: r.key.bonus,
             temperature: r.key.temperature,
+            top_p: r.key.top_p,
             seed: r.key.seed,
             max_new_tokens: r.key.max_new_tokens,
             examples: r.examples,
@@ -53,10 +64,12 @@ impl Key {
     fn of_t2(r: &Table2Row) -> Key {
         Key {
             task: r.task.clone(),
-            method: r.method.clone(),
+            method: r.method,
             alpha: None,
             gamma: r.gamma,
+            bonus: r.bonus,
             temperature: r.temperature,
+            top_p: r.top_p,
             seed: r.seed,
             max_new_tokens: r.max_new_tokens,
             examples: r.examples,
@@ -100,7 +113,7 @@ pub struct Baseline {
 pub struct Offender {
     pub what: String,
     pub task: String,
-    pub method: String,
+    pub method: Method,
     pub alpha: Option<f64>,
     pub gamma: Option<usize>,
     pub temperature: f64,
@@ -188,7 +201,7 @@ pub fn compare(rows_: &[Row], base: &Baseline, tol: f64, c_fixed: bool) -> Check
         out.offenders.push(Offender {
             what: what.into(),
             task: k.task.clone(),
-            method: k.method.clone(),
+            method: k.method,
             alpha: k.alpha,
             gamma: k.gamma,
             temperature: k.temperature,
@@ -277,7 +290,7 @@ pub fn check(dir: &Path, baseline: &Path, tol: f64, update: bool) -> Result<Chec
         if let Some(parent) = baseline.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| ReportError::io(parent, e))?;
         }
-        std::fs::write(baseline, json + "\n").map_err(|e| ReportError::io(baseline, e))?;
+        crate::tables::write_text(baseline, &(json + "\n"))?;
         let mut o = compare(&rows_, &base, tol, c_fixed);
         o.updated = true;
         return Ok(o);

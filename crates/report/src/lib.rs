@@ -2,12 +2,16 @@
 //! the regression check.
 //!
 //! - [`load`]: read a store (experiment, configurations, records) and summarise it.
-//! - [`stats`]: bootstrap confidence intervals over examples.
-//! - [`tables`]: per (task, method, α) rows, written as CSV (polars) and markdown.
-//! - [`table2`]: speed-up at verifier quality and best quality at relative latency ≤ 1.
-//! - [`plot`]: quality vs relative latency (Fig. 2 style), quality vs deferral rate, accept-length
-//!   histograms; PNG and SVG with an embedded font.
+//! - [`stats`]: bootstrap confidence intervals over examples, the exact McNemar test, axis ranges.
+//! - [`tables`]: one row per configuration with intervals and the paired comparison against the
+//!   verifier, written as CSV (polars) and markdown.
+//! - [`table2`]: speed-up at verifier quality (with its bootstrap interval, and the "statistically
+//!   indistinguishable" reading) and best quality at relative latency ≤ 1.
+//! - [`plot`]: quality vs relative latency (Fig. 2 style), vs rejection rate, vs deferral rate
+//!   (the motivating figure), vs verifier calls per token; per-position acceptance and
+//!   accept-length histograms; speed-up vs T and vs γ; PNG and SVG with an embedded font.
 //! - [`check`]: compare against a stored baseline of like-for-like runs.
+//! - [`validation`]: replayed vs clock-measured latency of `run --validate-latency` records.
 
 pub mod check;
 pub mod load;
@@ -15,6 +19,7 @@ pub mod plot;
 pub mod stats;
 pub mod table2;
 pub mod tables;
+pub mod validation;
 
 pub use load::Sweep;
 
@@ -56,14 +61,24 @@ pub struct ReportOutput {
 }
 
 /// Load `dir`, write tables and figures into `dir/report/`, return what was written.
+/// Holds the store's exclusive lock meanwhile (no run or merge changes it underneath), and writes
+/// every file atomically: a kill leaves each file either as it was or complete.
 pub fn report(dir: &std::path::Path) -> Result<ReportOutput, ReportError> {
+    if !dir.is_dir() {
+        return Err(ReportError::io(dir, std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory (run the experiment first)")));
+    }
+    let store = speccascade_harness::Store::new(dir);
+    let _lock = store.lock(speccascade_harness::Shard::WHOLE, &format!("speccascade report {}", dir.display()))?;
     let sweep = load::load(dir)?;
     let out = dir.join("report");
     std::fs::create_dir_all(&out).map_err(|e| ReportError::io(&out, e))?;
+    // Temporary files of a report killed earlier (we hold the lock: no live writer owns them).
+    speccascade_files::remove_stale_temps(&out).map_err(|e| ReportError::io(&out, e))?;
     let rows = tables::rows(&sweep);
     let t2 = table2::table2(&rows);
     let mut files = tables::write(&out, &rows, &t2, &sweep)?;
-    files.extend(plot::all(&out, &sweep, &rows)?);
+    files.extend(plot::all(&out, &sweep, &rows, &t2)?);
+    files.extend(validation::write(dir, &out)?);
     let foreign = sweep.records.iter().filter(|r| r.timing.foreign_load).count();
     Ok(ReportOutput { dir: out, rows, table2: t2, files, foreign_load_records: foreign, records: sweep.records.len() })
 }

@@ -77,7 +77,7 @@ fn hand_store_scored(dir: &Path, slow: u64, scored: impl Fn(&str, usize, f64) ->
     let (mut w, _) = store.open_records(Shard::WHOLE, true).unwrap();
     for ex in 0..4 {
         for (h, c) in grid.hashes.iter().zip(&grid.configs) {
-            let (steps, mut calls, wall, scores) = plan(&c.method, c.alpha);
+            let (steps, mut calls, wall, scores) = plan(c.method.name(), c.alpha);
             if c.method != "verifier" {
                 calls *= slow;
             }
@@ -107,9 +107,12 @@ fn hand_store_scored(dir: &Path, slow: u64, scored: impl Fn(&str, usize, f64) ->
                 text: None,
                 stop: "max_tokens".into(),
                 stop_string: None,
-                score: scored(&c.method, ex, scores[ex]).0,
-                score_inputs: scored(&c.method, ex, scores[ex]).1,
+                score: scored(c.method.name(), ex, scores[ex]).0,
+                metric: None,
+                score_inputs: scored(c.method.name(), ex, scores[ex]).1,
                 ledger,
+                calls: None,
+                replay: None,
                 trace: None,
                 timing: Timing { wall_s: wall, hardware: "test-machine".into(), ..Timing::default() },
             })
@@ -154,16 +157,55 @@ fn table2_numbers_and_intervals_on_a_hand_made_result_set() {
         assert!(dir.path().join("report").join(f).exists(), "{f}");
     }
     let csv = std::fs::read_to_string(dir.path().join("report/table2.csv")).unwrap();
-    assert!(csv.starts_with("task,method,temperature,gamma,points,verifier_quality,speedup_wall,speedup_modelled"), "{csv}");
-    assert!(csv.contains("synthetic,spec_cascade_chow,1.0,4,3,0.8"), "{csv}");
+    assert!(
+        csv.starts_with("task,method,temperature,top_p,gamma,bonus,seed,trials,points,verifier_quality,speedup_wall,speedup_wall_ci_low,"),
+        "{csv}"
+    );
+    assert!(csv.contains("synthetic,spec_cascade_chow,1.0,1.0,4,exact,0,1,3,0.8,1.25,"), "{csv}");
     let md = std::fs::read_to_string(dir.path().join("report/table2.md")).unwrap();
     assert!(md.contains("1.11×") && md.contains("1.25×"), "{md}");
-    let pngs = out.files.iter().filter(|f| f.extension().is_some_and(|e| e == "png")).count();
-    // Quality vs latency (modelled, wall) and vs deferral rate; no accept-length histogram, since
-    // the hand-made ledgers have no blocks.
-    assert_eq!(pngs, 3, "{:?}", out.files);
+    let mut pngs: Vec<String> = out
+        .files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "png"))
+        .map(|f| f.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    pngs.sort();
+    // Quality vs latency (modelled, wall), vs rejection rate and vs verifier calls; no deferral
+    // figure (none of its methods ran), no acceptance curves or accept-length histogram, since the
+    // hand-made ledgers have no blocks; no speed-up figures (one T, one γ).
+    assert_eq!(
+        pngs,
+        [
+            "quality_vs_calls_synthetic_T1_g4",
+            "quality_vs_latency_modelled_synthetic_T1_g4",
+            "quality_vs_latency_wall_synthetic_T1_g4",
+            "quality_vs_rejection_synthetic_T1_g4"
+        ],
+        "{:?}",
+        out.files
+    );
     let r = row("spec_cascade_chow", Some(0.5));
     assert!(close(r.deferral_rate, 0.4));
+    // Paired comparisons against the verifier (0.8 on every example): α = 0.2 scores
+    // [0.9, 0.9, 0.8, 0.8] (Δ = 0.05, a resample of only the last two examples gives Δ = 0 with
+    // probability 1/16 > 2.5 %, so the interval reaches 0: indistinguishable); α = 0.5 scores
+    // [0.8, 0.8, 0.7, 0.7] (Δ = −0.05, interval [−0.1, 0]: indistinguishable); α = 0.8 scores 0.6
+    // everywhere (Δ = −0.2 on every resample: worse).
+    use speccascade_report::stats::Verdict;
+    let p = |a: f64| row("spec_cascade_chow", Some(a)).vs_verifier.clone().unwrap();
+    assert!(close(p(0.2).diff, 0.05) && close(p(0.2).diff_lo, 0.0) && close(p(0.2).diff_hi, 0.1), "{:?}", p(0.2));
+    assert_eq!(p(0.2).verdict, Verdict::Indistinguishable);
+    assert_eq!(p(0.5).verdict, Verdict::Indistinguishable);
+    assert!(close(p(0.8).diff, -0.2) && close(p(0.8).diff_hi, -0.2));
+    assert_eq!(p(0.8).verdict, Verdict::Worse);
+    assert!(p(0.8).mcnemar_p.is_none(), "scores are not 0/1");
+    // Table 2's second reading: the fastest point not significantly worse is α = 0.5
+    // (modelled 0.8, wall 0.7); the crossing's bootstrap interval covers the point estimate.
+    assert!(close(t.speedup_indistinguishable_modelled.unwrap(), 1.25));
+    assert!(close(t.speedup_indistinguishable_wall.unwrap(), 1.0 / 0.7));
+    let s = t.speedup_modelled.unwrap();
+    assert!(t.speedup_modelled_lo <= s && s <= t.speedup_modelled_hi, "{t:?}");
     for f in out.files.iter().filter(|f| f.extension().is_some_and(|e| e == "png" || e == "svg")) {
         assert!(std::fs::metadata(f).unwrap().len() > 5000, "{}", f.display());
     }

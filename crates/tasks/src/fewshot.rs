@@ -1,6 +1,7 @@
 //! Fixed few-shot exemplars, one list per task. The hub training splits are not reachable
-//! everywhere, so the paper's k-shot prompts draw from these lists, in order (deterministic),
-//! skipping any exemplar whose input equals the evaluated example's.
+//! everywhere, so our k-shot prompts (the paper's shot counts where it states them; its exemplars
+//! are not published) draw from these lists, in order (deterministic), skipping any exemplar whose
+//! input equals the evaluated example's.
 //!
 //! Sources: WMT, SQuAD, TriviaQA, Natural Questions, WebQuestions, XSum and CNN/DM exemplars are
 //! written for this project. GSM8K uses the eight chain-of-thought exemplars of Wei et al. (2022)

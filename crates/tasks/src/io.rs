@@ -14,6 +14,8 @@ use crate::metrics::Scored;
 /// One JSON object per non-blank line, with its 1-based line number.
 pub fn read_jsonl(path: &Path) -> Result<Vec<(usize, Map<String, Value>)>> {
     let file = std::fs::File::open(path).map_err(|e| TaskError::io(path, e))?;
+    // Capped: an endless or enormous input ends in an error naming the limit.
+    let file = speccascade_files::CappedRead::new(file, crate::data::read::DATA_FILE_LIMIT, "JSONL file");
     let mut out = Vec::new();
     for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
         let line = line.map_err(|e| TaskError::Parse { path: path.into(), line: i + 1, message: format!("unreadable line: {e}") })?;

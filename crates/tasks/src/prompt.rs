@@ -1,4 +1,5 @@
-//! Prompts: T5-style task prefixes, the paper's few-shot prompts, and the ChatML chat template.
+//! Prompts: T5-style task prefixes, few-shot prompts (our own exemplars, see [`crate::fewshot`]),
+//! and the ChatML chat template.
 
 use crate::error::{Result, TaskError};
 use crate::example::Example;

@@ -31,10 +31,12 @@ mod error;
 mod parse;
 mod types;
 mod value;
+mod write;
 
 pub use error::{GgufError, Result};
 pub use types::{GgmlType, QK_K};
-pub use value::Value;
+pub use value::{Array, StrArray, Value};
+pub use write::GgufWriter;
 
 use std::collections::BTreeMap;
 use std::ops::Deref;
@@ -223,22 +225,38 @@ impl GgufFile {
     /// An array of strings (e.g. `tokenizer.ggml.tokens`).
     pub fn get_str_array(&self, key: &str) -> Result<Vec<&str>> {
         let v = self.need(key)?;
-        let a = v.as_array().ok_or_else(|| self.wrong(key, "array of strings", v))?;
-        a.iter().map(|x| x.as_str().ok_or_else(|| self.wrong(key, "array of strings", x))).collect()
+        let a = v.as_array().and_then(Array::as_strs).ok_or_else(|| self.wrong(key, "array of strings", v))?;
+        Ok(a.iter().collect())
     }
 
     /// An array of integers (e.g. `tokenizer.ggml.token_type`).
     pub fn get_i64_array(&self, key: &str) -> Result<Vec<i64>> {
         let v = self.need(key)?;
-        let a = v.as_array().ok_or_else(|| self.wrong(key, "array of integers", v))?;
-        a.iter().map(|x| x.as_i64().ok_or_else(|| self.wrong(key, "array of integers", x))).collect()
+        v.as_array().and_then(Array::to_i64s).ok_or_else(|| self.wrong(key, "array of integers", v))
     }
 
     /// An array of numbers as f32 (e.g. `tokenizer.ggml.scores`).
     pub fn get_f32_array(&self, key: &str) -> Result<Vec<f32>> {
         let v = self.need(key)?;
-        let a = v.as_array().ok_or_else(|| self.wrong(key, "array of floats", v))?;
-        a.iter().map(|x| x.as_f64().map(|f| f as f32).ok_or_else(|| self.wrong(key, "array of floats", x))).collect()
+        let a = v.as_array().and_then(Array::to_f64s).ok_or_else(|| self.wrong(key, "array of floats", v))?;
+        Ok(a.into_iter().map(|f| f as f32).collect())
+    }
+
+    /// An integer value used as an index or count that must lie in `0..=max` (token ids against
+    /// the vocabulary, sizes against an architecture limit). Out of range is an error naming the
+    /// key, the value and the limit — never a truncation.
+    pub fn get_bounded(&self, key: &str, max: u64, limit: &str) -> Result<u64> {
+        let v = self.need(key)?;
+        let x = v.as_u64().ok_or_else(|| self.wrong(key, "unsigned integer", v))?;
+        if x > max {
+            return Err(GgufError::Invalid {
+                path: self.path.clone(),
+                what: format!("metadata '{key}'"),
+                offset: 0,
+                reason: format!("{x} is out of range: at most {max} ({limit})"),
+            });
+        }
+        Ok(x)
     }
 
     fn info(&self, name: &str) -> Result<&TensorInfo> {

@@ -2,7 +2,7 @@
 
 use super::error::{GgufError, Result};
 use super::types::GgmlType;
-use super::value::{type_id, Value};
+use super::value::{type_id, Array, StrArray, Value};
 use super::{TensorInfo, DEFAULT_ALIGNMENT};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -95,25 +95,82 @@ impl<'a> Reader<'a> {
             type_id::U64 => Value::U64(self.u64(what)?),
             type_id::I64 => Value::I64(self.u64(what)? as i64),
             type_id::F64 => Value::F64(f64::from_bits(self.u64(what)?)),
-            type_id::ARRAY => {
-                if depth >= MAX_ARRAY_DEPTH {
-                    return Err(self.invalid(what, at, format!("arrays nested deeper than {MAX_ARRAY_DEPTH}")));
-                }
-                let elem_ty = self.u32(what)?;
-                let n = self.u64(what)?;
-                // Every element takes at least one byte: a count beyond the remaining bytes is a
-                // truncated (or corrupt) file, and must not drive a huge allocation.
-                let remaining = (self.buf.len() - self.pos) as u64;
-                if n > remaining {
-                    return Err(self.truncated(&format!("{what} ({n} array elements)"), n));
-                }
-                let mut items = Vec::with_capacity(n as usize);
-                for _ in 0..n {
-                    items.push(self.value(elem_ty, what, depth + 1)?);
-                }
-                Value::Array(items)
-            }
+            type_id::ARRAY => Value::Array(self.array_value(what, depth)?),
             other => return Err(self.invalid(what, at, format!("unknown metadata value type {other} (expected 0..=12)"))),
+        })
+    }
+}
+
+impl<'a> Reader<'a> {
+    /// An array (element type, count, elements), packed by type. The count is checked against
+    /// the bytes left before anything is reserved: each element needs at least its fixed size
+    /// (1 byte for u8/bool, 8 for a string's length prefix, 12 for a nested array's header).
+    fn array_value(&mut self, what: &str, depth: usize) -> Result<Array> {
+        let at = self.pos;
+        if depth >= MAX_ARRAY_DEPTH {
+            return Err(self.invalid(what, at, format!("arrays nested deeper than {MAX_ARRAY_DEPTH}")));
+        }
+        let elem_ty = self.u32(what)?;
+        let n = self.u64(what)?;
+        let min_size: u64 = match elem_ty {
+            type_id::U8 | type_id::I8 | type_id::BOOL => 1,
+            type_id::U16 | type_id::I16 => 2,
+            type_id::U32 | type_id::I32 | type_id::F32 => 4,
+            type_id::U64 | type_id::I64 | type_id::F64 | type_id::STRING => 8,
+            type_id::ARRAY => 12,
+            other => return Err(self.invalid(what, at, format!("unknown array element type {other} (expected 0..=12)"))),
+        };
+        let remaining = (self.buf.len() - self.pos) as u64;
+        if n.checked_mul(min_size).is_none_or(|need| need > remaining) {
+            return Err(self.truncated(&format!("{what} ({n} array elements of at least {min_size} bytes)"), n.saturating_mul(min_size)));
+        }
+        let n = n as usize;
+        macro_rules! fixed {
+            ($variant:ident, $read:ident, $conv:expr) => {{
+                let mut v = Vec::with_capacity(n);
+                for _ in 0..n {
+                    v.push($conv(self.$read(what)?));
+                }
+                Array::$variant(v)
+            }};
+        }
+        Ok(match elem_ty {
+            type_id::U8 => Array::U8(self.bytes(n as u64, what)?.to_vec()),
+            type_id::I8 => Array::I8(self.bytes(n as u64, what)?.iter().map(|&b| b as i8).collect()),
+            type_id::BOOL => {
+                let b = self.bytes(n as u64, what)?;
+                if let Some(i) = b.iter().position(|&x| x > 1) {
+                    return Err(self.invalid(what, self.pos - n + i, format!("bool byte is {}, expected 0 or 1", b[i])));
+                }
+                Array::Bool(b.iter().map(|&x| x == 1).collect())
+            }
+            type_id::U16 => fixed!(U16, u16, |x| x),
+            type_id::I16 => fixed!(I16, u16, |x: u16| x as i16),
+            type_id::U32 => fixed!(U32, u32, |x| x),
+            type_id::I32 => fixed!(I32, u32, |x: u32| x as i32),
+            type_id::F32 => fixed!(F32, u32, f32::from_bits),
+            type_id::U64 => fixed!(U64, u64, |x| x),
+            type_id::I64 => fixed!(I64, u64, |x: u64| x as i64),
+            type_id::F64 => fixed!(F64, u64, f64::from_bits),
+            type_id::STRING => {
+                let mut strs = StrArray { text: String::new(), ends: Vec::with_capacity(n) };
+                for _ in 0..n {
+                    let start = self.pos;
+                    let len = self.u64(what)?;
+                    let b = self.bytes(len, what)?;
+                    let s = std::str::from_utf8(b).map_err(|e| self.invalid(what, start, format!("string is not valid UTF-8: {e}")))?;
+                    strs.push(s);
+                }
+                Array::String(strs)
+            }
+            _ => {
+                let mut v = Vec::with_capacity(n);
+                for _ in 0..n {
+                    // Each element is an array of its own: element type, count, elements.
+                    v.push(self.array_value(what, depth + 1)?);
+                }
+                Array::Array(v)
+            }
         })
     }
 }
@@ -130,6 +187,14 @@ pub(super) fn parse(path: &Path, buf: &[u8]) -> Result<Parsed> {
     }
     let n_tensors = r.u64("tensor count")?;
     let n_kv = r.u64("metadata count")?;
+    // Each metadata entry takes at least 12 bytes (key length, value type) plus a 1-byte value,
+    // each tensor info at least 32 (name length, dimension count, one dimension, type, offset).
+    let left = (buf.len() - r.pos) as u64;
+    for (what, n, min) in [("metadata count", n_kv, 13u64), ("tensor count", n_tensors, 32)] {
+        if n.checked_mul(min).is_none_or(|need| need > left) {
+            return Err(r.truncated(&format!("{what} ({n} entries of at least {min} bytes)"), n.saturating_mul(min)));
+        }
+    }
 
     let mut metadata = BTreeMap::new();
     for i in 0..n_kv {

@@ -146,12 +146,18 @@ fn read_json(path: &Path) -> Result<Option<serde_json::Value>> {
     serde_json::from_str(&text).map(Some).map_err(|e| file_err(path, format!("invalid JSON: {e}")))
 }
 
-/// Ids from a JSON value that is an int or a list of ints.
-fn ids_of(v: Option<&serde_json::Value>) -> Vec<u32> {
+/// Ids from a JSON value that is an int or a list of ints; an id that is not a token id (negative,
+/// fractional, beyond 32 bits) is an error naming the file and field, never truncated.
+fn ids_of(path: &Path, field: &str, v: Option<&serde_json::Value>) -> Result<Vec<u32>> {
+    let one = |x: &serde_json::Value| {
+        x.as_u64()
+            .and_then(|id| u32::try_from(id).ok())
+            .ok_or_else(|| file_err(path, format!("`{field}`: {x} is not a token id (an integer in 0..=4294967295)")))
+    };
     match v {
-        Some(serde_json::Value::Number(n)) => n.as_u64().map(|x| vec![x as u32]).unwrap_or_default(),
-        Some(serde_json::Value::Array(a)) => a.iter().filter_map(|x| x.as_u64()).map(|x| x as u32).collect(),
-        _ => Vec::new(),
+        None | Some(serde_json::Value::Null) => Ok(Vec::new()),
+        Some(serde_json::Value::Array(a)) => a.iter().map(one).collect(),
+        Some(x) => Ok(vec![one(x)?]),
     }
 }
 
@@ -202,14 +208,18 @@ pub(super) fn from_hf_dir(dir: &Path) -> Result<Tokenizer> {
         let s = tok_cfg.as_ref().and_then(|c| token_str(c.get(name)))?;
         special.token_to_id(&s)
     };
-    let mut eos = ids_of(gen_cfg.as_ref().and_then(|c| c.get("eos_token_id")));
+    let (gen_path, cfg_path) = (dir.join("generation_config.json"), dir.join("config.json"));
+    let mut eos = ids_of(&gen_path, "eos_token_id", gen_cfg.as_ref().and_then(|c| c.get("eos_token_id")))?;
     if eos.is_empty() {
-        eos = ids_of(cfg.as_ref().and_then(|c| c.get("eos_token_id")));
+        eos = ids_of(&cfg_path, "eos_token_id", cfg.as_ref().and_then(|c| c.get("eos_token_id")))?;
     }
     if eos.is_empty() {
         eos.extend(lookup("eos_token"));
     }
-    let bos = ids_of(cfg.as_ref().and_then(|c| c.get("bos_token_id"))).first().copied().or_else(|| lookup("bos_token"));
+    let bos = ids_of(&cfg_path, "bos_token_id", cfg.as_ref().and_then(|c| c.get("bos_token_id")))?.first().copied().or_else(|| lookup("bos_token"));
+    if let Some(&id) = eos.iter().chain(&bos).find(|&&id| id as usize >= n) {
+        return Err(file_err(&cfg_path, format!("special token id {id} (eos_token_id / bos_token_id) is outside the vocabulary of {n} tokens")));
+    }
     let add_bos = tok_cfg.as_ref().and_then(|c| c.get("add_bos_token")).and_then(|v| v.as_bool()).unwrap_or(false);
     let template = tok_cfg.as_ref().and_then(|c| c.get("chat_template")).and_then(|t| match t {
         serde_json::Value::String(s) => Some(s.clone()),

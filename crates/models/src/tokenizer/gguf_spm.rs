@@ -152,7 +152,7 @@ pub(super) fn build(file: &GgufFile) -> Result<Tokenizer> {
 
     let (is_control, raw) = super::gguf_vocab::add_typed_tokens(&mut tok, &tokens, &types, file)?;
     // SentencePiece models prepend BOS unless the file says otherwise (llama.cpp's default).
-    let (bos, add_bos, mut eos) = super::gguf_vocab::special_ids(file, true);
+    let (bos, add_bos, mut eos) = super::gguf_vocab::special_ids(file, tokens.len(), true)?;
     let chat = file
         .get("tokenizer.chat_template")
         .and_then(|v| v.as_str())

@@ -102,7 +102,7 @@ pub(super) fn build(file: &GgufFile) -> Result<Tokenizer> {
     tok.with_decoder(Some(tokenizers::decoders::byte_level::ByteLevel::default()));
 
     let (is_control, raw) = add_typed_tokens(&mut tok, &tokens, &types, file)?;
-    let (bos, add_bos, mut eos) = special_ids(file, false);
+    let (bos, add_bos, mut eos) = special_ids(file, tokens.len(), false)?;
     let chat = file.get("tokenizer.chat_template").and_then(|v| v.as_str()).and_then(ChatTemplate::from_jinja);
     if chat.is_some() {
         // A ChatML turn ends with <|im_end|>; base-style continuations end with <|endoftext|>.
@@ -156,15 +156,25 @@ pub(super) fn add_typed_tokens<T: AsRef<str>>(
 
 /// BOS id, whether to prepend it (`tokenizer.ggml.add_bos_token`, else `default_add_bos`), and the
 /// EOS ids (`eos_token_id`, then `eot_token_id`).
-pub(super) fn special_ids(file: &GgufFile, default_add_bos: bool) -> (Option<u32>, bool, Vec<u32>) {
-    let u32_key = |k: &str| file.get(k).and_then(|v| v.as_u64()).map(|v| v as u32);
-    let bos = u32_key("tokenizer.ggml.bos_token_id");
+/// BOS, whether to add it, and the EOS ids from GGUF metadata. A special token id must index the
+/// vocabulary of `vocab` tokens: out of range is an error, never truncated.
+pub(super) fn special_ids(file: &GgufFile, vocab: usize, default_add_bos: bool) -> Result<(Option<u32>, bool, Vec<u32>)> {
+    let id_key = |k: &str| -> Result<Option<u32>> {
+        match file.get(k) {
+            None => Ok(None),
+            Some(v) => match v.as_u64() {
+                Some(id) if id < vocab as u64 => Ok(Some(id as u32)),
+                _ => Err(invalid(file, format!("metadata '{k}' = {v} is outside the vocabulary of {vocab} tokens"))),
+            },
+        }
+    };
+    let bos = id_key("tokenizer.ggml.bos_token_id")?;
     let add_bos = file.get("tokenizer.ggml.add_bos_token").and_then(|v| v.as_bool()).unwrap_or(default_add_bos);
-    let mut eos: Vec<u32> = u32_key("tokenizer.ggml.eos_token_id").into_iter().collect();
-    if let Some(e) = u32_key("tokenizer.ggml.eot_token_id")
+    let mut eos: Vec<u32> = id_key("tokenizer.ggml.eos_token_id")?.into_iter().collect();
+    if let Some(e) = id_key("tokenizer.ggml.eot_token_id")?
         && !eos.contains(&e)
     {
         eos.push(e);
     }
-    (bos, add_bos, eos)
+    Ok((bos, add_bos, eos))
 }

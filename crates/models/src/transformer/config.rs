@@ -55,10 +55,43 @@ pub struct TransformerConfig {
     pub tied_embeddings: bool,
 }
 
+/// Architecture limits: sizes beyond these are corrupt or hostile files, not models (the largest
+/// open models have 126 layers, d_model 16 384, 128 heads, head_dim 256, ffn 53 248, vocab 256 000).
+/// Checked before anything is allocated from them.
+pub mod limits {
+    pub const MAX_LAYERS: usize = 1024;
+    pub const MAX_D_MODEL: usize = 1 << 17;
+    pub const MAX_HEADS: usize = 1024;
+    pub const MAX_HEAD_DIM: usize = 1024;
+    pub const MAX_FFN_DIM: usize = 1 << 20;
+    pub const MAX_VOCAB: usize = 1 << 22;
+    pub const MAX_CONTEXT: usize = 1 << 30;
+}
+
 impl TransformerConfig {
-    /// Check the invariants the forward pass relies on.
+    /// Check the invariants the forward pass relies on, and the architecture [`limits`].
     pub fn validate(&self, source: &str) -> Result<(), LoadError> {
         let bad = |reason: String| Err(LoadError::Config { file: source.to_string(), reason });
+        use limits::*;
+        for (field, value, max) in [
+            ("n_layers (block_count / num_hidden_layers)", self.n_layers, MAX_LAYERS),
+            ("d_model (embedding_length / hidden_size)", self.d_model, MAX_D_MODEL),
+            ("n_heads (attention.head_count / num_attention_heads)", self.n_heads, MAX_HEADS),
+            ("n_kv_heads (attention.head_count_kv / num_key_value_heads)", self.n_kv_heads, MAX_HEADS),
+            ("head_dim (attention.key_length / head_dim)", self.head_dim, MAX_HEAD_DIM),
+            ("ffn_dim (feed_forward_length / intermediate_size)", self.ffn_dim, MAX_FFN_DIM),
+            ("vocab_size", self.vocab_size, MAX_VOCAB),
+            ("context_length (context_length / max_position_embeddings)", self.context_length, MAX_CONTEXT),
+        ] {
+            if value > max {
+                return bad(format!("{field} = {value} is over the architecture limit of {max}"));
+            }
+        }
+        for (field, value) in [("rms_eps (layer_norm_rms_epsilon / rms_norm_eps)", self.rms_eps), ("rope_theta (rope.freq_base / rope_theta)", self.rope_theta)] {
+            if !(value.is_finite() && value > 0.0) {
+                return bad(format!("{field} = {value}: expected a positive finite number"));
+            }
+        }
         if self.n_layers == 0 || self.d_model == 0 || self.n_heads == 0 || self.n_kv_heads == 0 {
             return bad(format!("zero-sized dimension in {self:?}"));
         }
@@ -100,32 +133,39 @@ impl TransformerConfig {
                 reason: format!("metadata key '{key}' is missing or not a number"),
             })
         };
+        // A size must be a whole, non-negative number: never rounded or wrapped into range
+        // (`validate` then checks it against the architecture limits).
+        let whole = |k: &str, v: f64| -> Result<usize, LoadError> {
+            if v >= 0.0 && v.fract() == 0.0 && v < 2f64.powi(63) {
+                Ok(v as usize)
+            } else {
+                Err(LoadError::Config { file: source.to_string(), reason: format!("metadata key '{arch_name}.{k}' = {v} is not a whole non-negative number") })
+            }
+        };
+        let need_int = |k: &str| need(k).and_then(|v| whole(k, v));
+        let opt_int = |k: &str| get_num(&format!("{arch_name}.{k}")).map(|v| whole(k, v)).transpose();
         if let Some(kind) = get_str(&format!("{arch_name}.rope.scaling.type")).filter(|k| *k != "none") {
             return Err(LoadError::Config {
                 file: source.to_string(),
                 reason: format!("rope scaling '{kind}' is not supported (plain RoPE only)"),
             });
         }
-        let d_model = need("embedding_length")? as usize;
-        let n_heads = need("attention.head_count")? as usize;
-        let n_kv_heads = get_num(&format!("{arch_name}.attention.head_count_kv"))
-            .map(|v| v as usize)
-            .unwrap_or(n_heads);
-        let head_dim = get_num(&format!("{arch_name}.attention.key_length"))
-            .map(|v| v as usize)
-            .unwrap_or(if n_heads > 0 { d_model / n_heads } else { 0 });
+        let d_model = need_int("embedding_length")?;
+        let n_heads = need_int("attention.head_count")?;
+        let n_kv_heads = opt_int("attention.head_count_kv")?.unwrap_or(n_heads);
+        let head_dim = opt_int("attention.key_length")?.unwrap_or(if n_heads > 0 { d_model / n_heads } else { 0 });
         let cfg = TransformerConfig {
             arch,
-            n_layers: need("block_count")? as usize,
+            n_layers: need_int("block_count")?,
             d_model,
             n_heads,
             n_kv_heads,
             head_dim,
-            ffn_dim: need("feed_forward_length")? as usize,
+            ffn_dim: need_int("feed_forward_length")?,
             vocab_size,
             rope_theta: get_num(&format!("{arch_name}.rope.freq_base")).unwrap_or(10_000.0) as f32,
             rms_eps: need("attention.layer_norm_rms_epsilon")? as f32,
-            context_length: need("context_length")? as usize,
+            context_length: need_int("context_length")?,
             rope_style: match arch {
                 Arch::Llama => RopeStyle::Interleaved,
                 Arch::Qwen2 => RopeStyle::SplitHalf,

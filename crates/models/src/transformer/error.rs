@@ -13,6 +13,8 @@ pub enum LoadError {
     TensorShape { file: String, tensor: String, expected: Vec<usize>, got: Vec<usize> },
     #[error("{file}: {reason}")]
     Format { file: String, reason: String },
+    #[error("{file}: tensor '{tensor}' holds {value} at element {index}: non-finite weights are refused")]
+    NonFinite { file: String, tensor: String, index: usize, value: String },
     #[error(transparent)]
     Gguf(#[from] crate::gguf::GgufError),
     #[error("{path}: {source}")]

@@ -153,12 +153,25 @@ mod kernel {
     pub fn rows(w: &[u16], cols: usize, x: &[f32], kc: usize, dst: &mut [f32], stride: usize, c0: usize) {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::is_x86_feature_detected!("avx2")
-                && std::is_x86_feature_detected!("fma")
-                && std::is_x86_feature_detected!("f16c")
-            {
-                // SAFETY: the features the functions are compiled for were detected above.
+            // One path for the whole process, whatever `kc`: the f32 sums of different paths
+            // differ in the last bits, and a column's result must not depend on its batch.
+            if crate::cpu::f16_path() == crate::cpu::F16Path::Avx2 {
+                // SAFETY: the path is only chosen where its features were detected.
                 unsafe {
+                    if crate::cpu::features().avx512vl {
+                        // The same arithmetic with 32 vector registers (EVEX encoding): wider
+                        // tiles, fewer loads per FMA, the same bits (each accumulator still sums
+                        // its row and column in the same order).
+                        match kc {
+                            1 => return avx2::tiles_vl::<8, 1>(w, cols, x, dst, stride, c0),
+                            2 => return avx2::tiles_vl::<8, 2>(w, cols, x, dst, stride, c0),
+                            3 => return avx2::tiles_vl::<6, 3>(w, cols, x, dst, stride, c0),
+                            4 => return avx2::tiles_vl::<4, 4>(w, cols, x, dst, stride, c0),
+                            5 => return avx2::tiles_vl::<4, 5>(w, cols, x, dst, stride, c0),
+                            6 => return avx2::tiles_vl::<4, 6>(w, cols, x, dst, stride, c0),
+                            _ => {}
+                        }
+                    }
                     match kc {
                         // Tile shapes measured fastest on the AVX2 machines here (one column
                         // needs eight rows in flight to keep the loads busy).
@@ -187,8 +200,25 @@ mod kernel {
     }
 
     #[cfg(target_arch = "x86_64")]
-    mod avx2 {
+    pub(super) mod avx2 {
         use std::arch::x86_64::*;
+
+        /// The body of [`tiles`] and [`tiles_vl`] (a macro so that it is compiled inside each,
+        /// with each one's registers).
+        macro_rules! all_tiles {
+            ($R:ident, $K:ident, $w:ident, $cols:ident, $x:ident, $dst:ident, $stride:ident, $c0:ident) => {{
+                let n_rows = $w.len() / $cols;
+                let whole = n_rows / $R * $R;
+                unsafe {
+                    for r in (0..whole).step_by($R) {
+                        tile::<$R, $K>($w, $cols, $x, $dst, $stride, $c0, r);
+                    }
+                    for r in whole..n_rows {
+                        tile::<1, $K>($w, $cols, $x, $dst, $stride, $c0, r);
+                    }
+                }
+            }};
+        }
 
         /// All rows of `w` in tiles of `R` rows (the remainder one row at a time) × `K` columns.
         #[target_feature(enable = "avx2,fma,f16c")]
@@ -200,16 +230,20 @@ mod kernel {
             stride: usize,
             c0: usize,
         ) {
-            let n_rows = w.len() / cols;
-            let whole = n_rows / R * R;
-            unsafe {
-                for r in (0..whole).step_by(R) {
-                    tile::<R, K>(w, cols, x, dst, stride, c0, r);
-                }
-                for r in whole..n_rows {
-                    tile::<1, K>(w, cols, x, dst, stride, c0, r);
-                }
-            }
+            all_tiles!(R, K, w, cols, x, dst, stride, c0)
+        }
+
+        /// [`tiles`] compiled with AVX-512VL as well, so that the tiles may use 32 registers.
+        #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl")]
+        pub unsafe fn tiles_vl<const R: usize, const K: usize>(
+            w: &[u16],
+            cols: usize,
+            x: &[f32],
+            dst: &mut [f32],
+            stride: usize,
+            c0: usize,
+        ) {
+            all_tiles!(R, K, w, cols, x, dst, stride, c0)
         }
 
         /// Rows `r .. r + R`: each 8-wide run of weights is widened once and multiplied into all
@@ -281,7 +315,8 @@ mod tests {
                 assert!((a - b).abs() <= b.abs() / 2048.0 + 1e-7, "row {r} col {c}: {a} vs {b}");
             }
         }
-        for k in [1usize, 2, 3, 4, 5, 6, 7, 8, 9, 13, 17] {
+        println!("f16 path exercised: {}", crate::cpu::f16_path().name());
+        for k in (1usize..=20).chain([33, 64]) {
             let x = lcg(k * cols, 7 + k as u64);
             let mut out = vec![0f32; k * rows];
             m.matmul(&x, k, &mut out);
@@ -292,12 +327,13 @@ mod tests {
                     assert!((got - exact).abs() < 1e-4, "k={k} t={t} r={r}: {got} vs {exact}");
                 }
             }
-            // a block equals its columns run one at a time, up to f32 summation order
+            // a block equals its columns run one at a time, bit for bit (one path per process,
+            // every tile shape sums a column in the same order)
             for t in 0..k {
                 let mut one = vec![0f32; rows];
                 m.matmul(&x[t * cols..(t + 1) * cols], 1, &mut one);
                 for r in 0..rows {
-                    assert!((one[r] - out[t * rows + r]).abs() < 1e-5, "k={k} t={t} r={r}");
+                    assert_eq!(one[r].to_bits(), out[t * rows + r].to_bits(), "k={k} t={t} r={r}");
                 }
             }
         }
@@ -316,6 +352,48 @@ mod tests {
                 assert!((p - q).abs() <= 1e-5 * (1.0 + q.abs()), "kc={kc} index {i}: {p} vs {q}");
             }
         }
+    }
+
+    /// The 32-register tiles (AVX-512VL) must give the AVX2 tiles' bits: both are the one f16
+    /// path of a process, so which of them runs must not show in the results.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn wide_tiles_equal_the_avx2_tiles_bit_for_bit() {
+        let f = crate::cpu::features();
+        if !(f.avx2 && f.fma && f.f16c && f.avx512f && f.avx512vl) {
+            println!("SKIPPED: this CPU lacks AVX2/FMA/F16C or AVX-512VL; the 32-register f16 tiles were not run");
+            return;
+        }
+        let (rows, cols) = (53, 72);
+        let m = F16Matrix::from_f32(rows, cols, &lcg(rows * cols, 12)).unwrap();
+        for kc in 1..=MAX_COLS {
+            let x = lcg(kc * cols, 40 + kc as u64);
+            let (mut a, mut b) = (vec![0f32; rows * kc], vec![0f32; rows * kc]);
+            // SAFETY: the features were checked above.
+            unsafe {
+                match kc {
+                    1 => kernel::avx2::tiles::<8, 1>(&m.data, cols, &x, &mut a, kc, 0),
+                    2 => kernel::avx2::tiles::<4, 2>(&m.data, cols, &x, &mut a, kc, 0),
+                    3 => kernel::avx2::tiles::<4, 3>(&m.data, cols, &x, &mut a, kc, 0),
+                    4 => kernel::avx2::tiles::<3, 4>(&m.data, cols, &x, &mut a, kc, 0),
+                    5 => kernel::avx2::tiles::<2, 5>(&m.data, cols, &x, &mut a, kc, 0),
+                    _ => kernel::avx2::tiles::<2, 6>(&m.data, cols, &x, &mut a, kc, 0),
+                }
+            }
+            // SAFETY: as above (AVX-512VL checked too).
+            unsafe {
+                match kc {
+                    1 => kernel::avx2::tiles_vl::<8, 1>(&m.data, cols, &x, &mut b, kc, 0),
+                    2 => kernel::avx2::tiles_vl::<8, 2>(&m.data, cols, &x, &mut b, kc, 0),
+                    3 => kernel::avx2::tiles_vl::<6, 3>(&m.data, cols, &x, &mut b, kc, 0),
+                    4 => kernel::avx2::tiles_vl::<4, 4>(&m.data, cols, &x, &mut b, kc, 0),
+                    5 => kernel::avx2::tiles_vl::<4, 5>(&m.data, cols, &x, &mut b, kc, 0),
+                    _ => kernel::avx2::tiles_vl::<4, 6>(&m.data, cols, &x, &mut b, kc, 0),
+                }
+            }
+            assert!(a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits()), "kc={kc}");
+        }
+        println!("f16 tiles exercised: avx2 (16 registers) and avx512vl (32 registers)");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::gguf::{GgmlType, GgufFile, Value};
+use crate::gguf::{Array, GgmlType, GgufFile, Value};
 
 use super::config::TransformerConfig;
 use super::error::LoadError;
@@ -29,6 +29,9 @@ impl WeightSource for GgufSource<'_> {
     fn contains(&self, name: &str) -> bool {
         self.file.tensor(name).is_some()
     }
+    fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        self.file.tensor(name).map(|t| t.shape())
+    }
     fn load_f32(&self, name: &str) -> Result<HostTensor, LoadError> {
         let info = self
             .file
@@ -45,6 +48,7 @@ impl WeightSource for GgufSource<'_> {
         }
         let shape = info.shape();
         let bytes = self.file.tensor_data(name)?.to_vec();
+        super::checks::check_q8_0_scales(&self.describe(), name, &bytes)?;
         Q8Matrix::from_q8_0_bytes(shape[0], shape[1], bytes)
             .map(Some)
             .map_err(|reason| LoadError::Format { file: self.describe(), reason: format!("tensor '{name}': {reason}") })
@@ -70,22 +74,21 @@ pub fn gguf_config(file: &GgufFile) -> Result<TransformerConfig, LoadError> {
 }
 
 /// Token ids that end a generation: the file's EOS plus the chat end-of-turn tokens it defines.
-pub fn gguf_eos_ids(file: &GgufFile) -> Vec<u32> {
-    let mut eos: Vec<u32> = file
-        .get("tokenizer.ggml.eos_token_id")
-        .and_then(Value::as_u64)
-        .map(|v| vec![v as u32])
-        .unwrap_or_default();
-    if let Some(tokens) = file.get("tokenizer.ggml.tokens").and_then(Value::as_array) {
+/// An EOS id outside the vocabulary is an error (never truncated to 32 bits).
+pub fn gguf_eos_ids(file: &GgufFile, vocab_size: usize) -> Result<Vec<u32>, LoadError> {
+    let key = "tokenizer.ggml.eos_token_id";
+    let mut eos: Vec<u32> = match file.get(key) {
+        None => Vec::new(),
+        Some(_) => vec![file.get_bounded(key, vocab_size.saturating_sub(1) as u64, &format!("the vocabulary has {vocab_size} tokens"))? as u32],
+    };
+    if let Some(tokens) = file.get("tokenizer.ggml.tokens").and_then(Value::as_array).and_then(Array::as_strs) {
         for (i, t) in tokens.iter().enumerate() {
-            if matches!(t.as_str(), Some("<|im_end|>" | "<|endoftext|>" | "<|eot_id|>" | "<|end_of_text|>"))
-                && !eos.contains(&(i as u32))
-            {
+            if matches!(t, "<|im_end|>" | "<|endoftext|>" | "<|eot_id|>" | "<|end_of_text|>") && !eos.contains(&(i as u32)) {
                 eos.push(i as u32);
             }
         }
     }
-    eos
+    Ok(eos)
 }
 
 /// Load the llama-family decoder stored in the GGUF file at `path` (any architecture:
@@ -98,6 +101,6 @@ pub fn load_gguf(path: &Path, name: &str, opts: &TransformerOptions) -> Result<T
 /// Load the llama-family decoder from an open GGUF file.
 pub fn load_gguf_file(file: &GgufFile, name: &str, opts: &TransformerOptions) -> Result<Transformer, LoadError> {
     let cfg = gguf_config(file)?;
-    let eos = gguf_eos_ids(file);
+    let eos = gguf_eos_ids(file, cfg.vocab_size)?;
     Ok(Transformer::from_source(name, cfg, &GgufSource::new(file), opts)?.with_eos(eos))
 }

@@ -12,6 +12,7 @@
 
 pub mod arch;
 pub mod attention;
+pub(crate) mod checks;
 mod config;
 pub mod decoder;
 mod error;

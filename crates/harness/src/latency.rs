@@ -1,0 +1,301 @@
+//! Replayed latency: what a configuration's calls would have cost had it run alone.
+//!
+//! Sharing model calls breaks per-configuration wall-clock timing, so the harness times every real
+//! call ([`crate::share::Sample`]) and keeps a per-model, per-machine [`CostTable`]; each record is
+//! then charged the calls it *logically* made ([`CallStats`]) at the table's costs.
+//!
+//! The cost model of one call scoring k positions at context depth d is `a(k) + s · d`:
+//! - `s` (seconds per context token: attention over the cache) is one slope per model, the pooled
+//!   least-squares slope within each k;
+//! - `a(k)` is, per k, the median of `t − s · d` over the calls that scored k positions (the median
+//!   shrugs off calls slowed by a neighbour); a k never measured is interpolated linearly between
+//!   the nearest measured ones (extrapolated from the last two beyond them).
+//!
+//! A prefill of L tokens costs the median of the measured prefills of exactly L tokens, else the
+//! least-squares line `p0 + p1 · L` through all prefills.
+//!
+//! The block-cost curve `b(k) = a(k) / a(1)` (at the mean depth) says what a call of k positions costs
+//! in single-step units: the constant-c model charges 1 for every verifier call whatever its k.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::HarnessError;
+use crate::share::{CallStats, ModelCalls, Sample};
+
+/// The measured calls of one model on one machine.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ModelSamples {
+    pub calls: Vec<Sample>,
+    pub prefills: Vec<Sample>,
+}
+
+/// Every model's measured calls on one machine, persisted as `cost_table.json` in the output
+/// directory (a resumed sweep keeps adding to it).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct CostTable {
+    pub hardware: String,
+    /// Model name → samples.
+    pub models: BTreeMap<String, ModelSamples>,
+}
+
+impl CostTable {
+    pub const FILE: &'static str = "cost_table.json";
+
+    /// Read `dir/cost_table.json` if it was measured on `hardware` (else start empty).
+    pub fn load(dir: &Path, hardware: &str) -> Result<Self, HarnessError> {
+        let path = dir.join(Self::FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let t: CostTable = serde_json::from_slice(&bytes)
+                    .map_err(|e| HarnessError::BadRecord { path: path.display().to_string(), line: e.line(), msg: e.to_string() })?;
+                Ok(if t.hardware == hardware { t } else { CostTable { hardware: hardware.into(), models: BTreeMap::new() } })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(CostTable { hardware: hardware.into(), models: BTreeMap::new() }),
+            Err(e) => Err(HarnessError::io(&path, e)),
+        }
+    }
+
+    pub fn save(&self, dir: &Path) -> Result<(), HarnessError> {
+        let bytes = serde_json::to_vec(self).expect("cost table serialises");
+        crate::store::write_atomic(&dir.join(Self::FILE), &bytes)
+    }
+
+    /// Samples kept per model (the newest): enough for medians, small enough to rewrite the file
+    /// after every example.
+    pub const MAX_CALLS: usize = 20_000;
+    pub const MAX_PREFILLS: usize = 4_000;
+
+    pub fn add(&mut self, model: &str, calls: Vec<Sample>, prefills: Vec<Sample>) {
+        let m = self.models.entry(model.to_string()).or_default();
+        m.calls.extend(calls);
+        m.prefills.extend(prefills);
+        if m.calls.len() > Self::MAX_CALLS {
+            m.calls.drain(..m.calls.len() - Self::MAX_CALLS);
+        }
+        if m.prefills.len() > Self::MAX_PREFILLS {
+            m.prefills.drain(..m.prefills.len() - Self::MAX_PREFILLS);
+        }
+    }
+
+    /// The fitted cost of `model` (`None` before any call of it was timed).
+    pub fn fit(&self, model: &str) -> Option<CostFit> {
+        self.models.get(model).and_then(CostFit::new)
+    }
+}
+
+/// A model's fitted costs (see the module docs).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct CostFit {
+    /// Seconds per token of context depth.
+    pub slope_s: f64,
+    /// `k → a(k)` seconds, for the k that were measured.
+    pub intercept_s: BTreeMap<usize, f64>,
+    /// Mean context depth of the measured calls (where `b(k)` is read).
+    pub mean_depth: f64,
+    /// Prefill line `p0 + p1 · L` and the medians at measured lengths.
+    pub prefill_p0: f64,
+    pub prefill_p1: f64,
+    pub prefill_exact: BTreeMap<usize, f64>,
+    pub calls: usize,
+}
+
+impl CostFit {
+    pub fn new(s: &ModelSamples) -> Option<Self> {
+        if s.calls.is_empty() && s.prefills.is_empty() {
+            return None;
+        }
+        let mut by_k: BTreeMap<usize, Vec<&Sample>> = BTreeMap::new();
+        for c in &s.calls {
+            by_k.entry(c.k).or_default().push(c);
+        }
+        // Pooled within-k slope.
+        let (mut sxy, mut sxx) = (0.0, 0.0);
+        for v in by_k.values() {
+            let n = v.len() as f64;
+            let md = v.iter().map(|c| c.depth as f64).sum::<f64>() / n;
+            let mt = v.iter().map(|c| c.seconds).sum::<f64>() / n;
+            for c in v {
+                sxy += (c.depth as f64 - md) * (c.seconds - mt);
+                sxx += (c.depth as f64 - md).powi(2);
+            }
+        }
+        let slope_s = if sxx > 0.0 { (sxy / sxx).max(0.0) } else { 0.0 };
+        let intercept_s = by_k
+            .iter()
+            .map(|(&k, v)| (k, median(v.iter().map(|c| c.seconds - slope_s * c.depth as f64).collect())))
+            .collect();
+        let mean_depth = if s.calls.is_empty() { 0.0 } else { s.calls.iter().map(|c| c.depth as f64).sum::<f64>() / s.calls.len() as f64 };
+        let mut by_len: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+        for p in &s.prefills {
+            by_len.entry(p.k).or_default().push(p.seconds);
+        }
+        let prefill_exact: BTreeMap<usize, f64> = by_len.into_iter().map(|(l, v)| (l, median(v))).collect();
+        let (p0, p1) = line(prefill_exact.iter().map(|(&l, &t)| (l as f64, t)).collect());
+        Some(Self { slope_s, intercept_s, mean_depth, prefill_p0: p0, prefill_p1: p1, prefill_exact, calls: s.calls.len() })
+    }
+
+    /// `a(k)`: measured, interpolated or extrapolated (never below 0).
+    pub fn intercept(&self, k: usize) -> f64 {
+        if let Some(&a) = self.intercept_s.get(&k) {
+            return a;
+        }
+        let below = self.intercept_s.range(..k).next_back();
+        let above = self.intercept_s.range(k..).next();
+        let lerp = |(k0, a0): (&usize, &f64), (k1, a1): (&usize, &f64)| {
+            a0 + (a1 - a0) * (k as f64 - *k0 as f64) / (*k1 as f64 - *k0 as f64)
+        };
+        let a = match (below, above) {
+            (Some(b), Some(a)) => lerp(b, a),
+            (Some(b), None) => match self.intercept_s.range(..*b.0).next_back() {
+                Some(b0) => lerp(b0, b),
+                None => *b.1,
+            },
+            (None, Some(a)) => match self.intercept_s.range(a.0 + 1..).next() {
+                Some(a1) => lerp(a, a1),
+                None => *a.1,
+            },
+            (None, None) => 0.0,
+        };
+        a.max(0.0)
+    }
+
+    /// Seconds of one call scoring `k` positions after `depth` tokens of context.
+    pub fn call(&self, k: usize, depth: f64) -> f64 {
+        self.intercept(k) + self.slope_s * depth
+    }
+
+    /// Seconds of a prefill of `len` tokens.
+    pub fn prefill(&self, len: usize) -> f64 {
+        if len == 0 {
+            return 0.0;
+        }
+        self.prefill_exact.get(&len).copied().unwrap_or_else(|| (self.prefill_p0 + self.prefill_p1 * len as f64).max(0.0))
+    }
+
+    /// Seconds of a record's logical calls of this model: (prefill, decode).
+    pub fn replay(&self, calls: &ModelCalls) -> (f64, f64) {
+        let decode = calls.by_k.iter().map(|(&k, &[n, sd])| n as f64 * self.intercept(k) + self.slope_s * sd as f64).sum();
+        (self.prefill(calls.prefill_tokens), decode)
+    }
+
+    /// The block-cost curve: `b(k)` = cost of k positions ÷ cost of one, at the mean depth.
+    pub fn block_cost(&self, k: usize) -> f64 {
+        let one = self.call(1, self.mean_depth);
+        if one > 0.0 { self.call(k, self.mean_depth) / one } else { f64::NAN }
+    }
+}
+
+/// JSON has no NaN: serde_json writes it as `null`; read `null` back as NaN.
+pub(crate) fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+/// A record's replayed latency: its logical calls at the cost table's prices, plus the decoding
+/// loop's own measured overhead (rules, sampling, stop checks: real work whether shared or not).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Replay {
+    /// Total: prefill + decode + overhead.
+    pub seconds: f64,
+    /// Both models' prefills.
+    pub prefill_s: f64,
+    pub drafter_s: f64,
+    pub verifier_s: f64,
+    pub overhead_s: f64,
+    /// Σ over the verifier's calls of b(k): the verifier's cost in single-step units (the
+    /// constant-c model counts each call as 1).
+    #[serde(deserialize_with = "nan_if_null")]
+    pub verifier_block_units: f64,
+    /// Σ over the drafter's calls of a_d(k) / a_v(1): the drafter's cost in verifier-step units
+    /// (the constant-c model charges c per drafter step).
+    #[serde(deserialize_with = "nan_if_null")]
+    pub drafter_block_units: f64,
+}
+
+/// Replay `calls` against both models' fits. `None` when a model that was called has no fit.
+pub fn replay(calls: &CallStats, overhead_s: f64, drafter: Option<&CostFit>, verifier: Option<&CostFit>) -> Option<Replay> {
+    let zero = |c: &ModelCalls| c.prefill_tokens == 0 && c.by_k.is_empty();
+    let part = |c: &ModelCalls, f: Option<&CostFit>| -> Option<(f64, f64)> { if zero(c) { Some((0.0, 0.0)) } else { f.map(|f| f.replay(c)) } };
+    let (dp, dd) = part(&calls.drafter, drafter)?;
+    let (vp, vd) = part(&calls.verifier, verifier)?;
+    let unit = verifier.map(|v| v.call(1, v.mean_depth)).filter(|u| *u > 0.0);
+    let units = |c: &ModelCalls, f: Option<&CostFit>| match (f, unit) {
+        (Some(f), Some(u)) => c.by_k.iter().map(|(&k, &[n, _])| n as f64 * f.call(k, f.mean_depth) / u).sum(),
+        _ => f64::NAN,
+    };
+    Some(Replay {
+        seconds: dp + vp + dd + vd + overhead_s,
+        prefill_s: dp + vp,
+        drafter_s: dd,
+        verifier_s: vd,
+        overhead_s,
+        verifier_block_units: units(&calls.verifier, verifier),
+        drafter_block_units: units(&calls.drafter, drafter),
+    })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) }
+}
+
+/// Least-squares line through `pts` (`(mean, 0)`-slope fallbacks for fewer than two distinct x;
+/// a single point becomes a line through the origin).
+fn line(pts: Vec<(f64, f64)>) -> (f64, f64) {
+    let n = pts.len() as f64;
+    if pts.is_empty() {
+        return (0.0, 0.0);
+    }
+    let mx = pts.iter().map(|p| p.0).sum::<f64>() / n;
+    let my = pts.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxx: f64 = pts.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    if sxx == 0.0 {
+        return (0.0, if mx > 0.0 { my / mx } else { 0.0 });
+    }
+    let b = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum::<f64>() / sxx;
+    (my - b * mx, b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(k: usize, depth: usize, seconds: f64) -> Sample {
+        Sample { k, depth, seconds }
+    }
+
+    #[test]
+    fn fit_recovers_an_affine_cost_and_interpolates_k() {
+        // t = 0.01 · k + 0.1 + 1e-4 · depth, for k ∈ {1, 3, 5} (k = 2, 4, 6 unseen).
+        let cost = |k: usize, d: usize| 0.1 + 0.01 * k as f64 + 1e-4 * d as f64;
+        let calls = [1usize, 3, 5].iter().flat_map(|&k| (0..6).map(move |i| s(k, 20 + 7 * i, cost(k, 20 + 7 * i)))).collect();
+        let prefills = vec![s(10, 0, 0.5), s(20, 0, 0.9), s(20, 0, 1.1)];
+        let f = CostFit::new(&ModelSamples { calls, prefills }).unwrap();
+        assert!((f.slope_s - 1e-4).abs() < 1e-12, "{}", f.slope_s);
+        for k in 1..=7 {
+            assert!((f.call(k, 50.0) - cost(k, 50)).abs() < 1e-9, "k={k}: {} vs {}", f.call(k, 50.0), cost(k, 50));
+        }
+        assert_eq!(f.prefill(20), 1.0);
+        assert!((f.prefill(15) - 0.75).abs() < 1e-9, "{}", f.prefill(15));
+        assert!(f.block_cost(5) > f.block_cost(1));
+        let mut mc = ModelCalls { prefill_tokens: 10, ..Default::default() };
+        mc.by_k.insert(3, [2, 100]);
+        let (p, d) = f.replay(&mc);
+        assert_eq!(p, 0.5);
+        assert!((d - (cost(3, 50) * 2.0)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn median_resists_one_slow_call() {
+        let mut calls: Vec<Sample> = (0..9).map(|i| s(1, 10 + i, 0.1)).collect();
+        calls.push(s(1, 12, 5.0));
+        let f = CostFit::new(&ModelSamples { calls, prefills: vec![] }).unwrap();
+        assert!((f.call(1, 12.0) - 0.1).abs() < 0.05, "{}", f.call(1, 12.0));
+    }
+}

@@ -1,0 +1,284 @@
+//! Which CPU the process runs on, and which matmul kernel each weight format uses on it.
+//!
+//! The features are detected once per process ([`features`]); each weight format then picks one
+//! kernel path for the whole process ([`q8_path`], [`f16_path`]). One path per process matters
+//! for exactness: the 8-bit paths give bit-identical results anyway (integer block sums, the same
+//! order of scaling), but the f16 paths accumulate in f32 lanes of different widths, so mixing
+//! them by the number of token columns would make a position's logits depend on its batch.
+//!
+//! `SPECCASCADE_KERNEL=portable|avx2|avx512vnni|auto` overrides the choice (for comparisons and
+//! for CPUs whose detection is wrong); a path the CPU lacks falls back to the best one it has,
+//! with a warning. The choice is logged once to stderr when `SPECCASCADE_LOG` contains `kernels`
+//! (or is `all`/`debug`), or `RUST_LOG` is `debug`/`trace` or names `kernels`; [`describe`]
+//! gives it as JSON for `--json` outputs and [`summary`] as one line for hardware tags.
+
+use std::sync::OnceLock;
+
+/// The instruction-set extensions the kernels care about (detected at run time).
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct CpuFeatures {
+    pub avx2: bool,
+    pub fma: bool,
+    pub f16c: bool,
+    pub avx512f: bool,
+    pub avx512bw: bool,
+    pub avx512vl: bool,
+    pub avx512vnni: bool,
+    pub avx512bf16: bool,
+    /// AVX-VNNI (VEX, 256-bit `vpdpbusd`): reported, no kernel uses it yet.
+    pub avxvnni: bool,
+    /// AMX-INT8 tiles: reported, no kernel uses it yet.
+    pub amx_int8: bool,
+    /// AVX512-FP16: reported, no kernel uses it yet.
+    pub avx512fp16: bool,
+}
+
+impl CpuFeatures {
+    fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let flags = cpuinfo_field("flags").unwrap_or_default();
+            let has_flag = |f: &str| flags.split_whitespace().any(|x| x == f);
+            Self {
+                avx2: std::is_x86_feature_detected!("avx2"),
+                fma: std::is_x86_feature_detected!("fma"),
+                f16c: std::is_x86_feature_detected!("f16c"),
+                avx512f: std::is_x86_feature_detected!("avx512f"),
+                avx512bw: std::is_x86_feature_detected!("avx512bw"),
+                avx512vl: std::is_x86_feature_detected!("avx512vl"),
+                avx512vnni: std::is_x86_feature_detected!("avx512vnni"),
+                avx512bf16: std::is_x86_feature_detected!("avx512bf16"),
+                avxvnni: has_flag("avx_vnni"),
+                amx_int8: has_flag("amx_int8"),
+                avx512fp16: has_flag("avx512_fp16"),
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        Self::default()
+    }
+
+    /// Names of the features present, in a fixed order.
+    pub fn names(&self) -> Vec<&'static str> {
+        let all = [
+            ("avx2", self.avx2),
+            ("fma", self.fma),
+            ("f16c", self.f16c),
+            ("avx512f", self.avx512f),
+            ("avx512bw", self.avx512bw),
+            ("avx512vl", self.avx512vl),
+            ("avx512vnni", self.avx512vnni),
+            ("avx512bf16", self.avx512bf16),
+            ("avxvnni", self.avxvnni),
+            ("amx_int8", self.amx_int8),
+            ("avx512fp16", self.avx512fp16),
+        ];
+        all.iter().filter(|(_, on)| *on).map(|(n, _)| *n).collect()
+    }
+
+    /// The 8-bit paths this CPU can run, best first.
+    pub fn q8_paths(&self) -> Vec<Q8Path> {
+        let mut v = Vec::new();
+        if self.avx512f && self.avx512bw && self.avx512vl && self.avx512vnni && self.f16c && self.fma {
+            v.push(Q8Path::Avx512Vnni);
+        }
+        if self.avx2 && self.fma && self.f16c {
+            v.push(Q8Path::Avx2);
+        }
+        v.push(Q8Path::Portable);
+        v
+    }
+
+    /// The f16 paths this CPU can run, best first.
+    pub fn f16_paths(&self) -> Vec<F16Path> {
+        let mut v = Vec::new();
+        if self.avx2 && self.fma && self.f16c {
+            v.push(F16Path::Avx2);
+        }
+        v.push(F16Path::Portable);
+        v
+    }
+}
+
+/// The kernel family the 8-bit matmul ([`crate::transformer::q8::Q8Matrix`]) runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Q8Path {
+    /// Plain Rust, any CPU; the reference the others equal bit for bit.
+    Portable,
+    /// AVX2 `maddubs` + `madd` over rows interleaved by four.
+    Avx2,
+    /// AVX-512 VNNI `vpdpbusd` (zmm) over rows interleaved by sixteen, four bytes at a time.
+    Avx512Vnni,
+}
+
+/// The kernel family the f16 matmul ([`crate::transformer::f16::F16Matrix`]) runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum F16Path {
+    /// Plain Rust, any CPU (sequential f32 sums).
+    Portable,
+    /// F16C + FMA, 8-lane f32 accumulators.
+    Avx2,
+}
+
+impl Q8Path {
+    pub fn name(self) -> &'static str {
+        match self {
+            Q8Path::Portable => "portable",
+            Q8Path::Avx2 => "avx2",
+            Q8Path::Avx512Vnni => "avx512vnni",
+        }
+    }
+}
+
+impl F16Path {
+    pub fn name(self) -> &'static str {
+        match self {
+            F16Path::Portable => "portable",
+            F16Path::Avx2 => "avx2",
+        }
+    }
+}
+
+/// The features of the CPU this process runs on (detected on first use).
+pub fn features() -> &'static CpuFeatures {
+    static F: OnceLock<CpuFeatures> = OnceLock::new();
+    F.get_or_init(CpuFeatures::detect)
+}
+
+/// The `SPECCASCADE_KERNEL` override as read once: `Ok(None)` for unset or `auto`.
+fn requested() -> &'static Result<Option<String>, String> {
+    static R: OnceLock<Result<Option<String>, String>> = OnceLock::new();
+    R.get_or_init(|| match std::env::var("SPECCASCADE_KERNEL") {
+        Err(_) => Ok(None),
+        Ok(v) => match v.trim() {
+            "" | "auto" => Ok(None),
+            s @ ("portable" | "avx2" | "avx512vnni") => Ok(Some(s.to_string())),
+            other => Err(format!(
+                "SPECCASCADE_KERNEL='{other}' is not a kernel path (expected portable, avx2, avx512vnni or auto); using auto"
+            )),
+        },
+    })
+}
+
+struct Choice {
+    q8: Q8Path,
+    f16: F16Path,
+    warnings: Vec<String>,
+}
+
+fn choice() -> &'static Choice {
+    static C: OnceLock<Choice> = OnceLock::new();
+    C.get_or_init(|| {
+        let f = features();
+        let (q8s, f16s) = (f.q8_paths(), f.f16_paths());
+        let mut c = Choice { q8: q8s[0], f16: f16s[0], warnings: Vec::new() };
+        match requested() {
+            Err(e) => c.warnings.push(e.clone()),
+            Ok(None) => {}
+            Ok(Some(want)) => {
+                // The 8-bit path as asked; the f16 path is the widest one not above it.
+                match q8s.iter().find(|p| p.name() == want) {
+                    Some(p) => c.q8 = *p,
+                    None => c.warnings.push(format!(
+                        "SPECCASCADE_KERNEL={want}: this CPU lacks the features; the 8-bit kernel uses {}",
+                        c.q8.name()
+                    )),
+                }
+                if want == "portable" {
+                    c.f16 = F16Path::Portable;
+                }
+            }
+        }
+        for w in &c.warnings {
+            eprintln!("speccascade: warning: {w}");
+        }
+        if logging_asked() {
+            eprintln!("speccascade: kernels: {}", summary_of(&c));
+        }
+        c
+    })
+}
+
+fn logging_asked() -> bool {
+    let sc = std::env::var("SPECCASCADE_LOG").unwrap_or_default().to_ascii_lowercase();
+    let rl = std::env::var("RUST_LOG").unwrap_or_default().to_ascii_lowercase();
+    sc.split(',').any(|s| matches!(s.trim(), "kernels" | "all" | "debug"))
+        || rl.split(',').any(|s| {
+            let s = s.trim();
+            s == "debug" || s == "trace" || s.contains("kernels")
+        })
+}
+
+/// The 8-bit kernel path of this process.
+pub fn q8_path() -> Q8Path {
+    choice().q8
+}
+
+/// The f16 kernel path of this process.
+pub fn f16_path() -> F16Path {
+    choice().f16
+}
+
+/// Which variant of the 8-bit path runs for `k` token columns (the per-k choice).
+pub fn q8_variant(path: Q8Path, k: usize) -> &'static str {
+    match (path, k) {
+        (Q8Path::Portable, _) => "scalar",
+        (Q8Path::Avx2, _) => "4 rows x <=8 columns per pass",
+        (Q8Path::Avx512Vnni, 1..=3) => "16 rows x k columns, 2 integer chains per column",
+        (Q8Path::Avx512Vnni, _) => "16 rows x <=8 columns per pass (weights loaded once per 8 columns)",
+    }
+}
+
+/// The CPU's model name from `/proc/cpuinfo` (or the architecture where there is none).
+pub fn cpu_model() -> String {
+    cpuinfo_field("model name").unwrap_or_else(|| std::env::consts::ARCH.to_string())
+}
+
+fn cpuinfo_field(name: &str) -> Option<String> {
+    let s = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let line = s.lines().find(|l| l.split(':').next().map(str::trim) == Some(name))?;
+    Some(line.split_once(':')?.1.trim().to_string())
+}
+
+fn summary_of(c: &Choice) -> String {
+    format!("q8={} f16={} ({})", c.q8.name(), c.f16.name(), features().names().join(","))
+}
+
+/// The chosen paths alone, for hardware tags: `q8=avx512vnni f16=avx2`.
+pub fn paths() -> String {
+    let c = choice();
+    format!("q8={} f16={}", c.q8.name(), c.f16.name())
+}
+
+/// One line for logs: `q8=avx512vnni f16=avx2 (avx2,fma,…)`.
+pub fn summary() -> String {
+    summary_of(choice())
+}
+
+/// The chosen paths as JSON, for the `"kernels"` field of `--json` outputs.
+pub fn describe() -> serde_json::Value {
+    let c = choice();
+    let f = features();
+    serde_json::json!({
+        "cpu_model": cpu_model(),
+        "logical_cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "features": f.names(),
+        "override": std::env::var("SPECCASCADE_KERNEL").ok(),
+        "warnings": c.warnings,
+        "q8": {
+            "path": c.q8.name(),
+            "by_k": {
+                "1-3": q8_variant(c.q8, 1),
+                "4+": q8_variant(c.q8, 4),
+            },
+            "available": f.q8_paths().iter().map(|p| p.name()).collect::<Vec<_>>(),
+        },
+        "f16": {
+            "path": c.f16.name(),
+            "by_k": "one path for every k (f32 sums must not depend on the batch)",
+            "available": f.f16_paths().iter().map(|p| p.name()).collect::<Vec<_>>(),
+        },
+        "not_implemented": ["amx_int8", "avxvnni", "avx512fp16", "avx512bf16 (f16 path)"],
+    })
+}

@@ -1,0 +1,161 @@
+//! speccascade-provider: real models and real tasks for the harness.
+//!
+//! The harness runs sweeps over any [`Provider`]; this crate is the one that loads real pairs
+//! (`speccascade-models`: a registered name, a GGUF file or a Hugging Face directory, at a
+//! precision), builds prompts (`speccascade-tasks`: few-shot, chat-wrapped when asked), and scores
+//! generations with the task's metric. The harness stays free of burn and datasets; the binary
+//! only parses arguments.
+
+use std::rc::Rc;
+
+use speccascade_core::LanguageModel;
+use speccascade_harness::HarnessError;
+use speccascade_harness::config::{ModelsSpec, TaskSpec};
+use speccascade_harness::provider::{Aggregation, MetricScore, Output, Pair, Prompt, Provider, Score, Task};
+use speccascade_harness::synthetic::SyntheticProvider;
+use speccascade_models::registry::{ModelLocation, resolve_model};
+use speccascade_models::tokenizer::{ChatMessage, Tokenizer};
+use speccascade_models::transformer::{Precision, TransformerOptions, load_model};
+use speccascade_tasks as tasks;
+
+/// Models and tasks for the harness: the synthetic pair and task from the harness itself, real
+/// models from speccascade-models (a registered name, a GGUF file or a Hugging Face directory) and
+/// real tasks from speccascade-tasks (prompt, stop strings, metric).
+pub struct RealProvider;
+
+impl Provider for RealProvider {
+    fn pair(&self, spec: &ModelsSpec) -> Result<Pair, HarnessError> {
+        if spec.synthetic.is_some() {
+            return SyntheticProvider.pair(spec);
+        }
+        let merr = |what: &str, e: &dyn std::fmt::Display| HarnessError::Model(format!("{what}: {e}"));
+        if spec.device != "cpu" {
+            return Err(HarnessError::Model(format!(
+                "device {:?}: this build runs models on the CPU only (burn's flex backend); use `device: cpu`",
+                spec.device
+            )));
+        }
+        let precision = match spec.precision.as_str() {
+            "native" | "q8" => Precision::Q8,
+            "f32" => Precision::F32,
+            "f16" => Precision::F16,
+            other => return Err(HarnessError::Model(format!("precision {other:?} is not supported by speccascade-models (use q8, f16 or f32)"))),
+        };
+        let opts = TransformerOptions { precision, ..TransformerOptions::default() };
+        let load = |name: &str| -> Result<(Box<dyn LanguageModel>, ModelLocation), HarnessError> {
+            let loc = resolve_model(name).map_err(|e| merr(name, &e))?;
+            let model = load_model(&loc, &opts).map_err(|e| merr(name, &e))?.model;
+            Ok((model, loc))
+        };
+        let (dname, vname) = (spec.drafter.as_deref().unwrap_or_default(), spec.verifier.as_deref().unwrap_or_default());
+        let (drafter, _) = load(dname)?;
+        let (verifier, vloc) = load(vname)?;
+        // Prompts and text go through the verifier's tokenizer; the pair must share it.
+        let tok = Rc::new(Tokenizer::from_location(&vloc).map_err(|e| merr(vname, &e))?);
+        if drafter.vocab_size() != verifier.vocab_size() {
+            return Err(HarnessError::Model(format!(
+                "{dname} has {} logits per position but {vname} has {}: a drafter and a verifier must share one tokenizer",
+                drafter.vocab_size(),
+                verifier.vocab_size()
+            )));
+        }
+        let t = tok.clone();
+        Ok(Pair {
+            drafter,
+            verifier,
+            detok: Some(Box::new(move |ids: &[u32]| t.decode(ids, true))),
+            synthetic: None,
+            extra: Some(Box::new(tok)),
+        })
+    }
+
+    fn task<'p>(&self, spec: &TaskSpec, pair: &'p Pair) -> Result<Box<dyn Task + 'p>, HarnessError> {
+        if spec.name == "synthetic" {
+            return SyntheticProvider.task(spec, pair);
+        }
+        let terr = |msg: String| HarnessError::Task { task: spec.name.clone(), msg };
+        let task = speccascade_tasks::task_by_name(&spec.name).map_err(|e| terr(e.to_string()))?;
+        let source = match &spec.data_file {
+            Some(p) => tasks::Source::File(p.clone()),
+            None => tasks::Source::Cache,
+        };
+        // All examples in data-set order; the harness picks `examples` of them with its own seed.
+        let examples = tasks::load_examples(task, &source, None, 0).map_err(|e| terr(e.to_string()))?;
+        let tok = pair
+            .extra
+            .as_ref()
+            .and_then(|x| x.downcast_ref::<Rc<Tokenizer>>())
+            .ok_or_else(|| terr("needs the models' tokenizer (real models, not the synthetic pair)".into()))?;
+        use speccascade_harness::config::PromptStyle as Style;
+        let (style, chat) = match spec.prompt_style {
+            Some(Style::T5) => (tasks::PromptStyle::T5, spec.chat),
+            Some(Style::Chat) => (tasks::PromptStyle::FewShot, true),
+            Some(Style::FewShot) | None => (tasks::PromptStyle::FewShot, spec.chat),
+        };
+        Ok(Box::new(RealTask { task, examples, tok: tok.as_ref(), shots: spec.shots, chat, style }))
+    }
+}
+
+/// A task of speccascade-tasks over a real tokenizer.
+struct RealTask<'p> {
+    task: &'static tasks::Task,
+    examples: Vec<tasks::Example>,
+    tok: &'p Tokenizer,
+    shots: Option<usize>,
+    chat: bool,
+    style: tasks::PromptStyle,
+}
+
+impl Task for RealTask<'_> {
+    fn name(&self) -> &str {
+        self.task.name
+    }
+    fn num_examples(&self) -> usize {
+        self.examples.len()
+    }
+    fn example_id(&self, index: usize) -> String {
+        self.examples[index].id.clone()
+    }
+    fn prompt(&self, index: usize) -> Result<Prompt, String> {
+        let mut text = tasks::build_prompt(self.task, &self.examples[index], self.style, self.shots).map_err(|e| e.to_string())?;
+        // `chat: true` wraps the prompt in the model's chat template (ChatML for Qwen2.5).
+        if self.chat {
+            if self.tok.chat_template().is_none() {
+                return Err("`chat: true` but the model has no chat template".into());
+            }
+            text = self.tok.apply_chat(&[ChatMessage::user(text)], true).map_err(|e| e.to_string())?;
+        }
+        let tokens = self.tok.encode_prompt(&text, true).map_err(|e| e.to_string())?;
+        Ok(Prompt { tokens, stop_strings: self.task.stop_sequences.iter().map(|s| s.to_string()).collect(), extra_eos: Vec::new() })
+    }
+    fn score(&self, index: usize, _prompt: &Prompt, output: &Output<'_>) -> Result<Score, String> {
+        let ex = &self.examples[index];
+        let generation = output.text.unwrap_or_default();
+        let answer = self.task.extract_answer(generation);
+        let metric = self.task.metrics[0];
+        let scored = [tasks::Scored { id: &ex.id, predictions: vec![answer.as_str()], references: &ex.references, code: ex.code.as_ref() }];
+        let r = tasks::score(metric, &scored, &tasks::MetricOptions::default()).map_err(|e| e.to_string())?;
+        // The example's own score: for BLEU, sentence BLEU (the record's `extra` keeps the
+        // n-gram statistics from which summaries compute corpus BLEU); otherwise the same number.
+        let value = r.per_example.first().map(|e| e.score).unwrap_or(r.score);
+        let extra = serde_json::to_value(&r.extra).map_err(|e| e.to_string())?;
+        let corpus_stats = tasks::metrics::summable_stats(&r.metric, &extra);
+        let aggregation = if corpus_stats.is_some() { Aggregation::Corpus } else { Aggregation::Mean };
+        Ok(Score {
+            value,
+            metric: MetricScore { metric: r.metric.clone(), aggregation, corpus_stats },
+            inputs: serde_json::json!({ "metric": r.metric, "prediction": answer, "references": ex.references, "extra": r.extra }),
+        })
+    }
+    fn metric(&self) -> String {
+        let m = self.task.metrics[0].to_string();
+        match m.as_str() {
+            _ if m.starts_with("pass_at_") => format!("{} (%)", m.replace("pass_at_", "pass@")),
+            "exact_match" | "gsm8k" => "exact match (%)".into(),
+            "f1" => "F1 (%)".into(),
+            "bleu" => "BLEU".into(),
+            "rouge1" | "rouge2" | "rougeL" | "rougeLsum" => m.replace("rouge", "ROUGE-"),
+            _ => format!("{m} (0–100)"),
+        }
+    }
+}
