@@ -443,7 +443,7 @@ impl GemmaConfig {
                 GemmaVersion::V3 => num("rope.freq_base_swa").unwrap_or(10_000.0) as f32,
                 _ => rope_theta,
             },
-            eos: gguf_eos_ids(file),
+            eos: gguf_eos_ids(file, vocab_size)?,
         };
         cfg.validate(&src)?;
         Ok(cfg)
