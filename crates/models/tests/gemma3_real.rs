@@ -16,18 +16,26 @@ use speccascade_models::tokenizer::Tokenizer;
 use speccascade_models::transformer::{Precision, TransformerOptions, load_model};
 use transformer_support::{argmax, cached_model};
 
+/// The committed transformers outputs.
+fn reference() -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gemma3_270m_reference.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn u32s(v: &serde_json::Value) -> Vec<u32> {
+    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+}
+
+fn f64s(v: &serde_json::Value) -> Vec<f64> {
+    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+}
+
 #[test]
 fn gemma3_270m_matches_transformers() {
     let Some(path) = cached_model("gemma-3-270m", "gemma-3-270m-q4_k_m.gguf") else {
         return;
     };
-    let reference: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gemma3_270m_reference.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let reference = reference();
     let loc = ModelLocation::Gguf { path: path.clone() };
     let tok = Tokenizer::from_location(&loc).unwrap();
     let opts = TransformerOptions {
@@ -38,20 +46,6 @@ fn gemma3_270m_matches_transformers() {
     let model = load_model(&loc, &opts).unwrap().model;
     let vocab = model.vocab_size();
     assert_eq!(vocab, 262_144);
-    let u32s = |v: &serde_json::Value| -> Vec<u32> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_u64().unwrap() as u32)
-            .collect()
-    };
-    let f64s = |v: &serde_json::Value| -> Vec<f64> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_f64().unwrap())
-            .collect()
-    };
     for (i, case) in reference["inputs"].as_array().unwrap().iter().enumerate() {
         let text = case["text"].as_str().unwrap();
         let ids = u32s(&case["ids"]);
@@ -142,13 +136,7 @@ fn reduced(precision: Precision, tol: f64) {
     let Some(path) = cached_model("gemma-3-270m", "gemma-3-270m-q4_k_m.gguf") else {
         return;
     };
-    let reference: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gemma3_270m_reference.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let reference = reference();
     let loc = ModelLocation::Gguf { path };
     let opts = TransformerOptions {
         precision,
@@ -157,20 +145,6 @@ fn reduced(precision: Precision, tol: f64) {
     };
     let model = load_model(&loc, &opts).unwrap().model;
     let vocab = model.vocab_size();
-    let u32s = |v: &serde_json::Value| -> Vec<u32> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_u64().unwrap() as u32)
-            .collect()
-    };
-    let f64s = |v: &serde_json::Value| -> Vec<f64> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_f64().unwrap())
-            .collect()
-    };
     for (i, case) in reference["inputs"].as_array().unwrap().iter().enumerate() {
         let ids = u32s(&case["ids"]);
         let generated = u32s(&case["generated"]);
