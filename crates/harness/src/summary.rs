@@ -485,8 +485,6 @@ mod tests {
             replay: None,
             trace: None,
             timing: Timing { wall_s: wall, ..Timing::default() },
-            calls: None,
-            replay: None,
         };
         let records: Vec<Record> = grid
             .hashes
