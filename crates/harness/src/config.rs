@@ -445,8 +445,11 @@ impl Experiment {
             if t.examples == 0 {
                 return Err((at("examples"), "expected at least 1 example".into()));
             }
-            if t.max_new_tokens == 0 {
-                return Err((at("max_new_tokens"), "expected at least 1 token".into()));
+            if t.max_new_tokens == 0 || t.max_new_tokens > MAX_NEW_TOKENS_LIMIT {
+                return Err((at("max_new_tokens"), format!("expected 1..={MAX_NEW_TOKENS_LIMIT} tokens, got {}", t.max_new_tokens)));
+            }
+            if t.examples > EXAMPLES_LIMIT {
+                return Err((at("examples"), format!("expected at most {EXAMPLES_LIMIT} examples, got {}", t.examples)));
             }
             let synthetic_task = t.name == "synthetic";
             if synthetic_task && m.synthetic.is_none() {
@@ -553,6 +556,11 @@ fn read_experiment(path: &Path) -> Result<(String, String), ConfigError> {
         Err(e) => Err(ConfigError { file, line: None, column: None, path: String::new(), msg: format!("cannot read the experiment file: {e}") }),
     }
 }
+
+/// The longest generation a task may ask for (a model's context caps it further at run time).
+pub const MAX_NEW_TOKENS_LIMIT: usize = 1 << 20;
+/// The most examples one task may name (data sets are capped in size when read, too).
+pub const EXAMPLES_LIMIT: usize = 10_000_000;
 
 /// Apply `key.path=value` overrides to YAML text: `models.drafter=DIR`, `tasks[0].examples=4`,
 /// `methods.spec_decoding.alpha=[0.1, 0.2]`. The value is read as YAML (a number, a string, a

@@ -139,3 +139,13 @@ fn unreadable_file_names_the_path() {
     let e = Experiment::from_file(std::path::Path::new("/nonexistent/x.yaml")).unwrap_err();
     assert!(e.to_string().starts_with("/nonexistent/x.yaml: cannot read"), "{e}");
 }
+
+#[test]
+fn sizes_beyond_their_limits_are_refused_before_anything_runs() {
+    let s = err(&GOOD.replace("max_new_tokens: 8", "max_new_tokens: 1000000000000"), 8);
+    assert!(s.contains("max_new_tokens") && s.contains("1..=1048576"), "{s}");
+    let s = err(&GOOD.replace("examples: 4", "examples: 1000000000000"), 7);
+    assert!(s.contains("at most 10000000 examples"), "{s}");
+    let s = err(&GOOD.replace("gamma: [3]", "gamma: [1000000000]"), 12);
+    assert!(s.contains("1..=64"), "{s}");
+}
