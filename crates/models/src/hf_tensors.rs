@@ -301,6 +301,24 @@ pub fn read_config_json(dir: &Path) -> Result<(String, serde_json::Value), LoadE
     Ok((file, json))
 }
 
+/// The EOS ids of a config's `eos_token_id` (a number or a list; absent or null = none). An id
+/// outside the vocabulary of `vocab_size`, or not an integer, is an error naming the file, never
+/// truncated to 32 bits.
+pub fn eos_ids(file: &str, value: Option<&serde_json::Value>, vocab_size: usize) -> Result<Vec<u32>, LoadError> {
+    let one = |v: &serde_json::Value| match v.as_u64() {
+        Some(id) if id < vocab_size as u64 => Ok(id as u32),
+        _ => Err(LoadError::Config {
+            file: file.to_string(),
+            reason: format!("eos_token_id {v} is not a token id of the vocabulary of {vocab_size}"),
+        }),
+    };
+    match value {
+        Some(serde_json::Value::Array(a)) => a.iter().map(one).collect(),
+        Some(serde_json::Value::Null) | None => Ok(Vec::new()),
+        Some(v) => Ok(vec![one(v)?]),
+    }
+}
+
 /// A size read from a config number (`what` names the field): a non-negative integer below 10⁹,
 /// so that nothing is allocated from an absurd value.
 pub fn as_size(file: &str, what: &str, v: f64) -> Result<usize, LoadError> {

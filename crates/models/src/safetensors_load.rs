@@ -130,17 +130,8 @@ fn hf_eos(dir: &Path, vocab_size: usize) -> Result<Vec<u32>, LoadError> {
         let path = dir.join(f);
         let Ok(text) = std::fs::read_to_string(&path) else { continue };
         let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
-        let one = |v: &serde_json::Value| match v.as_u64() {
-            Some(id) if id < vocab_size as u64 => Ok(id as u32),
-            _ => Err(LoadError::Config {
-                file: path.display().to_string(),
-                reason: format!("eos_token_id {v} is not a token id of the vocabulary of {vocab_size}"),
-            }),
-        };
-        match json.get("eos_token_id") {
-            Some(serde_json::Value::Array(a)) => return a.iter().map(one).collect(),
-            Some(serde_json::Value::Null) | None => {}
-            Some(v) => return Ok(vec![one(v)?]),
+        if let Some(v) = json.get("eos_token_id").filter(|v| !v.is_null()) {
+            return crate::hf_tensors::eos_ids(&path.display().to_string(), Some(v), vocab_size);
         }
     }
     Ok(Vec::new())

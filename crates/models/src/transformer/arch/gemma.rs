@@ -21,7 +21,7 @@ use std::sync::Arc;
 use serde_json::Value as Json;
 
 use crate::gguf::{GgufFile, Value};
-use crate::hf_tensors::{HfTensors, Renamed, as_size, read_config_json};
+use crate::hf_tensors::{HfTensors, Renamed, as_size, eos_ids, read_config_json};
 use crate::transformer::arch::{Architecture, LoadedModel};
 use crate::transformer::attention::{HeadShape, ScoreRule, SelfAttention};
 use crate::transformer::config::RopeStyle;
@@ -296,15 +296,8 @@ impl GemmaConfig {
             _ => num("query_pre_attn_scalar").unwrap_or(head_dim as f64),
         } as f32;
         let cap = |k: &str| num(k).map(|v| v as f32);
-        let eos = match j.get("eos_token_id").or_else(|| json.get("eos_token_id")) {
-            Some(Json::Array(a)) => a
-                .iter()
-                .filter_map(Json::as_u64)
-                .map(|v| v as u32)
-                .collect(),
-            Some(v) => v.as_u64().map(|v| vec![v as u32]).unwrap_or_default(),
-            None => Vec::new(),
-        };
+        let vocab_size = usize_of("vocab_size")?;
+        let eos = eos_ids(file, j.get("eos_token_id").or_else(|| json.get("eos_token_id")), vocab_size)?;
         let cfg = GemmaConfig {
             version,
             n_layers,
@@ -313,7 +306,7 @@ impl GemmaConfig {
             n_kv_heads,
             head_dim,
             ffn_dim: usize_of("intermediate_size")?,
-            vocab_size: usize_of("vocab_size")?,
+            vocab_size,
             rms_eps: num("rms_norm_eps").unwrap_or(1e-6) as f32,
             context_length: if num("max_position_embeddings").is_some() {
                 usize_of("max_position_embeddings")?

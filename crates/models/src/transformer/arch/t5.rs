@@ -24,7 +24,7 @@ use serde_json::Value as Json;
 use speccascade_core::{LanguageModel, Logits, ModelError, Session, TokenId};
 
 use crate::gguf::GgufFile;
-use crate::hf_tensors::{HfTensors, as_size, read_config_json};
+use crate::hf_tensors::{HfTensors, as_size, eos_ids, read_config_json};
 use crate::transformer::TransformerOptions;
 use crate::transformer::arch::{Architecture, LoadedModel, ModelInfo};
 use crate::transformer::attention::{HeadShape, ScoreRule, SelfAttention, Visible, attend};
@@ -163,17 +163,14 @@ impl T5Config {
             })
         };
         let pad = id("pad_token_id", 0)?;
-        let eos = match j.get("eos_token_id") {
-            Some(Json::Array(a)) => a
-                .iter()
-                .filter_map(Json::as_u64)
-                .map(|v| v as u32)
-                .collect(),
-            Some(v) if v.is_u64() => vec![v.as_u64().unwrap_or(1) as u32],
-            _ => vec![1],
+        let vocab_size = size("vocab_size")?;
+        // T5's `</s>` is id 1 when the config names none.
+        let eos = match eos_ids(file, j.get("eos_token_id"), vocab_size)? {
+            ids if ids.is_empty() => vec![1],
+            ids => ids,
         };
         let cfg = T5Config {
-            vocab_size: size("vocab_size")?,
+            vocab_size,
             d_model: size("d_model")?,
             d_kv: size("d_kv")?,
             d_ff: size("d_ff")?,
