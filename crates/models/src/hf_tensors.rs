@@ -301,6 +301,14 @@ pub fn read_config_json(dir: &Path) -> Result<(String, serde_json::Value), LoadE
     Ok((file, json))
 }
 
+/// A configuration error in `file`.
+pub(crate) fn cfg_err(file: &str, reason: impl Into<String>) -> LoadError {
+    LoadError::Config {
+        file: file.to_string(),
+        reason: reason.into(),
+    }
+}
+
 /// The EOS ids of a config's `eos_token_id` (a number or a list; absent or null = none). An id
 /// outside the vocabulary of `vocab_size`, or not an integer, is an error naming the file, never
 /// truncated to 32 bits.

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use serde_json::Value as Json;
 
 use crate::gguf::{GgufFile, Value};
-use crate::hf_tensors::{HfTensors, Renamed, as_size, eos_ids, read_config_json};
+use crate::hf_tensors::{HfTensors, Renamed, as_size, cfg_err, eos_ids, read_config_json};
 use crate::transformer::arch::{Architecture, LoadedModel};
 use crate::transformer::attention::{HeadShape, ScoreRule, SelfAttention};
 use crate::transformer::config::RopeStyle;
@@ -78,13 +78,6 @@ pub struct GemmaConfig {
     /// RoPE base of local layers.
     pub rope_local_theta: f32,
     pub eos: Vec<u32>,
-}
-
-fn cfg_err(file: &str, reason: impl Into<String>) -> LoadError {
-    LoadError::Config {
-        file: file.to_string(),
-        reason: reason.into(),
-    }
 }
 
 impl GemmaConfig {

@@ -24,7 +24,7 @@ use serde_json::Value as Json;
 use speccascade_core::{LanguageModel, Logits, ModelError, Session, TokenId};
 
 use crate::gguf::GgufFile;
-use crate::hf_tensors::{HfTensors, as_size, eos_ids, read_config_json};
+use crate::hf_tensors::{HfTensors, as_size, cfg_err, eos_ids, read_config_json};
 use crate::transformer::TransformerOptions;
 use crate::transformer::arch::{Architecture, LoadedModel, ModelInfo};
 use crate::transformer::attention::{HeadShape, ScoreRule, SelfAttention, Visible, attend};
@@ -98,13 +98,6 @@ pub struct T5Config {
     pub scale_decoder_output: bool,
     pub decoder_start_token_id: u32,
     pub eos: Vec<u32>,
-}
-
-fn cfg_err(file: &str, reason: impl Into<String>) -> LoadError {
-    LoadError::Config {
-        file: file.to_string(),
-        reason: reason.into(),
-    }
 }
 
 impl T5Config {
