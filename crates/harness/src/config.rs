@@ -202,6 +202,12 @@ pub struct TaskSpec {
     /// as a user turn of the model's chat template, like `chat: true`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt_style: Option<PromptStyle>,
+    /// Hold the prompt (a T5 encoder input, or a decoder-only prompt) to this many tokens by
+    /// cutting the example's input text (the article, document, source sentence or question),
+    /// keeping the rest of the prompt whole. Absent: the paper's limit for T5-style prompts (WMT
+    /// 80, XSum 1024, CNN/DM 2048 tokens), none otherwise. Records note a cut prompt's length.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_input_tokens: Option<usize>,
 }
 
 /// The prompt styles a task can use (see [`TaskSpec::prompt_style`]).
@@ -457,6 +463,14 @@ impl Experiment {
             }
             if synthetic_task && t.data_file.is_some() {
                 return Err((at("data_file"), "the synthetic task makes its own prompts: remove `data_file`".into()));
+            }
+            if synthetic_task && t.max_input_tokens.is_some() {
+                return Err((at("max_input_tokens"), "the synthetic task makes its own prompts: remove `max_input_tokens`".into()));
+            }
+            if let Some(n) = t.max_input_tokens
+                && !(1..=MAX_NEW_TOKENS_LIMIT).contains(&n)
+            {
+                return Err((at("max_input_tokens"), format!("expected 1..={MAX_NEW_TOKENS_LIMIT} tokens, got {n}")));
             }
             if !synthetic_task && m.synthetic.is_some() {
                 return Err((at("name"), format!("task {:?} needs real models with a tokenizer; the synthetic pair has none (use task `synthetic`)", t.name)));

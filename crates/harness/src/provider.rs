@@ -33,6 +33,18 @@ pub struct Prompt {
     pub stop_strings: Vec<String>,
     /// Extra token ids that end a generation (beside the models' EOS).
     pub extra_eos: Vec<TokenId>,
+    /// The input limit the prompt was held to (`max_input_tokens`), if any.
+    pub input_limit: Option<InputLimit>,
+}
+
+/// `max_input_tokens` at work on one prompt (kept in its records).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputLimit {
+    /// The limit in tokens.
+    pub max_tokens: usize,
+    /// The prompt's length before its input text was cut; absent when it fitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated_from: Option<usize>,
 }
 
 /// What a task scores.
@@ -123,7 +135,7 @@ mod tests {
     use super::*;
 
     fn spec(n: usize, seed: Option<u64>) -> TaskSpec {
-        TaskSpec { name: "t".into(), examples: n, seed, shots: None, max_new_tokens: 4, data_file: None, chat: false, prompt_style: None }
+        TaskSpec { name: "t".into(), examples: n, seed, shots: None, max_new_tokens: 4, data_file: None, chat: false, prompt_style: None, max_input_tokens: None }
     }
 
     #[test]

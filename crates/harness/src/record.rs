@@ -5,7 +5,7 @@ use speccascade_core::Ledger;
 use speccascade_decoding::Method;
 
 use crate::latency::Replay;
-use crate::provider::MetricScore;
+use crate::provider::{InputLimit, MetricScore};
 use crate::share::CallStats;
 
 /// What one decoded example leaves behind. Everything but [`Record::timing`] and the ledger's
@@ -27,6 +27,9 @@ pub struct Record {
     pub example: usize,
     pub example_id: String,
     pub prompt_tokens: usize,
+    /// The input limit the prompt was held to and, when it was cut, its length before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_limit: Option<InputLimit>,
     /// Generated token ids.
     pub tokens: Vec<u32>,
     /// Generated text (absent for models without a detokenizer).

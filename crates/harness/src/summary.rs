@@ -473,6 +473,7 @@ mod tests {
             example: 0,
             example_id: "synthetic/0".into(),
             prompt_tokens: 2,
+            input_limit: None,
             tokens: vec![1; 8],
             text: None,
             stop: "max_tokens".into(),

@@ -75,7 +75,7 @@ impl Task for SyntheticTask<'_> {
         let len = 4 + (u(0) * 9.0) as usize;
         // Token 0 is EOS: prompts use 1..vocab.
         let tokens = (1..=len as u64).map(|p| 1 + (u(p) * (self.vocab - 1) as f64) as TokenId).collect();
-        Ok(Prompt { tokens, stop_strings: Vec::new(), extra_eos: Vec::new() })
+        Ok(Prompt { tokens, ..Prompt::default() })
     }
     fn score(&self, _index: usize, prompt: &Prompt, output: &Output<'_>) -> Result<Score, String> {
         let q = self.pair.quality(&prompt.tokens, output.tokens);

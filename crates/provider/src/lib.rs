@@ -11,7 +11,7 @@ use std::rc::Rc;
 use speccascade_core::LanguageModel;
 use speccascade_harness::HarnessError;
 use speccascade_harness::config::{ModelsSpec, TaskSpec};
-use speccascade_harness::provider::{Aggregation, MetricScore, Output, Pair, Prompt, Provider, Score, Task};
+use speccascade_harness::provider::{Aggregation, InputLimit, MetricScore, Output, Pair, Prompt, Provider, Score, Task};
 use speccascade_harness::synthetic::SyntheticProvider;
 use speccascade_models::registry::{ModelLocation, resolve_model};
 use speccascade_models::tokenizer::{ChatMessage, Tokenizer};
@@ -92,7 +92,9 @@ impl Provider for RealProvider {
             Some(Style::Chat) => (tasks::PromptStyle::FewShot, true),
             Some(Style::FewShot) | None => (tasks::PromptStyle::FewShot, spec.chat),
         };
-        Ok(Box::new(RealTask { task, examples, tok: tok.as_ref(), shots: spec.shots, chat, style }))
+        // The paper's input limits are those of its T5 setting; an explicit limit applies to any style.
+        let max_input_tokens = spec.max_input_tokens.or(if style == tasks::PromptStyle::T5 { task.max_input_tokens } else { None });
+        Ok(Box::new(RealTask { task, examples, tok: tok.as_ref(), shots: spec.shots, chat, style, max_input_tokens }))
     }
 }
 
@@ -104,6 +106,56 @@ struct RealTask<'p> {
     shots: Option<usize>,
     chat: bool,
     style: tasks::PromptStyle,
+    /// Hold prompts to this many tokens by cutting the task's input field.
+    max_input_tokens: Option<usize>,
+}
+
+impl RealTask<'_> {
+    /// The prompt's token ids for `ex`: the task's prompt, chat-wrapped when asked, encoded the
+    /// way the checkpoint's tokenizer says (BOS, T5's `</s>`).
+    fn encode(&self, ex: &tasks::Example) -> Result<Vec<u32>, String> {
+        let mut text = tasks::build_prompt(self.task, ex, self.style, self.shots).map_err(|e| e.to_string())?;
+        // `chat: true` wraps the prompt in the model's chat template (ChatML for Qwen2.5).
+        if self.chat {
+            if self.tok.chat_template().is_none() {
+                return Err("`chat: true` but the model has no chat template".into());
+            }
+            text = self.tok.apply_chat(&[ChatMessage::user(text)], true).map_err(|e| e.to_string())?;
+        }
+        self.tok.encode_prompt(&text, true).map_err(|e| e.to_string())
+    }
+
+    /// [`Self::encode`] within `limit` tokens: the input field (article, document, source …) is
+    /// cut at a token boundary of its own tokenization, as few tokens as needed, and the prompt
+    /// around it is kept whole — for a T5 input `summarize: {document}` that is the tokenizer's
+    /// truncation to `limit` tokens with `</s>` kept. Returns the ids and the uncut length.
+    fn encode_within(&self, ex: &tasks::Example, limit: usize) -> Result<(Vec<u32>, Option<usize>), String> {
+        let full = self.encode(ex)?;
+        if full.len() <= limit {
+            return Ok((full, None));
+        }
+        let field = self.task.input_field;
+        let text = ex.fields.get(field).ok_or_else(|| format!("the example has no `{field}` field to cut to max_input_tokens"))?;
+        let ends = self.tok.token_ends(text).map_err(|e| e.to_string())?;
+        let mut keep = ends.len().saturating_sub(full.len() - limit);
+        let mut cut = ex.clone();
+        loop {
+            let end = if keep == 0 { 0 } else { ends[keep - 1] };
+            cut.fields.insert(field.to_string(), text[..end].to_string());
+            let ids = self.encode(&cut)?;
+            if ids.len() <= limit {
+                return Ok((ids, Some(full.len())));
+            }
+            if keep == 0 {
+                return Err(format!(
+                    "max_input_tokens = {limit}, but the prompt has {} tokens with its `{field}` cut away entirely (raise max_input_tokens or use fewer shots)",
+                    ids.len()
+                ));
+            }
+            // Token boundaries can merge across the cut: drop what is still over, at least one.
+            keep -= (ids.len() - limit).clamp(1, keep);
+        }
+    }
 }
 
 impl Task for RealTask<'_> {
@@ -117,16 +169,16 @@ impl Task for RealTask<'_> {
         self.examples[index].id.clone()
     }
     fn prompt(&self, index: usize) -> Result<Prompt, String> {
-        let mut text = tasks::build_prompt(self.task, &self.examples[index], self.style, self.shots).map_err(|e| e.to_string())?;
-        // `chat: true` wraps the prompt in the model's chat template (ChatML for Qwen2.5).
-        if self.chat {
-            if self.tok.chat_template().is_none() {
-                return Err("`chat: true` but the model has no chat template".into());
+        let ex = &self.examples[index];
+        let (tokens, input_limit) = match self.max_input_tokens {
+            None => (self.encode(ex)?, None),
+            Some(limit) => {
+                let (ids, truncated_from) = self.encode_within(ex, limit)?;
+                (ids, Some(InputLimit { max_tokens: limit, truncated_from }))
             }
-            text = self.tok.apply_chat(&[ChatMessage::user(text)], true).map_err(|e| e.to_string())?;
-        }
-        let tokens = self.tok.encode_prompt(&text, true).map_err(|e| e.to_string())?;
-        Ok(Prompt { tokens, stop_strings: self.task.stop_sequences.iter().map(|s| s.to_string()).collect(), extra_eos: Vec::new() })
+        };
+        let stop_strings = self.task.stop_sequences.iter().map(|s| s.to_string()).collect();
+        Ok(Prompt { tokens, stop_strings, extra_eos: Vec::new(), input_limit })
     }
     fn score(&self, index: usize, _prompt: &Prompt, output: &Output<'_>) -> Result<Score, String> {
         let ex = &self.examples[index];

@@ -103,6 +103,7 @@ fn hand_store_scored(dir: &Path, slow: u64, scored: impl Fn(&str, usize, f64) ->
                 example: ex,
                 example_id: format!("synthetic/{ex}"),
                 prompt_tokens: 5,
+                input_limit: None,
                 tokens: vec![1; 10],
                 text: None,
                 stop: "max_tokens".into(),

@@ -46,6 +46,13 @@ pub struct Task {
     pub stop_sequences: &'static [&'static str],
     /// Maximum generated tokens.
     pub max_new_tokens: usize,
+    /// The example field that holds the input text (the document, article, source sentence,
+    /// question): the part `max_input_tokens` cuts so that the whole prompt fits.
+    pub input_field: &'static str,
+    /// The paper's input limit in tokens for the T5 setting (WMT 80, XSum 1024, CNN/DM 2048; it
+    /// states none for the others), applied to the encoder input of T5-style prompts unless the
+    /// experiment sets `max_input_tokens`.
+    pub max_input_tokens: Option<usize>,
     /// The metrics reported; the first is the paper's headline metric.
     pub metrics: &'static [Metric],
     pub extraction: Extraction,
@@ -66,6 +73,8 @@ pub static TASKS: &[Task] = &[
         shot_separator: "\n\n",
         stop_sequences: &["\n"],
         max_new_tokens: 80,
+        input_field: "source",
+        max_input_tokens: Some(80),
         metrics: &[Metric::Bleu],
         extraction: Extraction::Trim,
     },
@@ -80,6 +89,8 @@ pub static TASKS: &[Task] = &[
         shot_separator: "\n\n",
         stop_sequences: &["\n"],
         max_new_tokens: 64,
+        input_field: "document",
+        max_input_tokens: Some(1024),
         metrics: &[Metric::Rouge(2), Metric::Rouge(1), Metric::RougeL],
         extraction: Extraction::Trim,
     },
@@ -94,6 +105,8 @@ pub static TASKS: &[Task] = &[
         shot_separator: "\n\n",
         stop_sequences: &["\n\n"],
         max_new_tokens: 128,
+        input_field: "article",
+        max_input_tokens: Some(2048),
         metrics: &[Metric::Rouge(2), Metric::Rouge(1), Metric::RougeLsum],
         extraction: Extraction::Trim,
     },
@@ -108,6 +121,8 @@ pub static TASKS: &[Task] = &[
         shot_separator: "\n\n",
         stop_sequences: &["Question:", "</s>", "<|im_end|>"],
         max_new_tokens: 256,
+        input_field: "question",
+        max_input_tokens: None,
         metrics: &[Metric::Gsm8k],
         extraction: Extraction::Raw,
     },
@@ -122,6 +137,8 @@ pub static TASKS: &[Task] = &[
         shot_separator: "\n",
         stop_sequences: &["[DONE]"],
         max_new_tokens: 512,
+        input_field: "text",
+        max_input_tokens: None,
         metrics: &[Metric::PassAtK(1)],
         extraction: Extraction::MbppCode,
     },
@@ -136,6 +153,8 @@ pub static TASKS: &[Task] = &[
         shot_separator: "",
         stop_sequences: HUMANEVAL_STOPS,
         max_new_tokens: 512,
+        input_field: "prompt",
+        max_input_tokens: None,
         metrics: &[Metric::PassAtK(1)],
         extraction: Extraction::Code,
     },
@@ -150,6 +169,8 @@ pub static TASKS: &[Task] = &[
         shot_separator: "\n\n",
         stop_sequences: &["\n"],
         max_new_tokens: 32,
+        input_field: "context",
+        max_input_tokens: None,
         metrics: &[Metric::F1, Metric::ExactMatch],
         extraction: Extraction::FirstLineOrNoAnswer,
     },
@@ -164,6 +185,8 @@ pub static TASKS: &[Task] = &[
         shot_separator: "\n\n",
         stop_sequences: &["\n"],
         max_new_tokens: 32,
+        input_field: "question",
+        max_input_tokens: None,
         metrics: &[Metric::ExactMatch, Metric::F1],
         extraction: Extraction::FirstLine,
     },
@@ -178,6 +201,8 @@ pub static TASKS: &[Task] = &[
         shot_separator: "\n\n",
         stop_sequences: &["\n"],
         max_new_tokens: 32,
+        input_field: "question",
+        max_input_tokens: None,
         metrics: &[Metric::ExactMatch, Metric::F1],
         extraction: Extraction::FirstLine,
     },
@@ -192,6 +217,8 @@ pub static TASKS: &[Task] = &[
         shot_separator: "\n\n",
         stop_sequences: &["\n"],
         max_new_tokens: 32,
+        input_field: "question",
+        max_input_tokens: None,
         metrics: &[Metric::ExactMatch, Metric::F1],
         extraction: Extraction::FirstLine,
     },
@@ -262,6 +289,16 @@ mod tests {
         }
         let err = task_by_name("wmt").unwrap_err().to_string();
         assert!(err.contains("wmt14_en_de"), "{err}");
+    }
+
+    #[test]
+    fn input_fields_are_in_the_prompts_and_the_papers_limits_are_set() {
+        for t in TASKS {
+            assert!(t.t5_template.contains(&format!("{{{}}}", t.input_field)), "{}", t.name);
+            assert!(t.fewshot_template.contains(&format!("{{{}}}", t.input_field)), "{}", t.name);
+        }
+        let limit = |n: &str| task_by_name(n).unwrap().max_input_tokens;
+        assert_eq!((limit("wmt14_en_de"), limit("xsum"), limit("cnn_dailymail"), limit("gsm8k")), (Some(80), Some(1024), Some(2048), None));
     }
 
     #[test]

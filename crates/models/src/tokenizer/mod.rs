@@ -145,6 +145,26 @@ impl Tokenizer {
         Ok(enc.get_ids().to_vec())
     }
 
+    /// Where each token of `text` ends, as a byte offset into `text` (at a char boundary,
+    /// non-decreasing): `&text[..ends[k - 1]]` is the text of its first `k` tokens. Control-token
+    /// strings count as plain text, as in a prompt's input field.
+    pub fn token_ends(&self, text: &str) -> Result<Vec<usize>> {
+        let enc = self.plain.encode(text, false).map_err(|e| TokenizerError::Encode(e.to_string()))?;
+        let mut last = 0;
+        Ok(enc
+            .get_offsets()
+            .iter()
+            .map(|&(_, end)| {
+                let mut e = end.clamp(last, text.len());
+                while !text.is_char_boundary(e) {
+                    e -= 1;
+                }
+                last = last.max(e);
+                last
+            })
+            .collect())
+    }
+
     /// A model's prompt (or encoder input): [`Self::encode`], then what the checkpoint's
     /// tokenizer says to add. A `tokenizer.json` post-processor is applied as written (Gemma's
     /// prepends `<bos>`, T5's appends `</s>`); without one, the BOS id is prepended when the model
