@@ -1,7 +1,8 @@
 //! `models fetch <hub-id>` against a fake hub on 127.0.0.1 (tests/support/fake_hub.rs): a
 //! sharded repository whose transfer breaks off and resumes, idempotence, a sha256 mismatch
 //! refused, a gated repository and its token, a borrowed tokenizer, missing files, the offline
-//! error — and a fetched tiny Gemma 2 that loads and decodes.
+//! error, two fetches at once — and a fetched tiny Gemma 2, sharded in two, that loads through its
+//! index and decodes.
 
 #[path = "support/fake_hub.rs"]
 mod fake_hub;
@@ -197,18 +198,59 @@ fn offline_use_names_the_local_directory_alternative() {
     }
 }
 
-/// The tiny random Gemma 2 of the parity fixtures, served as a hub repository, fetched, loaded
-/// from the cache directory and decoded greedily: the tokens equal transformers' (reference.json).
+/// `model.safetensors` split into two shards (tensors by name, first half / second half) and the
+/// `model.safetensors.index.json` naming them, as `save_pretrained` shards a large checkpoint.
+fn shard(st: &[u8]) -> (Vec<u8>, Vec<u8>, String) {
+    let n = u64::from_le_bytes(st[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&st[8..8 + n]).unwrap();
+    let data = &st[8 + n..];
+    let mut names: Vec<&String> = header.keys().filter(|k| *k != "__metadata__").collect();
+    names.sort();
+    let (a, b) = names.split_at(names.len() / 2);
+    let file = |part: &[&String]| {
+        let (mut h, mut body) = (serde_json::Map::new(), Vec::new());
+        for name in part {
+            let mut t = header[name.as_str()].clone();
+            let off = t["data_offsets"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect::<Vec<_>>();
+            t["data_offsets"] = serde_json::json!([body.len(), body.len() + off[1] - off[0]]);
+            body.extend_from_slice(&data[off[0]..off[1]]);
+            h.insert(name.to_string(), t);
+        }
+        let mut json = serde_json::to_vec(&h).unwrap();
+        json.resize(json.len().next_multiple_of(8), b' ');
+        let mut out = (json.len() as u64).to_le_bytes().to_vec();
+        out.extend(json);
+        out.extend(body);
+        out
+    };
+    let weight_map: serde_json::Map<String, serde_json::Value> = a
+        .iter()
+        .map(|n| (n.to_string(), "model-00001-of-00002.safetensors".into()))
+        .chain(b.iter().map(|n| (n.to_string(), "model-00002-of-00002.safetensors".into())))
+        .collect();
+    (file(a), file(b), serde_json::json!({"metadata": {"total_size": data.len()}, "weight_map": weight_map}).to_string())
+}
+
+/// The tiny random Gemma 2 of the parity fixtures, sharded in two and served as a hub
+/// repository, fetched, loaded from the cache directory through its index and decoded greedily:
+/// the tokens equal transformers' (reference.json).
 #[test]
-fn a_fetched_checkpoint_loads_and_decodes() {
+fn a_fetched_sharded_checkpoint_loads_and_decodes() {
     #[allow(unused_imports)]
     use speccascade_core::{LanguageModel as _, Session as _};
     let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/paper/gemma2");
     let read = |n: &str| std::fs::read(fixture.join(n)).unwrap();
+    let (first, second, index) = shard(&read("model.safetensors"));
     let repo = FakeRepo {
         id: "acme/tiny-gemma2".into(),
         commit: COMMIT.into(),
-        files: vec![FakeFile::git("config.json", read("config.json")), FakeFile::lfs("tokenizer.json", read("tokenizer.json")), FakeFile::lfs("model.safetensors", read("model.safetensors"))],
+        files: vec![
+            FakeFile::git("config.json", read("config.json")),
+            FakeFile::lfs("tokenizer.json", read("tokenizer.json")),
+            FakeFile::git("model.safetensors.index.json", index),
+            FakeFile::lfs("model-00001-of-00002.safetensors", first),
+            FakeFile::lfs("model-00002-of-00002.safetensors", second),
+        ],
     };
     let hub = FakeHub::start(vec![repo], None);
     let cache = tempfile::tempdir().unwrap();
@@ -216,6 +258,8 @@ fn a_fetched_checkpoint_loads_and_decodes() {
     let plan = FetchPlan { model_type: Some("gemma2".into()), ..FetchPlan::default() };
     let f = fetch_repo(&r, &plan, &opts(&hub, cache.path(), None)).unwrap();
     let loc = speccascade_models::registry::resolve_model(f.dir.to_str().unwrap()).unwrap();
+    let speccascade_models::registry::ModelLocation::HfDir { weights, .. } = &loc else { panic!("{loc:?}") };
+    assert_eq!(weights.len(), 2, "loaded through the index");
     let opts = speccascade_models::transformer::TransformerOptions { precision: speccascade_models::transformer::Precision::F32, ..Default::default() };
     let model = speccascade_models::transformer::load_model(&loc, &opts).unwrap().model;
     let tok = speccascade_models::tokenizer::Tokenizer::from_location(&loc).unwrap();
@@ -231,4 +275,27 @@ fn a_fetched_checkpoint_loads_and_decodes() {
         row = session.extend(&[next]).unwrap().row(0).to_vec();
     }
     assert_eq!(got, want);
+}
+
+#[test]
+fn concurrent_fetches_of_one_repo_take_turns() {
+    let mut repo = sharded_repo();
+    repo.files.iter_mut().for_each(|f| f.cut_after = None);
+    let hub = FakeHub::start(vec![repo.clone()], None);
+    let cache = tempfile::tempdir().unwrap();
+    let o = opts(&hub, cache.path(), None);
+    let r = HubRef::parse("acme/tiny-sharded").unwrap();
+    let results = std::thread::scope(|sc| {
+        let a = sc.spawn(|| fetch_repo(&r, &FetchPlan::default(), &o));
+        let b = sc.spawn(|| fetch_repo(&r, &FetchPlan::default(), &o));
+        [a.join().unwrap(), b.join().unwrap()]
+    });
+    let statuses: Vec<Vec<FileStatus>> = results.into_iter().map(|x| x.unwrap().status).collect();
+    // One downloaded everything; the other waited on the lock and found it all in place.
+    assert!(statuses.iter().any(|s| s.iter().all(|x| *x == FileStatus::Downloaded)), "{statuses:?}");
+    assert!(statuses.iter().any(|s| s.iter().all(|x| *x == FileStatus::Present)), "{statuses:?}");
+    let cdn = hub.requests().iter().filter(|s| s.path.starts_with("/cdn/")).count();
+    assert_eq!(cdn, 3, "each LFS file crossed the wire once");
+    let dir = r.cache_dir(cache.path());
+    assert_eq!(std::fs::read(dir.join("model-00002-of-00002.safetensors")).unwrap(), file_of(&repo, "model-00002-of-00002.safetensors"));
 }
