@@ -78,6 +78,17 @@ fn list(json: bool) -> Result<()> {
             "description": format!("{}, {} ({}){}", h.role, h.params, h.model_type, if h.gated { ", gated: needs HF_TOKEN" } else { "" }),
         }));
     }
+    // Other hub repositories (or revisions) fetched into the cache.
+    for (dir, m) in speccascade_models::hub::cached_repos(&root) {
+        if registry::find_hub(&m.id).is_some() && m.revision == "main" {
+            continue;
+        }
+        let size: u64 = m.files.iter().map(|f| f.size).sum();
+        rows.push(serde_json::json!({
+            "name": format!("{}@{}", m.id, m.revision), "size": size, "registered": false, "cached": true,
+            "path": dir, "source": format!("hub:{}@{}", m.id, m.commit), "description": format!("hub repository at commit {}", m.commit),
+        }));
+    }
     // Other GGUF files users placed in the cache.
     let models_dir = registry::cache_dir().join("models");
     if let Ok(dirs) = std::fs::read_dir(&models_dir) {

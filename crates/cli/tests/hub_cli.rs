@@ -58,6 +58,8 @@ fn fetch_then_generate_from_the_cache_and_clear_offline_errors() {
     let l = json(&sc(&["models", "list", "--json"], ep, cache.path(), &[]));
     let row = l["models"].as_array().unwrap().iter().find(|r| r["name"] == "google/t5-v1_1-large").cloned().unwrap();
     assert_eq!((row["cached"].as_bool(), row["model_type"].as_str()), (Some(false), Some("t5")), "{row}");
+    let row = l["models"].as_array().unwrap().iter().find(|r| r["name"] == "acme/tiny-gemma2@main").cloned().unwrap();
+    assert_eq!(row["cached"].as_bool(), Some(true), "{row}");
 
     // Offline: fetch and generate both point at the local-directory alternative.
     let o = sc(&["models", "fetch", "google/gemma-2-2b-it"], ep, cache.path(), &[("HF_HUB_OFFLINE", "1")]);

@@ -150,6 +150,25 @@ impl HubRef {
     }
 }
 
+/// Every complete download in the cache (`<cache>/hub/*/*` with a manifest), sorted by path.
+pub fn cached_repos(cache_root: &Path) -> Vec<(PathBuf, Manifest)> {
+    let mut out = Vec::new();
+    for repo in fs::read_dir(cache_root.join("hub")).into_iter().flatten().flatten() {
+        for rev in fs::read_dir(repo.path()).into_iter().flatten().flatten() {
+            let Ok(text) = fs::read_to_string(rev.path().join(MANIFEST)) else { continue };
+            if let Ok(m) = serde_json::from_str::<Manifest>(&text)
+                && let Ok(r) = HubRef::parse(&format!("{}@{}", m.id, m.revision))
+                && r.cache_dir(cache_root) == rev.path()
+                && let Some(found) = r.cached(cache_root)
+            {
+                out.push(found);
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
 impl std::fmt::Display for HubRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}@{}", self.id, self.revision)
