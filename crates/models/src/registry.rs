@@ -180,8 +180,10 @@ const fn hub(id: &'static str, model_type: &'static str, params: &'static str, g
     HubModel { id, model_type, params, gated, tokenizer_from: None, role }
 }
 
-/// T5 v1.1 repositories hold `spiece.model` but no `tokenizer.json`; Flan-T5 (trained from T5 v1.1)
-/// has the same 32 100-piece vocabulary as a `tokenizer.json`.
+/// T5 v1.1 repositories were published with `spiece.model` and no `tokenizer.json` (as far as we
+/// know: the hub cannot be reached from here to check); when one has none, the fetch borrows
+/// Flan-T5's, the same 32 100-piece SentencePiece vocabulary (Flan-T5 is trained from T5 v1.1).
+/// A repository that has its own `tokenizer.json` keeps it.
 const fn t5_v1_1(id: &'static str, params: &'static str, role: &'static str) -> HubModel {
     HubModel { id, model_type: "t5", params, gated: false, tokenizer_from: Some("google/flan-t5-small"), role }
 }
