@@ -194,3 +194,24 @@ fn summaries_measure_against_the_verifier() {
     let q = one.column("quality").unwrap().f64().unwrap().get(0).unwrap();
     assert_eq!(q, drafter.quality);
 }
+
+/// A store committed compressed (results/: `records.jsonl.gz` in place of `records.jsonl`) reads
+/// the same records (the records-file cap applies to the decompressed bytes).
+#[test]
+fn a_compressed_store_reads_the_same_records() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("s");
+    let (exp, src) = experiment(&out, 0.0, 2);
+    run(&exp, &src, &SyntheticProvider, &RunOptions::default()).unwrap();
+    let store = speccascade_harness::Store::new(&out);
+    let plain = store.read_all().unwrap();
+    let jsonl = out.join("records.jsonl");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&std::fs::read(&jsonl).unwrap()).unwrap();
+    std::fs::write(out.join("records.jsonl.gz"), gz.finish().unwrap()).unwrap();
+    std::fs::remove_file(&jsonl).unwrap();
+    let packed = store.read_all().unwrap();
+    assert_eq!(packed.len(), plain.len());
+    assert!(packed.iter().zip(&plain).all(|(a, b)| a.without_timing() == b.without_timing() && a.timing.wall_s == b.timing.wall_s));
+}
