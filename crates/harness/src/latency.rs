@@ -41,10 +41,39 @@ pub struct CostTable {
     pub hardware: String,
     /// Model name → samples.
     pub models: BTreeMap<String, ModelSamples>,
+    /// Which model is which: `"drafter"` / `"verifier"` → model name (absent in tables written
+    /// before it was kept).
+    #[serde(default)]
+    pub roles: BTreeMap<String, String>,
 }
 
 impl CostTable {
     pub const FILE: &'static str = "cost_table.json";
+
+    /// Cost tables are small (≤ 24 000 samples per model); a bigger file is not one.
+    pub const FILE_LIMIT: u64 = 256 << 20;
+
+    /// Read a cost table file (any machine's).
+    pub fn read(path: &Path) -> Result<Self, HarnessError> {
+        let bytes = crate::replay::read_capped(path, Self::FILE_LIMIT)?;
+        serde_json::from_slice(&bytes).map_err(|e| HarnessError::BadRecord { path: path.display().to_string(), line: e.line(), msg: e.to_string() })
+    }
+
+    /// The model playing `role`: as recorded, else the one table model whose name is the
+    /// configured name or starts with it followed by `-` (a registered name and its file stem,
+    /// e.g. `qwen2.5-coder-0.5b-instruct` and `qwen2.5-coder-0.5b-instruct-q4_k_m`).
+    pub fn role(&self, role: &str, configured: Option<&str>) -> Option<String> {
+        if let Some(m) = self.roles.get(role) {
+            return Some(m.clone());
+        }
+        let c = configured?;
+        // A registered name, or a GGUF file / HF directory path (its last component, less `.gguf`).
+        let base = c.trim_end_matches('/').rsplit('/').next().unwrap_or(c);
+        let stem = base.strip_suffix(".gguf").unwrap_or(base);
+        let mut hits = self.models.keys().filter(|m| *m == stem || m.starts_with(&format!("{stem}-")));
+        let one = hits.next()?;
+        hits.next().is_none().then(|| one.clone())
+    }
 
     /// Read `dir/cost_table.json` if it was measured on `hardware` (else start empty).
     pub fn load(dir: &Path, hardware: &str) -> Result<Self, HarnessError> {
@@ -53,9 +82,9 @@ impl CostTable {
             Ok(bytes) => {
                 let t: CostTable = serde_json::from_slice(&bytes)
                     .map_err(|e| HarnessError::BadRecord { path: path.display().to_string(), line: e.line(), msg: e.to_string() })?;
-                Ok(if t.hardware == hardware { t } else { CostTable { hardware: hardware.into(), models: BTreeMap::new() } })
+                Ok(if t.hardware == hardware { t } else { CostTable { hardware: hardware.into(), ..Default::default() } })
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(CostTable { hardware: hardware.into(), models: BTreeMap::new() }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(CostTable { hardware: hardware.into(), ..Default::default() }),
             Err(e) => Err(HarnessError::io(&path, e)),
         }
     }

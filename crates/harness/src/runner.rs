@@ -256,6 +256,8 @@ pub fn run(exp: &Experiment, src: &str, provider: &dyn Provider, opts: &RunOptio
     // Per shard: concurrent shards must not overwrite each other's table.
     let table_dir = store.shard_dir(opts.shard);
     let mut table = CostTable::load(&table_dir, &hw)?;
+    table.roles.insert("drafter".into(), models.0.name().to_string());
+    table.roles.insert("verifier".into(), models.1.name().to_string());
     let ctx = Ctx { exp, grid: &grid, pair: &pair, hw: &hw };
     let decode_started = Instant::now();
     for p in &plans {
@@ -363,15 +365,13 @@ type Models<'m> = (SharedModel<'m>, SharedModel<'m>);
 /// included, is charged against one table, so configurations are compared at the same prices.
 fn replay_at_final_prices(path: &std::path::Path, table: &CostTable, (drafter, verifier): (&str, &str)) -> Result<(), HarnessError> {
     let (d, v) = (table.fit(drafter), table.fit(verifier));
-    let mut out = Vec::new();
-    for mut r in read_records(path)? {
+    let mut records = read_records(path)?;
+    for r in &mut records {
         if let Some(calls) = &r.calls {
             r.replay = latency::replay(calls, r.ledger.overhead_s, d.as_ref(), v.as_ref());
         }
-        out.extend(serde_json::to_vec(&r).expect("record serialises"));
-        out.push(b'\n');
     }
-    crate::store::write_atomic(path, &out)
+    crate::replay::write_records(path, &records)
 }
 
 /// Decode configuration `ci` on one unit through `models`, score it, add the real calls it made to
