@@ -52,6 +52,13 @@ enum Command {
 }
 
 fn main() {
+    // Output piped into `head` and closed early: end quietly as Unix tools do, instead of
+    // `println!` panicking on the broken pipe (Rust ignores SIGPIPE by default).
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of one signal before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     // Large per-position buffers: keep freed memory instead of unmapping it (see the function).
     speccascade_core::alloc::keep_freed_memory();
     // Sweep records' `hardware: auto` tags name the matmul kernels as well as the CPU.
