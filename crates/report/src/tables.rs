@@ -523,6 +523,7 @@ pub fn markdown(rows: &[Row], sweep: &Sweep) -> String {
             match sweep.experiment.cost {
                 speccascade_harness::config::CostModel::Measured => "measured on this run",
                 speccascade_harness::config::CostModel::Fixed(_) => "fixed in the experiment",
+                speccascade_harness::config::CostModel::FixedBlock { .. } => "fixed in the experiment, with a fixed b(k)",
             },
             r0.key.hardware
         );
