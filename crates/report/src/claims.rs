@@ -40,7 +40,8 @@
 //!   interval lies above 1 and the paired cost ratio (that configuration ÷ spec_decode, same examples)
 //!   lies below 1; contradicted when the crossing interval lies below 1 or the ratio's above 1.
 //!
-//! Anything else is *inconclusive at this n*; a claim whose methods have no records is *not evaluable*.
+//! Anything else is *inconclusive at this n*; a claim whose methods have no records (or no examples or
+//! costs in common) is *not evaluable*.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -68,7 +69,7 @@ pub enum ClaimVerdict {
     Contradicted,
     /// Neither rule fired: the intervals are too wide at this n.
     Inconclusive,
-    /// The methods the claim needs have no records here.
+    /// The methods the claim needs have no records here, or no examples or costs in common.
     NotEvaluable,
 }
 
@@ -78,7 +79,7 @@ impl ClaimVerdict {
             ClaimVerdict::Confirmed => "confirmed",
             ClaimVerdict::Contradicted => "contradicted",
             ClaimVerdict::Inconclusive => "inconclusive at this n",
-            ClaimVerdict::NotEvaluable => "not evaluable (no records)",
+            ClaimVerdict::NotEvaluable => "not evaluable",
         }
     }
     /// Confirmed above 0, contradicted below, inconclusive across (or not finite).
@@ -853,7 +854,7 @@ pub fn not_evaluable(claims: &[Claim], cost: Cost, store: Option<&str>) -> Strin
             format!("({}) {at}{} T = {} γ = {}: {}", c.id, c.task, c.temperature, c.gamma.map_or("—".into(), |g| g.to_string()), c.reason)
         })
         .collect();
-    if v.is_empty() { String::new() } else { format!("\nNot evaluable here (the methods a claim needs have no records): {}.\n", v.join("; ")) }
+    if v.is_empty() { String::new() } else { format!("\nNot evaluable here (the methods a claim needs have no records, or no examples or costs in common): {}.\n", v.join("; ")) }
 }
 
 /// The claims as a markdown table: one row per claim and group, on `cost` (the not-evaluable ones
