@@ -34,6 +34,14 @@ fn a_doctored_fixed_cost_baseline_fails_the_check_on_any_machine() {
     let exp = experiment(dir.path());
     let out = dir.path().join("out").display().to_string();
     ok(&["run", &exp, "--json"]);
+    // The run logged its figures of merit; the README generator sums them.
+    let runs = std::fs::read_to_string(dir.path().join("out/runs.jsonl")).unwrap();
+    let line: serde_json::Value = serde_json::from_str(runs.lines().next().unwrap()).unwrap();
+    assert!(line["merit"]["sharing_factor_verifier"].as_f64().unwrap() >= 1.0, "{line}");
+    let readme = dir.path().join("README.md");
+    ok(&["report", &out, "--readme", readme.to_str().unwrap(), "--json"]);
+    let text = std::fs::read_to_string(&readme).unwrap();
+    assert!(text.contains("## The paper's claims") && text.contains("| synthetic | 1 | "), "{text}");
     let rep = ok(&["report", &out, "--json"]);
     // Every Table-2 line has a b(k) speed-up computed from the fixed curve.
     let t2 = rep["table2"].as_array().unwrap();

@@ -11,6 +11,78 @@ use crate::ReportOutput;
 use crate::claims::{self, Cost};
 use crate::tables::{num, opt};
 
+/// Each `speccascade run` appends its figures of merit here, in the store's root (one JSON line
+/// per invocation: a resumed sweep has one per sitting).
+pub const RUNS_FILE: &str = "runs.jsonl";
+
+/// The figures of merit of a store's runs, summed over its `runs.jsonl` (a line that does not
+/// parse is skipped and counted).
+fn figures_of_merit(reports: &[ReportOutput]) -> String {
+    let mut s = String::from(
+        "| store | runs (sittings) | records written | wall time of the runs | model seconds (prefill) | sharing factor drafter / verifier | grid cost (verifier passes, per run) | peak RSS | machine | kernels |\n\
+         |---|---:|---:|---:|---:|---|---|---:|---|---|\n",
+    );
+    for r in reports {
+        let store = r.dir.parent().unwrap_or(&r.dir);
+        let text = std::fs::read_to_string(store.join(RUNS_FILE)).unwrap_or_default();
+        let (mut lines, mut bad) = (Vec::new(), 0);
+        for l in text.lines().filter(|l| !l.trim().is_empty()) {
+            match serde_json::from_str::<serde_json::Value>(l) {
+                Ok(v) => lines.push(v),
+                Err(_) => bad += 1,
+            }
+        }
+        if lines.is_empty() {
+            let _ = writeln!(s, "| {} | not recorded (no {RUNS_FILE}: runs before this version did not log them) | | | | | | | | |", r.experiment.name);
+            continue;
+        }
+        let f = |v: &serde_json::Value, path: &[&str]| path.iter().fold(Some(v), |v, k| v.and_then(|v| v.get(*k))).and_then(|v| v.as_f64()).unwrap_or(0.0);
+        let sum = |path: &[&str]| lines.iter().map(|v| f(v, path)).sum::<f64>();
+        let factor = |m: &str| {
+            let (l, c) = (sum(&["merit", m, "logical_positions"]), sum(&["merit", m, "computed_positions"]));
+            if c > 0.0 { format!("{:.2}", l / c) } else { "—".into() }
+        };
+        let passes: Vec<String> = lines.iter().map(|v| num(f(v, &["merit", "verifier_pass_equivalents"]), 2)).collect();
+        let peak = lines.iter().map(|v| f(v, &["merit", "peak_rss_bytes"])).fold(0.0, f64::max);
+        let distinct = |key: &str| {
+            let mut v: Vec<String> = lines
+                .iter()
+                .filter_map(|x| x.get(key))
+                .map(|x| match x.as_str() {
+                    Some(s) => s.to_string(),
+                    // The kernels object: the CPU and the paths the kernels took.
+                    None => {
+                        let g = |p: &[&str]| p.iter().fold(Some(x), |v, k| v.and_then(|v| v.get(*k))).map_or("?".to_string(), |v| v.as_str().map_or(v.to_string(), str::to_string));
+                        format!("{}, {} CPUs: q8 {}, f16 {}", g(&["cpu_model"]), g(&["logical_cpus"]), g(&["q8", "path"]), g(&["f16", "path"]))
+                    }
+                })
+                .collect();
+            v.sort();
+            v.dedup();
+            v.join("; ")
+        };
+        let secs = sum(&["elapsed_s"]);
+        let wall = if secs >= 3600.0 { format!("{:.2} h", secs / 3600.0) } else { format!("{:.1} min", secs / 60.0) };
+        let _ = writeln!(
+            s,
+            "| {} | {}{} | {} | {wall} | {:.0} s ({:.0} s) | {} / {} | {} | {:.0} MiB | {} | {} |",
+            r.experiment.name,
+            lines.len(),
+            if bad > 0 { format!(" ({bad} unreadable lines skipped)") } else { String::new() },
+            sum(&["records_written"]) as u64,
+            sum(&["merit", "model_s"]),
+            sum(&["merit", "prefill_s"]),
+            factor("drafter"),
+            factor("verifier"),
+            passes.join(", "),
+            peak / (1024.0 * 1024.0),
+            distinct("hardware"),
+            distinct("kernels").replace('|', "/")
+        );
+    }
+    s
+}
+
 /// The paper's reported Table-2 figure for a method, as far as this repository's docs record it
 /// (`shared/docs/methods.md`, "The paper's settings"); everything else is a marked placeholder.
 pub fn paper_figure(m: Method) -> &'static str {
@@ -160,6 +232,8 @@ pub fn readme(reports: &[ReportOutput], command: &str) -> String {
     }
     s.push_str("## What ran\n\n");
     s.push_str(&what_ran(reports));
+    s.push_str("\nThe runs' figures of merit (from each store's runs.jsonl, one line per `speccascade run`; wall time = each run's elapsed seconds, summed over sittings):\n\n");
+    s.push_str(&figures_of_merit(reports));
     s.push_str(
         "\nExamples \"complete\" have a record for every planned configuration and trial; claims pair configurations on the \
          examples they have in common (n in each comparison).\n\n## The paper's claims\n\n\
