@@ -7,6 +7,7 @@ mod generate;
 mod limits;
 mod merge;
 mod models;
+mod replay;
 mod report;
 mod run;
 mod score;
@@ -40,6 +41,8 @@ enum Command {
     Run(run::Args),
     /// Tables, Table-2 numbers and figures of a sweep's output directory.
     Report(report::Args),
+    /// Charge a sweep's records again at a cost table's prices (its own, or an idle machine's).
+    Replay(replay::Args),
     /// Compare a sweep with a stored baseline; exit 1 on a regression beyond the tolerance.
     Check(check::Args),
     /// Join the shards of a sweep (`run --shard i/n`) into one store.
@@ -72,6 +75,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Report(a) => report::run(a),
         Command::Check(a) => check::run(a),
         Command::Merge(a) => merge::run(a),
+        Command::Replay(a) => replay::run(a),
         Command::Slurm(a) => slurm::run(a),
     }
 }

@@ -6,10 +6,12 @@
 //! untransformed view is kept as raw logits plus the log-normaliser, so `q̂(v)` costs one `exp`
 //! and `max q̂` none.
 
+use std::sync::{Arc, OnceLock};
+
 use serde::{Deserialize, Serialize};
 
 use crate::CoreError;
-use crate::model::TokenId;
+use crate::model::{Logits, TokenId};
 
 /// The sampling transform applied to both models' logits.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -56,24 +58,39 @@ impl Sampling {
 }
 
 /// One position's next-token distribution, transformed and untransformed.
+///
+/// Cloning is cheap (the distribution sits behind an `Arc`): a shared sweep computes a position's
+/// distribution once and hands the same one to every configuration that reaches the prefix.
 #[derive(Clone, Debug)]
-pub struct TokenDist {
+pub struct TokenDist(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
     probs: Vec<f32>,
-    logits: Vec<f32>,
+    logits: Arc<[f32]>,
     max_logit: f32,
     /// log Σ_v exp(logit_v − max_logit): the untransformed log-normaliser, relative to the max.
     log_z: f64,
     argmax: TokenId,
+    sampling: Sampling,
+    /// Block sums of `probs` for [`TokenDist::sample`], computed on first use.
+    block_sums: OnceLock<Vec<f64>>,
 }
 
 impl TokenDist {
     /// Build from raw logits. Rejects NaN and +∞ (a masked token is −∞) and an all-masked row.
     pub fn from_logits(logits: &[f32], sampling: &Sampling) -> Result<Self, CoreError> {
-        Self::from_vec(logits.to_vec(), sampling)
+        Self::from_shared(logits.into(), sampling)
     }
 
     /// As [`TokenDist::from_logits`], taking ownership of the logits buffer.
     pub fn from_vec(logits: Vec<f32>, sampling: &Sampling) -> Result<Self, CoreError> {
+        Self::from_shared(logits.into(), sampling)
+    }
+
+    /// As [`TokenDist::from_logits`], keeping a reference to logits that are shared elsewhere (a
+    /// store of model outputs) instead of a copy.
+    pub fn from_shared(logits: Arc<[f32]>, sampling: &Sampling) -> Result<Self, CoreError> {
         if logits.is_empty() {
             return Err(CoreError::BadDistribution("empty logits".into()));
         }
@@ -104,58 +121,100 @@ impl TokenDist {
                 apply_top_p(&mut probs, sampling.top_p);
             }
         }
-        Ok(Self { probs, logits, max_logit, log_z, argmax: argmax as TokenId })
+        Ok(Self(Arc::new(Inner {
+            probs,
+            logits,
+            max_logit,
+            log_z,
+            argmax: argmax as TokenId,
+            sampling: *sampling,
+            block_sums: OnceLock::new(),
+        })))
     }
 
     /// Build several positions' distributions at once, in parallel (the rows of one verifier call).
+    /// An error names the row.
     pub fn from_rows(rows: Vec<Vec<f32>>, sampling: &Sampling) -> Result<Vec<Self>, CoreError> {
+        let rows: Vec<Arc<[f32]>> = rows.into_iter().map(Arc::from).collect();
+        Self::from_shared_rows(rows, sampling)
+    }
+
+    /// The rows of one model call (`[k, vocab]` logits) as distributions.
+    pub fn from_logits_matrix(logits: Logits, sampling: &Sampling) -> Result<Vec<Self>, CoreError> {
+        let rows: Vec<Arc<[f32]>> = (0..logits.rows()).map(|i| Arc::from(logits.row(i))).collect();
+        Self::from_shared_rows(rows, sampling)
+    }
+
+    fn from_shared_rows(rows: Vec<Arc<[f32]>>, sampling: &Sampling) -> Result<Vec<Self>, CoreError> {
         use rayon::prelude::*;
+        let one = |(i, r): (usize, Arc<[f32]>)| {
+            Self::from_shared(r, sampling).map_err(|e| match e {
+                CoreError::BadDistribution(m) => CoreError::BadDistribution(format!("row {i}: {m}")),
+                e => e,
+            })
+        };
         // Below ~16 k tokens a row costs less than handing it to another thread.
         if rows.len() < 2 || rows[0].len() < 16_384 {
-            return rows.into_iter().map(|r| Self::from_vec(r, sampling)).collect();
+            return rows.into_iter().enumerate().map(one).collect();
         }
-        rows.into_par_iter().map(|r| Self::from_vec(r, sampling)).collect()
+        rows.into_par_iter().enumerate().map(one).collect()
+    }
+
+    /// The sampling transform this distribution was built with.
+    pub fn sampling(&self) -> &Sampling {
+        &self.0.sampling
+    }
+    /// The raw logits, shared.
+    pub fn shared_logits(&self) -> &Arc<[f32]> {
+        &self.0.logits
+    }
+    /// Sample from the transformed distribution with the uniform `u`: exactly
+    /// [`sample`]`(self.probs(), u)`, with the block sums computed once per distribution (a shared
+    /// sweep samples the same position for many configurations).
+    pub fn sample(&self, u: f64) -> TokenId {
+        let sums = self.0.block_sums.get_or_init(|| block_sums(&self.0.probs));
+        sample_with_sums(&self.0.probs, sums, u)
     }
 
     pub fn vocab(&self) -> usize {
-        self.probs.len()
+        self.0.probs.len()
     }
     /// The transformed distribution (sums to 1).
     pub fn probs(&self) -> &[f32] {
-        &self.probs
+        &self.0.probs
     }
     pub fn prob(&self, v: TokenId) -> f32 {
-        self.probs[v as usize]
+        self.0.probs[v as usize]
     }
     /// The argmax of the raw logits (lowest id on ties): the greedy token.
     pub fn argmax(&self) -> TokenId {
-        self.argmax
+        self.0.argmax
     }
     /// Untransformed softmax probability `q̂(v)`.
     pub fn hat(&self, v: TokenId) -> f64 {
-        ((self.logits[v as usize] - self.max_logit) as f64 - self.log_z).exp()
+        ((self.0.logits[v as usize] - self.0.max_logit) as f64 - self.0.log_z).exp()
     }
     /// `−ln q̂(v)`, the untransformed log-loss of `v` (finite for every unmasked token; +∞ for a
     /// masked one).
     pub fn neg_log_hat(&self, v: TokenId) -> f64 {
-        (self.max_logit - self.logits[v as usize]) as f64 + self.log_z
+        (self.0.max_logit - self.0.logits[v as usize]) as f64 + self.0.log_z
     }
     /// `max_v q̂(v)`.
     pub fn hat_max(&self) -> f64 {
-        (-self.log_z).exp()
+        (-self.0.log_z).exp()
     }
     /// Whether `q̂(v) ≥ c`, decided on the logit scale (no `exp` per token) through
     /// [`TokenDist::logit_threshold`], so that every test of set membership agrees.
     #[inline]
     pub fn hat_at_least(&self, v: TokenId, c: f64) -> bool {
-        self.logit_threshold(c).is_none_or(|t| self.logits[v as usize] >= t)
+        self.logit_threshold(c).is_none_or(|t| self.0.logits[v as usize] >= t)
     }
     /// The raw-logit threshold `t` with `q̂(v) ≥ c ⇔ logit(v) ≥ t` (`None`: every token qualifies).
     pub fn logit_threshold(&self, c: f64) -> Option<f32> {
-        if c <= 0.0 { None } else { Some((c.ln() + self.log_z + self.max_logit as f64) as f32) }
+        if c <= 0.0 { None } else { Some((c.ln() + self.0.log_z + self.0.max_logit as f64) as f32) }
     }
     pub fn logits(&self) -> &[f32] {
-        &self.logits
+        &self.0.logits
     }
 }
 
@@ -336,9 +395,20 @@ pub fn tv_slices(q: &[f32], p: &[f32]) -> f64 {
 /// Sample from a probability vector (or any non-negative weights) with the uniform `u`:
 /// the first token whose cumulative weight exceeds `u · Σ w`.
 pub fn sample(probs: &[f32], u: f64) -> TokenId {
+    sample_with_sums(probs, &block_sums(probs), u)
+}
+
+/// Tokens per block of [`block_sums`].
+const SAMPLE_BLOCK: usize = 1024;
+
+fn block_sums(probs: &[f32]) -> Vec<f64> {
+    probs.chunks(SAMPLE_BLOCK).map(sum_f32).collect()
+}
+
+/// [`sample`] given the block sums of `probs`.
+fn sample_with_sums(probs: &[f32], sums: &[f64], u: f64) -> TokenId {
     // Block sums find the block holding the target; only that block is scanned token by token.
-    const BLOCK: usize = 1024;
-    let sums: Vec<f64> = probs.chunks(BLOCK).map(sum_f32).collect();
+    const BLOCK: usize = SAMPLE_BLOCK;
     let total: f64 = sums.iter().sum();
     let target = u * total;
     let mut cum = 0f64;

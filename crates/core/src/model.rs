@@ -17,6 +17,8 @@
 //! to the weights.
 
 use thiserror::Error;
+use crate::CoreError;
+use crate::dist::{Sampling, TokenDist};
 
 /// A token id in the model's vocabulary.
 pub type TokenId = u32;
@@ -119,6 +121,13 @@ pub trait Session: Send {
     /// dropped from the cache, the conditioning is never touched. Extending again must give the
     /// same logits as if they had never been appended.
     fn truncate(&mut self, len: usize) -> Result<(), ModelError>;
+    /// [`Session::extend`], as the next-token distributions at `sampling` (one per appended token).
+    /// A session that serves stored positions (a sweep's shared store) overrides this to hand out
+    /// distributions computed once for every configuration that reaches the same prefix.
+    /// The caller checks the count and the vocabulary (it knows the model's name for the error).
+    fn extend_dists(&mut self, tokens: &[TokenId], sampling: &Sampling) -> Result<Vec<TokenDist>, CoreError> {
+        TokenDist::from_logits_matrix(self.extend(tokens)?, sampling)
+    }
 }
 
 /// What can go wrong inside a model, named so that the message says what to fix.

@@ -87,7 +87,7 @@ pub fn verify_block(block: &Block<'_>, rule: &dyn DeferralRule, stream: &Stream)
     }
     let ending = if block.p.len() == k + 1 {
         let pos = block.first_position + k as u64;
-        emitted.push(sample(block.p[k].probs(), stream.uniform(pos, Purpose::Bonus)));
+        emitted.push(block.p[k].sample(stream.uniform(pos, Purpose::Bonus)));
         Ending::Bonus
     } else {
         Ending::AllAccepted
@@ -137,7 +137,7 @@ fn set_mass(side: Side, threshold: f64, q: &TokenDist, p: &TokenDist) -> f64 {
 pub fn sample_residual(target: &Target, q: &TokenDist, p: &TokenDist, u: f64) -> TokenId {
     let (qs, ps) = (q.probs(), p.probs());
     let weights: Vec<f32> = match *target {
-        Target::Drafter => return sample(ps, u),
+        Target::Drafter => return p.sample(u),
         Target::Verifier | Target::Lossy { .. } => {
             qs.iter().zip(ps).map(|(&q, &p)| if p > q { p - q } else { 0.0 }).collect()
         }
@@ -159,5 +159,5 @@ pub fn sample_residual(target: &Target, q: &TokenDist, p: &TokenDist, u: f64) ->
                 .collect()
         }
     };
-    if crate::dist::sum_f32(&weights) > 0.0 { sample(&weights, u) } else { sample(ps, u) }
+    if crate::dist::sum_f32(&weights) > 0.0 { sample(&weights, u) } else { p.sample(u) }
 }

@@ -9,7 +9,7 @@
 //! - `seq_cascade_chow`: the drafter writes the whole answer; if the geometric mean of `q̂_t(y_t)` is
 //!   below the threshold α, the answer is discarded and the verifier writes its own. Both are paid.
 
-use speccascade_core::{ChowRule, DiffRule, LanguageModel, Ledger, Purpose, TokenDist, TokenId, sample};
+use speccascade_core::{ChowRule, DiffRule, LanguageModel, Ledger, Purpose, TokenDist, TokenId};
 
 use crate::output::{Examined, Source};
 use crate::tracked::Tracked;
@@ -47,15 +47,15 @@ fn alone_scored(
     is_drafter: bool,
 ) -> Result<(Finished, f64), DecodeError> {
     let sampling = ctx.cfg.sampling;
-    let mut m = Tracked::start(model, prompt)?;
+    let mut m = Tracked::start(model, prompt, &sampling)?;
     let mut out = ctx.output();
     let mut ledger = Ledger::default();
     let mut seq = prompt.to_vec();
     let (purpose, source) = if is_drafter { (Purpose::Draft, Source::Drafter) } else { (Purpose::Bonus, Source::Verifier) };
     let mut log_conf = 0.0;
     while !out.done() {
-        let dist = m.next(&seq, &sampling)?;
-        let y = sample(dist.probs(), ctx.stream.uniform(out.tokens.len() as u64, purpose));
+        let dist = m.next(&seq)?;
+        let y = dist.sample(ctx.stream.uniform(out.tokens.len() as u64, purpose));
         log_conf += dist.hat(y).ln();
         seq.push(y);
         out.push(y, source, Examined::default(), &mut ledger);
@@ -85,30 +85,30 @@ fn per_token(
     defers: impl Fn(&TokenDist, Option<&TokenDist>) -> bool,
 ) -> Result<Finished, DecodeError> {
     let sampling = ctx.cfg.sampling;
-    let mut d = Tracked::start(drafter, prompt)?;
-    let mut v = Tracked::start(verifier, prompt)?;
+    let mut d = Tracked::start(drafter, prompt, &sampling)?;
+    let mut v = Tracked::start(verifier, prompt, &sampling)?;
     let mut out = ctx.output();
     let mut ledger = Ledger::default();
     let mut seq = prompt.to_vec();
     let (mut charged, mut uncharged_s) = (0u64, 0.0);
     while !out.done() {
         let t = out.tokens.len() as u64;
-        let q = d.next(&seq, &sampling)?;
+        let q = d.next(&seq)?;
         let (calls_before, secs_before) = (v.calls, v.seconds);
-        let p_always = if oracle { Some(v.next(&seq, &sampling)?) } else { None };
+        let p_always = if oracle { Some(v.next(&seq)?) } else { None };
         let defer = defers(&q, p_always.as_ref());
         ledger.decisions += 1;
         let (y, source) = if defer {
             ledger.deferrals += 1;
             let p = match p_always {
                 Some(p) => p,
-                None => v.next(&seq, &sampling)?,
+                None => v.next(&seq)?,
             };
             charged += v.calls - calls_before;
-            (sample(p.probs(), ctx.stream.uniform(t, Purpose::Bonus)), Source::Verifier)
+            (p.sample(ctx.stream.uniform(t, Purpose::Bonus)), Source::Verifier)
         } else {
             uncharged_s += v.seconds - secs_before;
-            (sample(q.probs(), ctx.stream.uniform(t, Purpose::Draft)), Source::Drafter)
+            (q.sample(ctx.stream.uniform(t, Purpose::Draft)), Source::Drafter)
         };
         seq.push(y);
         out.push(y, source, Examined { delta: Some(defer), ..Default::default() }, &mut ledger);

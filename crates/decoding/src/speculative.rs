@@ -1,6 +1,6 @@
 //! The speculative loop shared by every draft-and-verify method (methods.md, GenSpecSample).
 
-use speccascade_core::{Block, DeferralRule, Ending, LanguageModel, Ledger, Purpose, TokenId, sample, verify_block};
+use speccascade_core::{Block, DeferralRule, Ending, LanguageModel, Ledger, Purpose, TokenId, verify_block};
 
 use crate::output::{Examined, Source};
 use crate::tracked::Tracked;
@@ -14,8 +14,8 @@ pub(crate) fn run(
     rule: &dyn DeferralRule,
 ) -> Result<Finished, DecodeError> {
     let cfg = ctx.cfg;
-    let mut d = Tracked::start(drafter, prompt)?;
-    let mut v = Tracked::start(verifier, prompt)?;
+    let mut d = Tracked::start(drafter, prompt, &cfg.sampling)?;
+    let mut v = Tracked::start(verifier, prompt, &cfg.sampling)?;
     let mut out = ctx.output();
     let mut ledger = Ledger::default();
     let mut seq = prompt.to_vec();
@@ -31,8 +31,8 @@ pub(crate) fn run(
         let mut qs = Vec::with_capacity(n_draft);
         let base = seq.len();
         while drafts.len() < n_draft {
-            let q = d.next(&seq, &cfg.sampling)?;
-            let x = sample(q.probs(), ctx.stream.uniform(t0 + drafts.len() as u64, Purpose::Draft));
+            let q = d.next(&seq)?;
+            let x = q.sample(ctx.stream.uniform(t0 + drafts.len() as u64, Purpose::Draft));
             drafts.push(x);
             qs.push(q);
             seq.push(x);
@@ -49,7 +49,7 @@ pub(crate) fn run(
         let rows = n + free_bonus as usize;
         // One verifier call scores the positions after the committed prefix and each draft.
         seq.extend_from_slice(&drafts[..rows - 1]);
-        let ps = v.dists(&seq, base, &cfg.sampling)?;
+        let ps = v.dists(&seq, base)?;
         seq.truncate(base);
         ledger.drafted += n as u64;
 

@@ -4,23 +4,25 @@
 
 use std::time::Instant;
 
-use speccascade_core::{LanguageModel, Logits, ModelError, Sampling, Session, TokenDist, TokenId};
+use speccascade_core::{CoreError, LanguageModel, Logits, ModelError, Sampling, Session, TokenDist, TokenId};
 
 use crate::DecodeError;
 
 pub(crate) struct Tracked<'a> {
     name: String,
     vocab: usize,
+    sampling: Sampling,
     session: Box<dyn Session + 'a>,
     /// The conditioning (prompt or encoder input), then the continuation the session holds.
     tokens: Vec<TokenId>,
     /// Conditioning tokens at the front of `tokens`; the session's length counts the rest.
     conditioning: usize,
-    /// Logits of the first continuation token (the prefill's), kept for a later rollback to it.
-    first: Vec<f32>,
-    /// `window.row(i)` holds the logits after `tokens[window_start + i]`.
+    /// The distribution of the first continuation token (the prefill's), kept for a later
+    /// rollback to it.
+    first: TokenDist,
+    /// `window[i]` is the distribution after `tokens[window_start + i]`.
     window_start: usize,
-    window: Logits,
+    window: Vec<TokenDist>,
     /// Forward calls after the prefill, and their wall-clock seconds.
     pub calls: u64,
     pub positions: u64,
@@ -29,8 +31,8 @@ pub(crate) struct Tracked<'a> {
 }
 
 impl<'a> Tracked<'a> {
-    /// Prefill `prompt`.
-    pub fn start(model: &'a dyn LanguageModel, prompt: &[TokenId]) -> Result<Self, DecodeError> {
+    /// Prefill `prompt`; every distribution this returns is at `sampling`.
+    pub fn start(model: &'a dyn LanguageModel, prompt: &[TokenId], sampling: &Sampling) -> Result<Self, DecodeError> {
         let t = Instant::now();
         let (session, last) = model.start(prompt)?;
         let prefill_seconds = t.elapsed().as_secs_f64();
@@ -54,15 +56,17 @@ impl<'a> Tracked<'a> {
         if prompt.is_empty() {
             return Err(ModelError::Empty(format!("{}: prompt", model.name())).into());
         }
+        let first = TokenDist::from_vec(window.into_vec(), sampling)?;
         Ok(Self {
             name: model.name().to_string(),
             vocab,
+            sampling: *sampling,
             session,
             tokens: prompt.to_vec(),
             conditioning: prompt.len(),
-            first: window.row(0).to_vec(),
             window_start: prompt.len() - 1,
-            window,
+            window: vec![first.clone()],
+            first,
             calls: 0,
             positions: 0,
             seconds: 0.0,
@@ -73,20 +77,9 @@ impl<'a> Tracked<'a> {
     /// Distributions of the token after `seq[..i]` for every `i` in `from..=seq.len()`
     /// (`seq` starts with the conditioning; `from ≥` its length), leaving the session holding
     /// exactly `seq`. At most one forward call.
-    pub fn dists(&mut self, seq: &[TokenId], from: usize, sampling: &Sampling) -> Result<Vec<TokenDist>, DecodeError> {
-        Ok(TokenDist::from_rows(self.rows(seq, from)?, sampling)?)
-    }
-
-    /// The distribution of the token after all of `seq` (the session then holds `seq`).
-    pub fn next(&mut self, seq: &[TokenId], sampling: &Sampling) -> Result<TokenDist, DecodeError> {
-        let row = self.rows(seq, seq.len())?.pop().expect("rows returns one row per position");
-        Ok(TokenDist::from_vec(row, sampling)?)
-    }
-
-    /// As [`Tracked::dists`], the raw logit rows.
-    pub fn rows(&mut self, seq: &[TokenId], from: usize) -> Result<Vec<Vec<f32>>, DecodeError> {
+    pub fn dists(&mut self, seq: &[TokenId], from: usize) -> Result<Vec<TokenDist>, DecodeError> {
         let c = self.conditioning;
-        assert!(from >= c && from <= seq.len(), "rows: from = {from} for a sequence of {} ({c} conditioning)", seq.len());
+        assert!(from >= c && from <= seq.len(), "dists: from = {from} for a sequence of {} ({c} conditioning)", seq.len());
         let common = self.tokens.iter().zip(seq).take_while(|(a, b)| a == b).count();
         if common < c {
             return Err(ModelError::Other(format!(
@@ -95,14 +88,14 @@ impl<'a> Tracked<'a> {
             ))
             .into());
         }
-        // Rows needed: logits after token index j for j in from-1 .. seq.len()-1.
+        // Distributions needed: after token index j for j in from-1 .. seq.len()-1.
         let first_needed = from - 1;
-        let win_end = self.window_start + self.window.rows();
-        // Rows for indices below `common` may come from the last call's window (the tokens up to
-        // there are unchanged); when the window does not cover them all, recompute from
-        // `first_needed` in the same single call.
-        // The first continuation row (after the conditioning's last token) is never recomputed:
-        // the session cannot cut into the conditioning, and the prefill's row is kept.
+        let win_end = self.window_start + self.window.len();
+        // Positions below `common` may come from the last call's window (the tokens up to there
+        // are unchanged); when the window does not cover them all, recompute from `first_needed`
+        // in the same single call. The first continuation position (after the conditioning's last
+        // token) is never recomputed: the session cannot cut into the conditioning, and the
+        // prefill's distribution is kept.
         let feed_from = if first_needed >= common || (self.window_start <= first_needed && common <= win_end) {
             common
         } else {
@@ -117,17 +110,27 @@ impl<'a> Tracked<'a> {
             if j < self.window_start {
                 out.push(self.first.clone()); // j == c - 1
             } else {
-                out.push(self.window.row(j - self.window_start).to_vec());
+                out.push(self.window[j - self.window_start].clone());
             }
         }
         if feed_from < seq.len() {
             let feed = &seq[feed_from..];
             let t = Instant::now();
-            let logits = self.session.extend(feed)?;
+            let dists = self.session.extend_dists(feed, &self.sampling).map_err(|e| match e {
+                CoreError::BadDistribution(m) => DecodeError::Model(ModelError::Other(format!("{} returned bad logits: {m}", self.name))),
+                e => e.into(),
+            })?;
             self.seconds += t.elapsed().as_secs_f64();
             self.calls += 1;
             self.positions += feed.len() as u64;
-            logits.validate(&self.name, feed.len(), self.vocab)?;
+            if dists.len() != feed.len() || dists.iter().any(|d| d.vocab() != self.vocab) {
+                return Err(ModelError::Shape {
+                    what: format!("logits returned by {}", self.name),
+                    expected: format!("[{}, {}]", feed.len(), self.vocab),
+                    got: format!("{} rows of {:?}", dists.len(), dists.first().map(TokenDist::vocab)),
+                }
+                .into());
+            }
             self.tokens.extend_from_slice(feed);
             if self.session.len() != self.tokens.len() - c {
                 return Err(ModelError::Shape {
@@ -137,12 +140,15 @@ impl<'a> Tracked<'a> {
                 }
                 .into());
             }
-            for j in first_needed.max(feed_from)..seq.len() {
-                out.push(logits.row(j - feed_from).to_vec());
-            }
+            out.extend(dists[first_needed.max(feed_from) - feed_from..].iter().cloned());
             self.window_start = feed_from;
-            self.window = logits;
+            self.window = dists;
         }
         Ok(out)
+    }
+
+    /// The distribution of the token after all of `seq` (the session then holds `seq`).
+    pub fn next(&mut self, seq: &[TokenId]) -> Result<TokenDist, DecodeError> {
+        Ok(self.dists(seq, seq.len())?.pop().expect("dists returns one distribution per position"))
     }
 }

@@ -11,8 +11,10 @@
 //!   shrugs off calls slowed by a neighbour); a k never measured is interpolated linearly between
 //!   the nearest measured ones (extrapolated from the last two beyond them).
 //!
-//! A prefill of L tokens costs the median of the measured prefills of exactly L tokens, else the
-//! least-squares line `p0 + p1 · L` through all prefills.
+//! A prefill of L tokens costs `p0 + p1 · L` on the Theil–Sen line through the medians of the
+//! measured prefills at each length (the median of pairwise slopes): a shared sweep prefills each
+//! prompt once, so the one sample of a length is as noisy as a single call (±20 % seen idle), and
+//! the robust line through all of them predicts a fresh run better than that sample does.
 //!
 //! The block-cost curve `b(k) = a(k) / a(1)` (at the mean depth) says what a call of k positions costs
 //! in single-step units: the constant-c model charges 1 for every verifier call whatever its k.
@@ -39,10 +41,39 @@ pub struct CostTable {
     pub hardware: String,
     /// Model name → samples.
     pub models: BTreeMap<String, ModelSamples>,
+    /// Which model is which: `"drafter"` / `"verifier"` → model name (absent in tables written
+    /// before it was kept).
+    #[serde(default)]
+    pub roles: BTreeMap<String, String>,
 }
 
 impl CostTable {
     pub const FILE: &'static str = "cost_table.json";
+
+    /// Cost tables are small (≤ 24 000 samples per model); a bigger file is not one.
+    pub const FILE_LIMIT: u64 = 256 << 20;
+
+    /// Read a cost table file (any machine's).
+    pub fn read(path: &Path) -> Result<Self, HarnessError> {
+        let bytes = crate::replay::read_capped(path, Self::FILE_LIMIT)?;
+        serde_json::from_slice(&bytes).map_err(|e| HarnessError::BadRecord { path: path.display().to_string(), line: e.line(), msg: e.to_string() })
+    }
+
+    /// The model playing `role`: as recorded, else the one table model whose name is the
+    /// configured name or starts with it followed by `-` (a registered name and its file stem,
+    /// e.g. `qwen2.5-coder-0.5b-instruct` and `qwen2.5-coder-0.5b-instruct-q4_k_m`).
+    pub fn role(&self, role: &str, configured: Option<&str>) -> Option<String> {
+        if let Some(m) = self.roles.get(role) {
+            return Some(m.clone());
+        }
+        let c = configured?;
+        // A registered name, or a GGUF file / HF directory path (its last component, less `.gguf`).
+        let base = c.trim_end_matches('/').rsplit('/').next().unwrap_or(c);
+        let stem = base.strip_suffix(".gguf").unwrap_or(base);
+        let mut hits = self.models.keys().filter(|m| *m == stem || m.starts_with(&format!("{stem}-")));
+        let one = hits.next()?;
+        hits.next().is_none().then(|| one.clone())
+    }
 
     /// Read `dir/cost_table.json` if it was measured on `hardware` (else start empty).
     pub fn load(dir: &Path, hardware: &str) -> Result<Self, HarnessError> {
@@ -51,9 +82,9 @@ impl CostTable {
             Ok(bytes) => {
                 let t: CostTable = serde_json::from_slice(&bytes)
                     .map_err(|e| HarnessError::BadRecord { path: path.display().to_string(), line: e.line(), msg: e.to_string() })?;
-                Ok(if t.hardware == hardware { t } else { CostTable { hardware: hardware.into(), models: BTreeMap::new() } })
+                Ok(if t.hardware == hardware { t } else { CostTable { hardware: hardware.into(), ..Default::default() } })
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(CostTable { hardware: hardware.into(), models: BTreeMap::new() }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(CostTable { hardware: hardware.into(), ..Default::default() }),
             Err(e) => Err(HarnessError::io(&path, e)),
         }
     }
@@ -133,7 +164,7 @@ impl CostFit {
             by_len.entry(p.k).or_default().push(p.seconds);
         }
         let prefill_exact: BTreeMap<usize, f64> = by_len.into_iter().map(|(l, v)| (l, median(v))).collect();
-        let (p0, p1) = line(prefill_exact.iter().map(|(&l, &t)| (l as f64, t)).collect());
+        let (p0, p1) = theil_sen(prefill_exact.iter().map(|(&l, &t)| (l as f64, t)).collect());
         Some(Self { slope_s, intercept_s, mean_depth, prefill_p0: p0, prefill_p1: p1, prefill_exact, calls: s.calls.len() })
     }
 
@@ -172,7 +203,7 @@ impl CostFit {
         if len == 0 {
             return 0.0;
         }
-        self.prefill_exact.get(&len).copied().unwrap_or_else(|| (self.prefill_p0 + self.prefill_p1 * len as f64).max(0.0))
+        (self.prefill_p0 + self.prefill_p1 * len as f64).max(0.0)
     }
 
     /// Seconds of a record's logical calls of this model: (prefill, decode).
@@ -245,21 +276,33 @@ fn median(mut v: Vec<f64>) -> f64 {
     if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) }
 }
 
-/// Least-squares line through `pts` (`(mean, 0)`-slope fallbacks for fewer than two distinct x;
-/// a single point becomes a line through the origin).
-fn line(pts: Vec<(f64, f64)>) -> (f64, f64) {
-    let n = pts.len() as f64;
-    if pts.is_empty() {
-        return (0.0, 0.0);
+/// The Theil–Sen line through `pts` (distinct x): slope the median of pairwise slopes, intercept
+/// the median of `y − slope · x`. One point gives a line through the origin; none, zero.
+fn theil_sen(pts: Vec<(f64, f64)>) -> (f64, f64) {
+    match pts.len() {
+        0 => (0.0, 0.0),
+        1 => (0.0, if pts[0].0 > 0.0 { pts[0].1 / pts[0].0 } else { 0.0 }),
+        _ => {
+            // Beyond 256 lengths, every n/256-th by length (the pairs grow as n²; a fit is read for
+            // every record).
+            let pts: Vec<(f64, f64)> = if pts.len() > 256 {
+                let step = pts.len() as f64 / 256.0;
+                (0..256).map(|i| pts[(i as f64 * step) as usize]).collect()
+            } else {
+                pts
+            };
+            let mut slopes = Vec::with_capacity(pts.len() * (pts.len() - 1) / 2);
+            for (i, a) in pts.iter().enumerate() {
+                for b in &pts[i + 1..] {
+                    if b.0 != a.0 {
+                        slopes.push((b.1 - a.1) / (b.0 - a.0));
+                    }
+                }
+            }
+            let slope = median(slopes);
+            (median(pts.iter().map(|p| p.1 - slope * p.0).collect()), slope)
+        }
     }
-    let mx = pts.iter().map(|p| p.0).sum::<f64>() / n;
-    let my = pts.iter().map(|p| p.1).sum::<f64>() / n;
-    let sxx: f64 = pts.iter().map(|p| (p.0 - mx).powi(2)).sum();
-    if sxx == 0.0 {
-        return (0.0, if mx > 0.0 { my / mx } else { 0.0 });
-    }
-    let b = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum::<f64>() / sxx;
-    (my - b * mx, b)
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ pub mod latency;
 mod locate;
 pub mod provider;
 pub mod record;
+pub mod replay;
 pub mod runner;
 pub mod share;
 pub mod shard;

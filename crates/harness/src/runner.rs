@@ -256,6 +256,8 @@ pub fn run(exp: &Experiment, src: &str, provider: &dyn Provider, opts: &RunOptio
     // Per shard: concurrent shards must not overwrite each other's table.
     let table_dir = store.shard_dir(opts.shard);
     let mut table = CostTable::load(&table_dir, &hw)?;
+    table.roles.insert("drafter".into(), models.0.name().to_string());
+    table.roles.insert("verifier".into(), models.1.name().to_string());
     let ctx = Ctx { exp, grid: &grid, pair: &pair, hw: &hw };
     let decode_started = Instant::now();
     for p in &plans {
@@ -301,7 +303,11 @@ pub fn run(exp: &Experiment, src: &str, provider: &dyn Provider, opts: &RunOptio
     }
     bar.finish_and_clear();
     writer.sync()?;
+    drop(writer);
     let sweep_wall_s = decode_started.elapsed().as_secs_f64();
+    if written > 0 {
+        replay_at_final_prices(&store.records_path(opts.shard), &table, (models.0.name(), models.1.name()))?;
+    }
     let merit = merit(&models, opts, &table, verifier_seen.then_some(verifier_replayed), sweep_wall_s, peak_rss);
 
     let validations = if opts.validate_latency > 0 {
@@ -352,6 +358,21 @@ struct UnitCtx<'a> {
 }
 
 type Models<'m> = (SharedModel<'m>, SharedModel<'m>);
+
+/// Replay every record of a records file again at the cost table's final prices, and rewrite the
+/// file atomically. A record is replayed when written against the calls timed so far, which early
+/// in a sweep are few (the first example's); at the end every record of the shard, resumed ones
+/// included, is charged against one table, so configurations are compared at the same prices.
+fn replay_at_final_prices(path: &std::path::Path, table: &CostTable, (drafter, verifier): (&str, &str)) -> Result<(), HarnessError> {
+    let (d, v) = (table.fit(drafter), table.fit(verifier));
+    let mut records = read_records(path)?;
+    for r in &mut records {
+        if let Some(calls) = &r.calls {
+            r.replay = latency::replay(calls, r.ledger.overhead_s, d.as_ref(), v.as_ref());
+        }
+    }
+    crate::replay::write_records(path, &records)
+}
 
 /// Decode configuration `ci` on one unit through `models`, score it, add the real calls it made to
 /// `table` and replay its logical calls there.

@@ -21,11 +21,11 @@
 //! `--no-share` reference and the `--validate-latency` runs).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use speccascade_core::{LanguageModel, Logits, ModelError, Session, TokenId};
+use speccascade_core::{CoreError, LanguageModel, Logits, ModelError, Sampling, Session, TokenDist, TokenId};
 
 /// Default cap of each model's store (rows of logits), in bytes.
 pub const DEFAULT_CAP_BYTES: usize = 1 << 30;
@@ -113,7 +113,10 @@ impl ShareCounts {
 struct Node {
     children: HashMap<TokenId, u32>,
     /// Logits of the token after this node's prefix (`None`: not computed yet, or evicted).
-    row: Option<Box<[f32]>>,
+    row: Option<Arc<[f32]>>,
+    /// The row's distributions at the samplings asked for so far (computed once, served to every
+    /// configuration; each costs as much memory as the row). Dropped with the row.
+    dists: Vec<TokenDist>,
     /// When the row was last stored or served (the eviction order).
     used: u64,
 }
@@ -127,19 +130,20 @@ struct Trie {
     nodes: Vec<Node>,
     queue: VecDeque<(u32, u64)>,
     tick: u64,
+    /// Vocabulary-sized vectors held: rows of logits plus their distributions.
     rows: usize,
 }
 
 impl Trie {
     fn new(first: Vec<f32>) -> Self {
-        Self { nodes: vec![Node { children: HashMap::new(), row: Some(first.into_boxed_slice()), used: 0 }], queue: VecDeque::new(), tick: 0, rows: 1 }
+        Self { nodes: vec![Node { children: HashMap::new(), row: Some(first.into()), dists: Vec::new(), used: 0 }], queue: VecDeque::new(), tick: 0, rows: 1 }
     }
     fn child(&mut self, node: u32, t: TokenId) -> u32 {
         if let Some(&c) = self.nodes[node as usize].children.get(&t) {
             return c;
         }
         let id = self.nodes.len() as u32;
-        self.nodes.push(Node { children: HashMap::new(), row: None, used: 0 });
+        self.nodes.push(Node { children: HashMap::new(), row: None, dists: Vec::new(), used: 0 });
         self.nodes[node as usize].children.insert(t, id);
         id
     }
@@ -158,6 +162,18 @@ impl Trie {
         }
         self.touch(node);
     }
+    /// The distribution of a stored row at `sampling`, computed on first use and kept.
+    fn dist(&mut self, node: u32, sampling: &Sampling) -> Result<TokenDist, CoreError> {
+        let n = &mut self.nodes[node as usize];
+        if let Some(d) = n.dists.iter().find(|d| d.sampling() == sampling) {
+            return Ok(d.clone());
+        }
+        let row = n.row.clone().expect("dist of a stored row");
+        let d = TokenDist::from_shared(row, sampling)?;
+        n.dists.push(d.clone());
+        self.rows += 1;
+        Ok(d)
+    }
     /// Evict the least recently used rows until at most `max_rows` remain; returns how many went.
     fn evict_to(&mut self, max_rows: usize) -> u64 {
         let mut n = 0;
@@ -165,7 +181,8 @@ impl Trie {
             let Some((id, tick)) = self.queue.pop_front() else { break };
             let node = &mut self.nodes[id as usize];
             if node.used == tick && node.row.take().is_some() {
-                self.rows -= 1;
+                self.rows -= 1 + node.dists.len();
+                node.dists.clear();
                 n += 1;
             }
         }
@@ -322,6 +339,19 @@ impl Session for Direct<'_, '_> {
         s.counts.real_seconds += secs;
         Ok(logits)
     }
+    /// Timed with the distributions, as the shared store's real calls are.
+    fn extend_dists(&mut self, tokens: &[TokenId], sampling: &Sampling) -> Result<Vec<TokenDist>, CoreError> {
+        let depth = self.depth + self.inner.len();
+        let (r, secs) = timed(|| self.inner.extend_dists(tokens, sampling));
+        let dists = r?;
+        let mut s = self.model.lock();
+        s.logical.log(tokens.len(), depth);
+        s.samples.push(Sample { k: tokens.len(), depth, seconds: secs });
+        s.counts.logical_positions += tokens.len() as u64;
+        s.counts.computed_positions += tokens.len() as u64;
+        s.counts.real_seconds += secs;
+        Ok(dists)
+    }
     fn truncate(&mut self, len: usize) -> Result<(), ModelError> {
         self.inner.truncate(len)
     }
@@ -343,19 +373,20 @@ impl Shared<'_, '_> {
     }
 }
 
-impl Session for Shared<'_, '_> {
-    fn len(&self) -> usize {
-        self.path.len()
-    }
-    fn extend(&mut self, tokens: &[TokenId]) -> Result<Logits, ModelError> {
-        if tokens.is_empty() {
-            return Err(ModelError::Empty(format!("{}: extend", self.model.name())));
-        }
+impl Shared<'_, '_> {
+    /// The stored rows after each of `tokens` appended to this session's prefix, computing the
+    /// missing ones in one real call; the session then holds the longer prefix. Returns the nodes
+    /// and their rows (held here, so eviction cannot lose them before they are served), and with
+    /// `sampling` their distributions. A real call's timed sample includes the distributions of
+    /// the rows it computed, as an unshared run pays for them in the same call.
+    #[allow(clippy::type_complexity)]
+    fn fetch(&mut self, s: &mut State<'_>, tokens: &[TokenId], sampling: Option<&Sampling>) -> Result<(Vec<(u32, Arc<[f32]>)>, Vec<TokenDist>), CoreError> {
         let model = self.model;
-        let mut guard = model.lock();
-        let s = &mut *guard;
+        if tokens.is_empty() {
+            return Err(ModelError::Empty(format!("{}: extend", model.name())).into());
+        }
         if s.epoch != self.epoch {
-            return Err(ModelError::Other(format!("{}: a shared session outlived its example", model.name())));
+            return Err(ModelError::Other(format!("{}: a shared session outlived its example", model.name())).into());
         }
         let vocab = model.inner.vocab_size();
         let cond_len = s.conditioning.len();
@@ -368,17 +399,12 @@ impl Session for Shared<'_, '_> {
         let mut cur = self.node();
         for &t in tokens {
             if t as usize >= vocab {
-                return Err(ModelError::TokenOutOfRange { model: model.name().to_string(), token: t, vocab });
+                return Err(ModelError::TokenOutOfRange { model: model.name().to_string(), token: t, vocab }.into());
             }
             cur = trie.child(cur, t);
             nodes.push(cur);
         }
-        let first_miss = nodes.iter().position(|&n| trie.nodes[n as usize].row.is_none());
-        let mut data = Vec::with_capacity(tokens.len() * vocab);
-        // The real call's logits and the continuation length its first row follows.
-        let mut fresh: Option<(usize, Logits)> = None;
-        let base = self.path.len();
-        if let Some(m) = first_miss {
+        if let Some(m) = nodes.iter().position(|&n| trie.nodes[n as usize].row.is_none()) {
             // The continuation whose logits are needed: this session's tokens, then `tokens`.
             let want: Vec<TokenId> = self.tokens.iter().chain(tokens).copied().collect();
             let (real, held) = s.real.as_mut().expect("a shared session has a real session");
@@ -388,13 +414,10 @@ impl Session for Shared<'_, '_> {
                 held.truncate(common);
             }
             let feed = &want[common..];
-            let (r, secs) = timed(|| real.extend(feed));
-            let logits = r?;
+            let started = Instant::now();
+            let logits = real.extend(feed)?;
             logits.validate(model.name(), feed.len(), vocab)?;
             held.extend_from_slice(feed);
-            s.samples.push(Sample { k: feed.len(), depth: cond_len + common, seconds: secs });
-            s.counts.computed_positions += feed.len() as u64;
-            s.counts.real_seconds += secs;
             // Store every computed row: row i is the logits after want[common + i].
             let mut node = 0u32;
             for (j, &t) in want.iter().enumerate() {
@@ -403,23 +426,72 @@ impl Session for Shared<'_, '_> {
                     trie.put(node, logits.row(j - common));
                 }
             }
-            fresh = Some((common, logits));
+            let dists = match sampling {
+                Some(sm) => nodes.iter().map(|&n| trie.dist(n, sm)).collect::<Result<Vec<_>, _>>()?,
+                None => Vec::new(),
+            };
+            let secs = started.elapsed().as_secs_f64();
+            s.samples.push(Sample { k: feed.len(), depth: cond_len + common, seconds: secs });
+            s.counts.computed_positions += feed.len() as u64;
+            s.counts.real_seconds += secs;
+            return Ok((self.served(trie, &nodes, tokens), dists));
         }
-        for (i, &n) in nodes.iter().enumerate() {
-            // Rows this call computed come from the call itself (eviction below cannot lose them).
-            match (&fresh, first_miss) {
-                (Some((common, l)), Some(m)) if i >= m => data.extend_from_slice(l.row(base + i - common)),
-                _ => {
-                    data.extend_from_slice(trie.nodes[n as usize].row.as_deref().expect("stored row"));
-                    trie.touch(n);
-                }
-            }
-        }
-        s.counts.evicted_rows += trie.evict_to(model.max_rows);
-        s.counts.peak_store_bytes = s.counts.peak_store_bytes.max((trie.rows * vocab * 4) as u64);
-        self.path.extend_from_slice(&nodes);
+        let dists = match sampling {
+            Some(sm) => nodes.iter().map(|&n| trie.dist(n, sm)).collect::<Result<Vec<_>, _>>()?,
+            None => Vec::new(),
+        };
+        Ok((self.served(trie, &nodes, tokens), dists))
+    }
+
+    /// The rows of `nodes` (marked as used), after which the session holds `tokens` more.
+    fn served(&mut self, trie: &mut Trie, nodes: &[u32], tokens: &[TokenId]) -> Vec<(u32, Arc<[f32]>)> {
+        let rows = nodes
+            .iter()
+            .map(|&n| {
+                trie.touch(n);
+                (n, trie.nodes[n as usize].row.clone().expect("stored or just computed"))
+            })
+            .collect();
+        self.path.extend_from_slice(nodes);
         self.tokens.extend_from_slice(tokens);
+        rows
+    }
+
+    /// Evict down to the cap and note the store's peak.
+    fn settle(&self, s: &mut State<'_>) {
+        let vocab = self.model.inner.vocab_size();
+        let trie = s.trie.as_mut().expect("a shared session has a store");
+        s.counts.evicted_rows += trie.evict_to(self.model.max_rows);
+        s.counts.peak_store_bytes = s.counts.peak_store_bytes.max((trie.rows * vocab * 4) as u64);
+    }
+}
+
+impl Session for Shared<'_, '_> {
+    fn len(&self) -> usize {
+        self.path.len()
+    }
+    fn extend(&mut self, tokens: &[TokenId]) -> Result<Logits, ModelError> {
+        let model = self.model;
+        let mut guard = model.lock();
+        let (rows, _) = self.fetch(&mut guard, tokens, None).map_err(|e| match e {
+            CoreError::Model(e) => e,
+            e => ModelError::Other(e.to_string()),
+        })?;
+        self.settle(&mut guard);
+        let vocab = model.inner.vocab_size();
+        let mut data = Vec::with_capacity(tokens.len() * vocab);
+        for (_, row) in &rows {
+            data.extend_from_slice(row);
+        }
         Logits::new(tokens.len(), vocab, data)
+    }
+    /// The stored rows' distributions, each computed once per sampling for all configurations.
+    fn extend_dists(&mut self, tokens: &[TokenId], sampling: &Sampling) -> Result<Vec<TokenDist>, CoreError> {
+        let model = self.model;
+        let mut guard = model.lock();
+        let (_, dists) = self.fetch(&mut guard, tokens, Some(sampling))?;
+        self.settle(&mut guard);
+        Ok(dists)
     }
     fn truncate(&mut self, len: usize) -> Result<(), ModelError> {
         if len > self.path.len() {
@@ -480,6 +552,41 @@ mod tests {
             let calls = shared.take_calls();
             assert_eq!(calls.positions(), c.logical_positions);
         }
+    }
+
+    /// Distributions served from the store equal the model's own, at every sampling asked for,
+    /// and a position asked again at the same sampling gets the very same (shared) distribution.
+    #[test]
+    fn shared_distributions_equal_the_models_own_and_are_computed_once() {
+        let m = SyntheticModel::truth(40, 5);
+        let shared = SharedModel::new(&m, true, DEFAULT_CAP_BYTES);
+        let prompt = [2u32, 7];
+        let samplings = [Sampling::greedy(), Sampling::default(), Sampling::new(0.5, 0.9).unwrap()];
+        let mut seen: Vec<TokenDist> = Vec::new();
+        for (i, sampling) in samplings.iter().cycle().take(6).enumerate() {
+            let (mut s, _) = shared.start(&prompt).unwrap();
+            let (mut r, _) = m.start(&prompt).unwrap();
+            for toks in [&[1u32, 3][..], &[4], &[5, 6, 1]] {
+                let got = s.extend_dists(toks, sampling).unwrap();
+                let want = TokenDist::from_logits_matrix(r.extend(toks).unwrap(), sampling).unwrap();
+                assert_eq!(got.len(), want.len());
+                for (g, w) in got.iter().zip(&want) {
+                    assert_eq!(g.probs(), w.probs(), "sampling {sampling:?}");
+                    assert_eq!(g.logits(), w.logits());
+                    assert_eq!(g.sampling(), sampling);
+                }
+                if i >= samplings.len() {
+                    // The second round at this sampling: the same allocations as the first.
+                    assert!(got.iter().all(|g| seen.iter().any(|d| std::ptr::eq(d.probs(), g.probs()))));
+                } else {
+                    seen.extend(got);
+                }
+            }
+        }
+        let c = shared.counts();
+        assert_eq!(c.computed_positions, 6, "every position computed once: {c:?}");
+        // Six rows, each with three distributions.
+        assert_eq!(c.peak_store_bytes, ((1 + 6) + 6 * 3) as u64 * 40 * 4, "{c:?}");
     }
 
     #[test]

@@ -115,9 +115,14 @@ impl Store {
         }
     }
 
-    /// The merged (or unsharded) records.
+    /// The merged (or unsharded) records; a store committed compressed (`records.jsonl.gz`, as
+    /// under results/) is read as well.
     pub fn read_all(&self) -> Result<Vec<Record>, HarnessError> {
         let p = self.records_path(Shard::WHOLE);
+        let gz = p.with_extension("jsonl.gz");
+        if !p.exists() && gz.exists() {
+            return read_records(&gz);
+        }
         if !p.exists() {
             let shards = self.shard_dirs()?;
             let hint = if shards.is_empty() {
@@ -252,7 +257,9 @@ pub const RECORD_LINE_LIMIT: usize = 64 << 20;
 /// cannot take all memory.
 pub fn read_records(path: &Path) -> Result<Vec<Record>, HarnessError> {
     let f = File::open(path).map_err(|e| HarnessError::io(path, e))?;
-    let mut reader = BufReader::new(speccascade_files::CappedRead::new(f, RECORDS_FILE_LIMIT, "records file"));
+    // A `.gz` file is decompressed on the fly; the cap applies to the decompressed bytes.
+    let raw: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") { Box::new(flate2::read::GzDecoder::new(f)) } else { Box::new(f) };
+    let mut reader = BufReader::new(speccascade_files::CappedRead::new(raw, RECORDS_FILE_LIMIT, "records file"));
     let mut out = Vec::new();
     let mut line = Vec::new();
     for i in 0.. {

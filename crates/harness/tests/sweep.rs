@@ -194,3 +194,58 @@ fn summaries_measure_against_the_verifier() {
     let q = one.column("quality").unwrap().f64().unwrap().get(0).unwrap();
     assert_eq!(q, drafter.quality);
 }
+
+/// A store committed compressed (results/: `records.jsonl.gz` in place of `records.jsonl`) reads
+/// the same records (the records-file cap applies to the decompressed bytes).
+#[test]
+fn a_compressed_store_reads_the_same_records() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("s");
+    let (exp, src) = experiment(&out, 0.0, 2);
+    run(&exp, &src, &SyntheticProvider, &RunOptions::default()).unwrap();
+    let store = speccascade_harness::Store::new(&out);
+    let plain = store.read_all().unwrap();
+    let jsonl = out.join("records.jsonl");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&std::fs::read(&jsonl).unwrap()).unwrap();
+    std::fs::write(out.join("records.jsonl.gz"), gz.finish().unwrap()).unwrap();
+    std::fs::remove_file(&jsonl).unwrap();
+    let packed = store.read_all().unwrap();
+    assert_eq!(packed.len(), plain.len());
+    assert!(packed.iter().zip(&plain).all(|(a, b)| a.without_timing() == b.without_timing() && a.timing.wall_s == b.timing.wall_s));
+}
+
+/// `replay` charges the records again: at the store's own final table nothing changes (the run
+/// already did that at its end); at a table whose every call took twice as long, every record's
+/// model seconds double, and tokens, scores and ledgers stay as they were.
+#[test]
+fn replay_reprices_records_and_nothing_else() {
+    use speccascade_harness::latency::CostTable;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("s");
+    let (exp, src) = experiment(&out, 1.0, 2);
+    run(&exp, &src, &SyntheticProvider, &RunOptions::default()).unwrap();
+    let before = read_records(&out.join("records.jsonl")).unwrap();
+    let o = speccascade_harness::replay::replay_store(&out, None).unwrap();
+    assert_eq!(o.replayed, before.len());
+    let same = read_records(&out.join("records.jsonl")).unwrap();
+    assert!(same.iter().zip(&before).all(|(a, b)| a == b), "the run already priced at its final table");
+
+    let mut slow = CostTable::read(&out.join(CostTable::FILE)).unwrap();
+    for m in slow.models.values_mut() {
+        m.calls.iter_mut().chain(m.prefills.iter_mut()).for_each(|s| s.seconds *= 2.0);
+    }
+    let slow_path = dir.path().join("slow.json");
+    std::fs::write(&slow_path, serde_json::to_vec(&slow).unwrap()).unwrap();
+    speccascade_harness::replay::replay_store(&out, Some(&slow_path)).unwrap();
+    let after = read_records(&out.join("records.jsonl")).unwrap();
+    for (a, b) in after.iter().zip(&before) {
+        assert_eq!(a.without_timing().tokens, b.without_timing().tokens);
+        assert_eq!(a.score, b.score);
+        assert_eq!(a.ledger, b.ledger);
+        let (ra, rb) = (a.replay.as_ref().unwrap(), b.replay.as_ref().unwrap());
+        let model = |r: &speccascade_harness::latency::Replay| r.seconds - r.overhead_s;
+        assert!((model(ra) - 2.0 * model(rb)).abs() <= 1e-9 * model(rb).max(1.0), "{} vs 2 × {}", model(ra), model(rb));
+    }
+}

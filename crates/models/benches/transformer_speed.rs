@@ -196,6 +196,9 @@ fn prefill_kernel_seconds(model: &Transformer, k: usize) -> Option<f64> {
 }
 
 fn main() {
+    // As the `speccascade` binary does: keep freed blocks in the heap, so each call's logit rows
+    // (600 KB per position for a 150 000-token vocabulary) do not pay fresh-page faults.
+    speccascade_core::alloc::keep_freed_memory();
     let args = parse();
     if args.models.is_empty() {
         eprintln!("transformer_speed: pass --model FILE.gguf (or set SPECCASCADE_BENCH_MODEL); nothing to do");

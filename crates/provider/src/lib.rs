@@ -6,6 +6,8 @@
 //! generations with the task's metric. The harness stays free of burn and datasets; the binary
 //! only parses arguments.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use speccascade_core::LanguageModel;
@@ -92,7 +94,7 @@ impl Provider for RealProvider {
             Some(Style::Chat) => (tasks::PromptStyle::FewShot, true),
             Some(Style::FewShot) | None => (tasks::PromptStyle::FewShot, spec.chat),
         };
-        Ok(Box::new(RealTask { task, examples, tok: tok.as_ref(), shots: spec.shots, chat, style }))
+        Ok(Box::new(RealTask { task, examples, tok: tok.as_ref(), shots: spec.shots, chat, style, scored: RefCell::new(ScoreCache::default()) }))
     }
 }
 
@@ -104,6 +106,38 @@ struct RealTask<'p> {
     shots: Option<usize>,
     chat: bool,
     style: tasks::PromptStyle,
+    scored: RefCell<ScoreCache>,
+}
+
+/// The scores of one example's answers so far. The configurations of an example often produce the
+/// same answer (common random numbers; greedy decoding), and a metric is a pure function of the
+/// answer, so each distinct answer is scored once: for code that is one sandboxed Python run
+/// instead of one per configuration. Only the example in hand is kept.
+#[derive(Default)]
+struct ScoreCache {
+    example: usize,
+    by_answer: HashMap<String, Score>,
+}
+
+impl RealTask<'_> {
+    /// The metric's verdict on one example's extracted answer.
+    fn score_answer(&self, index: usize, answer: &str) -> Result<Score, String> {
+        let ex = &self.examples[index];
+        let metric = self.task.metrics[0];
+        let scored = [tasks::Scored { id: &ex.id, predictions: vec![answer], references: &ex.references, code: ex.code.as_ref() }];
+        let r = tasks::score(metric, &scored, &tasks::MetricOptions::default()).map_err(|e| e.to_string())?;
+        // The example's own score: for BLEU, sentence BLEU (the record's `extra` keeps the
+        // n-gram statistics from which summaries compute corpus BLEU); otherwise the same number.
+        let value = r.per_example.first().map(|e| e.score).unwrap_or(r.score);
+        let extra = serde_json::to_value(&r.extra).map_err(|e| e.to_string())?;
+        let corpus_stats = tasks::metrics::summable_stats(&r.metric, &extra);
+        let aggregation = if corpus_stats.is_some() { Aggregation::Corpus } else { Aggregation::Mean };
+        Ok(Score {
+            value,
+            metric: MetricScore { metric: r.metric.clone(), aggregation, corpus_stats },
+            inputs: serde_json::json!({ "metric": r.metric, "prediction": answer, "references": ex.references, "extra": r.extra }),
+        })
+    }
 }
 
 impl Task for RealTask<'_> {
@@ -129,23 +163,18 @@ impl Task for RealTask<'_> {
         Ok(Prompt { tokens, stop_strings: self.task.stop_sequences.iter().map(|s| s.to_string()).collect(), extra_eos: Vec::new() })
     }
     fn score(&self, index: usize, _prompt: &Prompt, output: &Output<'_>) -> Result<Score, String> {
-        let ex = &self.examples[index];
         let generation = output.text.unwrap_or_default();
         let answer = self.task.extract_answer(generation);
-        let metric = self.task.metrics[0];
-        let scored = [tasks::Scored { id: &ex.id, predictions: vec![answer.as_str()], references: &ex.references, code: ex.code.as_ref() }];
-        let r = tasks::score(metric, &scored, &tasks::MetricOptions::default()).map_err(|e| e.to_string())?;
-        // The example's own score: for BLEU, sentence BLEU (the record's `extra` keeps the
-        // n-gram statistics from which summaries compute corpus BLEU); otherwise the same number.
-        let value = r.per_example.first().map(|e| e.score).unwrap_or(r.score);
-        let extra = serde_json::to_value(&r.extra).map_err(|e| e.to_string())?;
-        let corpus_stats = tasks::metrics::summable_stats(&r.metric, &extra);
-        let aggregation = if corpus_stats.is_some() { Aggregation::Corpus } else { Aggregation::Mean };
-        Ok(Score {
-            value,
-            metric: MetricScore { metric: r.metric.clone(), aggregation, corpus_stats },
-            inputs: serde_json::json!({ "metric": r.metric, "prediction": answer, "references": ex.references, "extra": r.extra }),
-        })
+        let mut cache = self.scored.borrow_mut();
+        if cache.example != index {
+            *cache = ScoreCache { example: index, by_answer: HashMap::new() };
+        }
+        if let Some(s) = cache.by_answer.get(&answer) {
+            return Ok(s.clone());
+        }
+        let score = self.score_answer(index, &answer)?;
+        cache.by_answer.insert(answer, score.clone());
+        Ok(score)
     }
     fn metric(&self) -> String {
         let m = self.task.metrics[0].to_string();
