@@ -68,6 +68,9 @@ impl Coverage {
             self.planned_configs,
             self.complete_configs
         );
+        if self.extra_records > 0 {
+            let _ = writeln!(s, "> - {} more records belong to configurations that are not in the experiment file (not counted, not planned).", self.extra_records);
+        }
         for t in &self.tasks {
             let _ = writeln!(
                 s,
