@@ -83,7 +83,24 @@ pub fn run(a: Args) -> Result<()> {
         validate_latency: a.validate_latency as usize,
     };
     let provider = RealProvider;
+    let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
     let r = run_sweep(&exp, &src, &provider, &opts).with_context(|| format!("running {}", a.experiment.display()))?;
+    // The run's figures of merit, one line per invocation (a resumed sweep adds one per sitting):
+    // `report --readme` sums them (wall time, sharing factor, machine and kernels).
+    let runs = r.output.join(speccascade_report::readme::RUNS_FILE);
+    let line = serde_json::json!({
+        "started_unix_s": started,
+        "elapsed_s": r.elapsed_s,
+        "shard": r.shard,
+        "records_written": r.records_written,
+        "records_skipped": r.records_skipped,
+        "tokens": r.tokens,
+        "foreign_load_records": r.foreign_load_records,
+        "hardware": speccascade_harness::runner::hardware(&exp),
+        "kernels": speccascade_models::cpu::describe(),
+        "merit": r.merit,
+    });
+    speccascade_harness::store::append_jsonl(&runs, &line).with_context(|| format!("appending to {}", runs.display()))?;
     if a.json {
         let mut v = serde_json::to_value(&r)?;
         if let Some(o) = v.as_object_mut() {

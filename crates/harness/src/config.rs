@@ -305,21 +305,91 @@ impl<'de> Deserialize<'de> for AlphaSpec {
     }
 }
 
-/// How the modelled latency's c is obtained.
-#[derive(Clone, Copy, Debug, PartialEq, Default)]
+/// How the modelled latency's c (and, optionally, the block-cost curve b(k)) is obtained.
+#[derive(Clone, Debug, PartialEq, Default)]
 pub enum CostModel {
     /// c = (drafter-alone seconds per drafter step) / (verifier-alone seconds per verifier call),
-    /// measured on the run's own records.
+    /// measured on the run's own records; b(k) from the cost table ([`crate::latency`]).
     #[default]
     Measured,
+    /// A fixed c; b(k) measured from the cost table.
     Fixed(f64),
+    /// A fixed c and a fixed block-cost curve (`cost: {c: 0.3, block: [1.0, 1.2, …]}`): every
+    /// modelled number is then a pure function of the token and call counts, identical on every
+    /// machine (the CI regression slice uses it).
+    FixedBlock { c: f64, block: BlockCurve },
+}
+
+impl CostModel {
+    /// The fixed c, if the experiment fixes one.
+    pub fn fixed_c(&self) -> Option<f64> {
+        match self {
+            CostModel::Measured => None,
+            CostModel::Fixed(c) | CostModel::FixedBlock { c, .. } => Some(*c),
+        }
+    }
+    /// The fixed block-cost curve, if the experiment fixes one.
+    pub fn block(&self) -> Option<&BlockCurve> {
+        match self {
+            CostModel::FixedBlock { block, .. } => Some(block),
+            _ => None,
+        }
+    }
+}
+
+/// A fixed block-cost curve: `b(k)` = the cost of one call scoring k positions in single-step
+/// units of the same model, `values[k − 1]` for k = 1 … len (b(1) = 1); beyond the list, the
+/// straight line through the last two values (a call never costs less than the last listed one).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct BlockCurve(Vec<f64>);
+
+impl BlockCurve {
+    /// Check and wrap `values` (b(1) = 1, every value finite and ≥ 1, non-decreasing).
+    pub fn new(values: Vec<f64>) -> Result<Self, String> {
+        if values.first() != Some(&1.0) {
+            return Err(format!("expected block: [1.0, b(2), …] starting with b(1) = 1, got {values:?}"));
+        }
+        if values.len() > 4096 {
+            return Err(format!("expected at most 4096 block costs, got {}", values.len()));
+        }
+        for w in values.windows(2) {
+            if !(w[1].is_finite() && w[1] >= w[0]) {
+                return Err(format!("expected finite, non-decreasing block costs, got {} after {}", w[1], w[0]));
+            }
+        }
+        Ok(Self(values))
+    }
+    pub fn values(&self) -> &[f64] {
+        &self.0
+    }
+    /// b(k) (k ≥ 1; k = 0 costs 0).
+    pub fn at(&self, k: usize) -> f64 {
+        let v = &self.0;
+        match k {
+            0 => 0.0,
+            k if k <= v.len() => v[k - 1],
+            _ if v.len() == 1 => v[0],
+            k => {
+                let (a, b) = (v[v.len() - 2], v[v.len() - 1]);
+                b + (b - a) * (k - v.len()) as f64
+            }
+        }
+    }
 }
 
 impl Serialize for CostModel {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
         match self {
             CostModel::Measured => s.serialize_str("measured"),
             CostModel::Fixed(c) => s.serialize_f64(*c),
+            CostModel::FixedBlock { c, block } => {
+                let mut m = s.serialize_map(Some(2))?;
+                m.serialize_entry("c", c)?;
+                m.serialize_entry("block", block)?;
+                m.end()
+            }
         }
     }
 }
@@ -327,10 +397,10 @@ impl Serialize for CostModel {
 impl<'de> Deserialize<'de> for CostModel {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
-        impl Visitor<'_> for V {
+        impl<'de> Visitor<'de> for V {
             type Value = CostModel;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("`measured` or a number c > 0 (drafter step time / verifier step time)")
+                f.write_str("`measured` or a number c > 0 (drafter step time / verifier step time), or {c: C, block: [1.0, b(2), …]} (a fixed c and block-cost curve)")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<CostModel, E> {
                 if v == "measured" { Ok(CostModel::Measured) } else { Err(E::invalid_value(de::Unexpected::Str(v), &self)) }
@@ -343,6 +413,29 @@ impl<'de> Deserialize<'de> for CostModel {
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<CostModel, E> {
                 self.visit_f64(v as f64)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<CostModel, A::Error> {
+                #[derive(Deserialize)]
+                #[serde(field_identifier, rename_all = "lowercase")]
+                enum F {
+                    C,
+                    Block,
+                }
+                let (mut c, mut block) = (None, None);
+                while let Some(k) = map.next_key::<F>()? {
+                    match k {
+                        F::C => c = Some(map.next_value::<f64>()?),
+                        F::Block => block = Some(map.next_value::<Vec<f64>>()?),
+                    }
+                }
+                let c = c.ok_or_else(|| de::Error::missing_field("c"))?;
+                if !(c.is_finite() && c > 0.0) {
+                    return Err(de::Error::invalid_value(de::Unexpected::Float(c), &"c > 0"));
+                }
+                match block {
+                    None => Ok(CostModel::Fixed(c)),
+                    Some(b) => Ok(CostModel::FixedBlock { c, block: BlockCurve::new(b).map_err(de::Error::custom)? }),
+                }
             }
         }
         d.deserialize_any(V)

@@ -84,7 +84,7 @@ pub fn replay_store(dir: &Path, prices: Option<&Path>) -> Result<ReplayOutcome, 
     }
     let configs = store.read_configs()?;
     let grid = Grid::expand(&exp);
-    summary::write_parquet(dir, &summary::summarise(&configs, &grid.hashes, &records, exp.cost))?;
+    summary::write_parquet(dir, &summary::summarise(&configs, &grid.hashes, &records, &exp.cost))?;
     Ok(ReplayOutcome {
         records_path: path,
         records: records.len(),

@@ -319,7 +319,7 @@ pub fn run(exp: &Experiment, src: &str, provider: &dyn Provider, opts: &RunOptio
     // Summaries of everything this shard holds.
     let records = read_records(&store.records_path(opts.shard))?;
     let configs = store.read_configs()?;
-    let summaries = summary::summarise(&configs, &grid.hashes, &records, exp.cost);
+    let summaries = summary::summarise(&configs, &grid.hashes, &records, &exp.cost);
     summary::write_parquet(&store.shard_dir(opts.shard), &summaries)?;
     Ok(RunReport {
         output: exp.output.clone(),
@@ -548,7 +548,7 @@ pub fn merge(exp: &Experiment, partial: bool) -> Result<(crate::store::MergeRepo
     let report = store.merge(&grid, partial)?;
     let records = store.read_all()?;
     let configs = store.read_configs()?;
-    let summaries = summary::summarise(&configs, &grid.hashes, &records, exp.cost);
+    let summaries = summary::summarise(&configs, &grid.hashes, &records, &exp.cost);
     summary::write_parquet(&store.dir, &summaries)?;
     Ok((report, summaries))
 }

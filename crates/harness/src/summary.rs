@@ -24,7 +24,7 @@ use speccascade_core::Ledger;
 use speccascade_decoding::{Bonus, Method};
 
 use crate::HarnessError;
-use crate::config::CostModel;
+use crate::config::{BlockCurve, CostModel};
 use crate::grid::RunConfig;
 use crate::provider::Aggregation;
 use crate::record::Record;
@@ -144,12 +144,10 @@ pub fn summarise(
     configs: &BTreeMap<String, RunConfig>,
     order: &[String],
     records: &[Record],
-    cost: CostModel,
+    cost: &CostModel,
 ) -> Vec<ConfigSummary> {
-    let c = match cost {
-        CostModel::Fixed(c) => c,
-        CostModel::Measured => measured_c(configs, records).unwrap_or(f64::NAN),
-    };
+    let c = cost.fixed_c().unwrap_or_else(|| measured_c(configs, records).unwrap_or(f64::NAN));
+    let block = cost.block();
     let mut by_config: HashMap<&str, Vec<&Record>> = HashMap::new();
     for r in records {
         by_config.entry(r.config.as_str()).or_default().push(r);
@@ -170,7 +168,7 @@ pub fn summarise(
                 configs.iter().find(|(_, c)| c.method == Method::Verifier && c.hash() == base_hash).map(|(k, _)| k.as_str())
             };
             let base = stored.and_then(|k| by_config.get(k)).map(Vec::as_slice).unwrap_or(&[]);
-            summarise_one(h, cfg, &by_config[h.as_str()], base, c)
+            summarise_one(h, cfg, &by_config[h.as_str()], base, c, block)
         })
         .collect()
 }
@@ -264,7 +262,7 @@ pub fn charged_wall_s(r: &Record) -> f64 {
     }
 }
 
-fn summarise_one(hash: &str, cfg: &RunConfig, recs: &[&Record], base: &[&Record], c: f64) -> ConfigSummary {
+fn summarise_one(hash: &str, cfg: &RunConfig, recs: &[&Record], base: &[&Record], c: f64, block: Option<&BlockCurve>) -> ConfigSummary {
     let mut ledger = Ledger::default();
     let (mut wall, mut foreign, mut flagged, mut peak) = (0.0, 0.0, 0, 0u64);
     let mut per_example: BTreeMap<usize, (f64, usize)> = BTreeMap::new();
@@ -294,13 +292,13 @@ fn summarise_one(hash: &str, cfg: &RunConfig, recs: &[&Record], base: &[&Record]
             bm += b.ledger.modelled_cost(c);
             mr += replayed(r);
             br += replayed(b);
-            mk += block_cost(r);
-            bk += block_cost(b);
+            mk += block_cost(r, c, block);
+            bk += block_cost(b, c, block);
         }
     }
     let replayed_s: f64 = recs.iter().map(|r| replayed(r)).sum();
     let replayed_prefill_s: f64 = recs.iter().map(|r| r.replay.as_ref().map_or(f64::NAN, |x| x.prefill_s)).sum();
-    let modelled_cost_bk: f64 = recs.iter().map(|r| block_cost(r)).sum();
+    let modelled_cost_bk: f64 = recs.iter().map(|r| block_cost(r, c, block)).sum();
     let ratio = |a: f64, b: f64| if matched > 0 && b > 0.0 { a / b } else { f64::NAN };
     let (drafter, verifier) = cfg.models.names();
     let mut tags: Vec<&str> = recs.iter().map(|r| r.timing.hardware.as_str()).collect();
@@ -363,9 +361,19 @@ fn replayed(r: &Record) -> f64 {
     r.replay.as_ref().map_or(f64::NAN, |x| x.seconds)
 }
 
-/// A record's cost under the measured block-cost curve, in one-position verifier steps.
-fn block_cost(r: &Record) -> f64 {
-    r.replay.as_ref().map_or(f64::NAN, |x| x.drafter_block_units + x.verifier_block_units)
+/// A record's cost under the block-cost curve, in one-position verifier steps: the measured curve
+/// of the cost table (its replay), or with a fixed curve ([`CostModel::FixedBlock`]) Σ b(k) over
+/// the verifier's calls + c · Σ b(k) over the drafter's (prefills not counted, as in the
+/// constant-c model). NaN when the record has neither.
+pub fn block_cost(r: &Record, c: f64, block: Option<&BlockCurve>) -> f64 {
+    match (block, &r.calls) {
+        (Some(b), Some(calls)) => {
+            let units = |m: &crate::share::ModelCalls| m.by_k.iter().map(|(&k, &[n, _])| n as f64 * b.at(k)).sum::<f64>();
+            units(&calls.verifier) + c * units(&calls.drafter)
+        }
+        (Some(_), None) => f64::NAN,
+        (None, _) => r.replay.as_ref().map_or(f64::NAN, |x| x.drafter_block_units + x.verifier_block_units),
+    }
 }
 
 /// The summaries as a polars frame (one row each).
@@ -497,7 +505,7 @@ mod tests {
                 _ => record(h, c, 0.5, 0.0),
             })
             .collect();
-        let rows = summarise(&configs, &grid.hashes, &records, CostModel::Fixed(1.0));
+        let rows = summarise(&configs, &grid.hashes, &records, &CostModel::Fixed(1.0));
         let oracle = rows.iter().find(|r| r.key.method == Method::OracleCascadeDiff).unwrap();
         // (3.0 s − 1.5 s uncharged) ÷ 2.0 s.
         assert!((oracle.rel_latency_wall - 0.75).abs() < 1e-12, "{}", oracle.rel_latency_wall);

@@ -149,3 +149,26 @@ fn sizes_beyond_their_limits_are_refused_before_anything_runs() {
     let s = err(&GOOD.replace("gamma: [3]", "gamma: [1000000000]"), 12);
     assert!(s.contains("1..=64"), "{s}");
 }
+
+#[test]
+fn a_fixed_block_cost_curve_parses_and_bad_ones_are_located() {
+    use speccascade_harness::config::CostModel;
+    let e = Experiment::from_str_named(&format!("{GOOD}cost: {{c: 0.3, block: [1.0, 1.2, 1.5]}}\n"), "exp.yaml").unwrap();
+    let CostModel::FixedBlock { c, block } = &e.cost else { panic!("{:?}", e.cost) };
+    assert_eq!(*c, 0.3);
+    // Listed, then the line through the last two values.
+    assert_eq!((block.at(1), block.at(3)), (1.0, 1.5));
+    assert!((block.at(5) - 2.1).abs() < 1e-12, "{}", block.at(5));
+    assert_eq!(e.cost.fixed_c(), Some(0.3));
+    // `{c}` alone is a fixed c.
+    let e = Experiment::from_str_named(&format!("{GOOD}cost: {{c: 0.25}}\n"), "exp.yaml").unwrap();
+    assert_eq!(e.cost, CostModel::Fixed(0.25));
+    let s = err(&format!("{GOOD}cost: {{c: 0.3, block: [1.2, 1.5]}}\n"), 13);
+    assert!(s.contains("b(1) = 1"), "{s}");
+    let s = err(&format!("{GOOD}cost: {{c: 0.3, block: [1.0, 0.8]}}\n"), 13);
+    assert!(s.contains("non-decreasing"), "{s}");
+    let s = err(&format!("{GOOD}cost: {{block: [1.0]}}\n"), 13);
+    assert!(s.contains("missing field `c`"), "{s}");
+    let s = err(&format!("{GOOD}cost: {{c: 0.3, blocks: [1.0]}}\n"), 13);
+    assert!(s.contains("unknown field `blocks`"), "{s}");
+}

@@ -6,7 +6,9 @@
 //! wall-clock speed-ups always, modelled ones when c is measured (a fixed c makes them a pure
 //! function of the token counts). Checked, with a relative tolerance `tol`:
 //! - Table-2 speed-ups (modelled; wall clock too, unless the current slice has records timed under
-//!   foreign load): a regression is `current < baseline · (1 − tol)`, or no longer reached;
+//!   foreign load): a regression is `current < baseline · (1 − tol)`, or no longer reached; the
+//!   modelled speed-up with the block-cost curve b(k) likewise, on the same machine or anywhere
+//!   when both runs fixed the curve (`cost: {c, block}`: then it is machine-free too);
 //! - Table-2 best quality at relative latency ≤ 1 (modelled) and every configuration's quality:
 //!   a regression is `current < baseline − tol · |baseline|`.
 //!
@@ -97,6 +99,12 @@ pub struct SpeedupEntry {
     pub speedup_modelled: Option<f64>,
     pub speedup_wall: Option<f64>,
     pub best_quality_modelled: Option<f64>,
+    /// The block-cost curve b(k) was fixed in the experiment too (`cost: {c, block}`): the
+    /// b(k)-modelled speed-up is then machine-free as well.
+    #[serde(default)]
+    pub block_fixed: bool,
+    #[serde(default)]
+    pub speedup_modelled_bk: Option<f64>,
 }
 
 /// The baseline file.
@@ -173,7 +181,7 @@ pub fn read_baseline(path: &Path) -> Result<Baseline, ReportError> {
 }
 
 /// The current numbers as a baseline.
-pub fn current(rows_: &[Row], t2: &[Table2Row], c_fixed: bool) -> Baseline {
+pub fn current(rows_: &[Row], t2: &[Table2Row], fixed: Fixed) -> Baseline {
     Baseline {
         version: 1,
         quality: rows_.iter().map(|r| QualityEntry { key: Key::of_row(r), quality: r.quality }).collect(),
@@ -182,18 +190,36 @@ pub fn current(rows_: &[Row], t2: &[Table2Row], c_fixed: bool) -> Baseline {
             .map(|t| SpeedupEntry {
                 key: Key::of_t2(t),
                 hardware: t.hardware.clone(),
-                c_fixed,
+                c_fixed: fixed.c,
                 speedup_modelled: t.speedup_modelled,
                 speedup_wall: t.speedup_wall,
                 best_quality_modelled: t.best_quality_modelled,
+                block_fixed: fixed.block,
+                speedup_modelled_bk: t.speedup_modelled_bk,
             })
             .collect(),
     }
 }
 
-/// Compare `rows_` (and their Table-2 numbers) against `base`; `c_fixed` says whether the current
-/// run's c was fixed.
-pub fn compare(rows_: &[Row], base: &Baseline, tol: f64, c_fixed: bool) -> CheckOutcome {
+/// Which of the current run's cost-model numbers were fixed in its experiment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Fixed {
+    /// c (the constant-c modelled latency is machine-free).
+    pub c: bool,
+    /// c and the block-cost curve b(k) (the b(k)-modelled latency is machine-free).
+    pub block: bool,
+}
+
+impl Fixed {
+    pub fn of(cost: &speccascade_harness::config::CostModel) -> Fixed {
+        Fixed { c: cost.fixed_c().is_some(), block: cost.block().is_some() }
+    }
+}
+
+/// Compare `rows_` (and their Table-2 numbers) against `base`; `fixed` says which of the current
+/// run's cost numbers were fixed.
+pub fn compare(rows_: &[Row], base: &Baseline, tol: f64, fixed: Fixed) -> CheckOutcome {
+    let c_fixed = fixed.c;
     let t2 = table2(rows_);
     let mut out = CheckOutcome { compared: 0, offenders: vec![], skipped_foreign_load: 0, not_in_baseline: 0, tolerance: tol, updated: false };
     let quality_drop = |b: f64, c: f64| c < b - tol * b.abs();
@@ -245,6 +271,11 @@ pub fn compare(rows_: &[Row], base: &Baseline, tol: f64, c_fixed: bool) -> Check
         if slower(e.speedup_modelled, t.speedup_modelled) {
             push("speed-up (modelled)", &k, e.speedup_modelled, t.speedup_modelled);
         }
+        // The b(k)-modelled speed-up: like-for-like on the same machine, or anywhere when both
+        // runs fixed the curve.
+        if (same_machine || (fixed.block && e.block_fixed)) && slower(e.speedup_modelled_bk, t.speedup_modelled_bk) {
+            push("speed-up (modelled b(k))", &k, e.speedup_modelled_bk, t.speedup_modelled_bk);
+        }
         let foreign: usize = rows_
             .iter()
             .filter(|r| {
@@ -281,10 +312,10 @@ pub fn check(dir: &Path, baseline: &Path, tol: f64, update: bool) -> Result<Chec
     }
     let sweep = crate::load::load(dir)?;
     let rows_ = rows(&sweep);
-    let c_fixed = matches!(sweep.experiment.cost, speccascade_harness::config::CostModel::Fixed(_));
+    let fixed = Fixed::of(&sweep.experiment.cost);
     if update {
         let mut base = if baseline.exists() { read_baseline(baseline)? } else { Baseline { version: 1, ..Default::default() } };
-        let cur = current(&rows_, &table2(&rows_), c_fixed);
+        let cur = current(&rows_, &table2(&rows_), fixed);
         base.quality.retain(|e| !cur.quality.iter().any(|c| c.key == e.key));
         base.table2.retain(|e| !cur.table2.iter().any(|c| c.key == e.key && c.hardware == e.hardware));
         base.quality.extend(cur.quality);
@@ -294,12 +325,12 @@ pub fn check(dir: &Path, baseline: &Path, tol: f64, update: bool) -> Result<Chec
             std::fs::create_dir_all(parent).map_err(|e| ReportError::io(parent, e))?;
         }
         crate::tables::write_text(baseline, &(json + "\n"))?;
-        let mut o = compare(&rows_, &base, tol, c_fixed);
+        let mut o = compare(&rows_, &base, tol, fixed);
         o.updated = true;
         return Ok(o);
     }
     let base = read_baseline(baseline)?;
-    let o = compare(&rows_, &base, tol, c_fixed);
+    let o = compare(&rows_, &base, tol, fixed);
     if o.compared == 0 {
         let hw: Vec<&str> = base.table2.iter().map(|e| e.hardware.as_str()).collect();
         return Err(ReportError::Baseline {

@@ -11,11 +11,17 @@
 //!   (the motivating figure), vs verifier calls per token; per-position acceptance and
 //!   accept-length histograms; speed-up vs T and vs γ; PNG and SVG with an embedded font.
 //! - [`check`]: compare against a stored baseline of like-for-like runs.
+//! - [`claims`]: the paper's claims, one verdict per claim and setting from paired bootstrap
+//!   intervals, by stated rules; [`coverage`]: the planned grid against the records;
+//!   [`readme`]: the reproduction's README (claims table, our Table 2 beside the paper's).
 //! - [`validation`]: replayed vs clock-measured latency of `run --validate-latency` records.
 
 pub mod check;
+pub mod claims;
+pub mod coverage;
 pub mod load;
 pub mod plot;
+pub mod readme;
 pub mod stats;
 pub mod table2;
 pub mod tables;
@@ -52,8 +58,14 @@ impl ReportError {
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct ReportOutput {
     pub dir: std::path::PathBuf,
+    /// The experiment the store ran.
+    pub experiment: speccascade_harness::Experiment,
     pub rows: Vec<tables::Row>,
     pub table2: Vec<table2::Table2Row>,
+    /// The paper's claims with their verdicts (also `report/claims.md` and `claims.json`).
+    pub claims: Vec<claims::Claim>,
+    /// The planned grid against the records.
+    pub coverage: coverage::Coverage,
     pub files: Vec<std::path::PathBuf>,
     /// Records timed under foreign load (their timings are suspect).
     pub foreign_load_records: usize,
@@ -79,6 +91,9 @@ pub fn report(dir: &std::path::Path) -> Result<ReportOutput, ReportError> {
     let mut files = tables::write(&out, &rows, &t2, &sweep)?;
     files.extend(plot::all(&out, &sweep, &rows, &t2)?);
     files.extend(validation::write(dir, &out)?);
+    let claims = claims::evaluate(&rows, &t2);
+    let coverage = coverage::coverage(&sweep);
+    files.extend(claims::write(&out, &claims, &coverage, &sweep.experiment.name)?);
     let foreign = sweep.records.iter().filter(|r| r.timing.foreign_load).count();
-    Ok(ReportOutput { dir: out, rows, table2: t2, files, foreign_load_records: foreign, records: sweep.records.len() })
+    Ok(ReportOutput { dir: out, experiment: sweep.experiment.clone(), rows, table2: t2, claims, coverage, files, foreign_load_records: foreign, records: sweep.records.len() })
 }

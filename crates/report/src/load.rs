@@ -31,7 +31,7 @@ pub fn load(dir: &Path) -> Result<Sweep, ReportError> {
     if records.is_empty() {
         return Err(ReportError::Empty(format!("{}: no records yet", store.records_path(speccascade_harness::Shard::WHOLE).display())));
     }
-    let summaries = summarise(&configs, &grid.hashes, &records, experiment.cost);
+    let summaries = summarise(&configs, &grid.hashes, &records, &experiment.cost);
     let stored = store.read_metrics();
     let metric = experiment
         .tasks

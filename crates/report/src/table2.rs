@@ -57,6 +57,12 @@ pub struct Table2Row {
     pub speedup_indistinguishable_modelled: Option<f64>,
     pub best_quality_wall: Option<f64>,
     pub best_quality_modelled: Option<f64>,
+    /// Speed-up at verifier quality (the crossing rule) on the replayed latency and on the modelled
+    /// cost with the block-cost curve b(k) (point estimates; — when a point lacks the number).
+    #[serde(default)]
+    pub speedup_replayed: Option<f64>,
+    #[serde(default)]
+    pub speedup_modelled_bk: Option<f64>,
 }
 
 /// The lowest latency on the α-ordered piecewise-linear curve `(latency, quality)` at which quality
@@ -146,6 +152,10 @@ pub fn table2(rows: &[Row]) -> Vec<Table2Row> {
         pts.sort_by(|a, b| a.key.alpha.unwrap_or(0.0).total_cmp(&b.key.alpha.unwrap_or(0.0)));
         let wall: Vec<(f64, f64)> = pts.iter().map(|p| (p.rel_latency_wall, p.quality)).collect();
         let modelled: Vec<(f64, f64)> = pts.iter().map(|p| (p.rel_latency_modelled, p.quality)).collect();
+        let replayed: Vec<(f64, f64)> = pts.iter().map(|p| (p.rel_latency_replayed, p.quality)).collect();
+        let modelled_bk: Vec<(f64, f64)> = pts.iter().map(|p| (p.rel_latency_modelled_bk, p.quality)).collect();
+        // A curve with a missing number (records without replay) has no such speed-up.
+        let complete = |c: &[(f64, f64)]| c.iter().all(|(l, _)| l.is_finite());
         let [(wlo, whi), (mlo, mhi)] = speedup_intervals(&pts, &v.samples, r.seed());
         let reaching = |lat: &dyn Fn(&Row) -> f64| {
             pts.iter()
@@ -181,6 +191,12 @@ pub fn table2(rows: &[Row]) -> Vec<Table2Row> {
             speedup_indistinguishable_modelled: reaching(&|p| p.rel_latency_modelled),
             best_quality_wall: best_quality_within(&wall, 1.0),
             best_quality_modelled: best_quality_within(&modelled, 1.0),
+            speedup_replayed: if complete(&replayed) { lowest_latency_at_quality(&replayed, v.quality).map(|l| 1.0 / l) } else { None },
+            speedup_modelled_bk: if complete(&modelled_bk) {
+                lowest_latency_at_quality(&modelled_bk, v.quality).map(|l| 1.0 / l)
+            } else {
+                None
+            },
         });
     }
     out
@@ -230,6 +246,8 @@ pub fn frame(rows: &[Table2Row]) -> PolarsResult<DataFrame> {
             col!("speedup_indistinguishable_modelled", |r| r.speedup_indistinguishable_modelled),
             col!("best_quality_wall", |r| r.best_quality_wall),
             col!("best_quality_modelled", |r| r.best_quality_modelled),
+            col!("speedup_replayed", |r| r.speedup_replayed),
+            col!("speedup_modelled_bk", |r| r.speedup_modelled_bk),
             col!("examples", |r| r.examples as u64),
             col!("drafter", |r| r.drafter.clone()),
             col!("verifier", |r| r.verifier.clone()),
@@ -247,17 +265,18 @@ pub fn markdown(rows: &[Table2Row]) -> String {
          the verifier counting as 0]. ≈ speed-up = 1 / the lowest relative latency among measured points whose quality is not \
          significantly worse than the verifier's on the same examples (paired test at 5 %). Best quality = the highest quality \
          among measured points with relative latency ≤ 1; — = none. Wall = measured wall clock (for records that shared model calls: replayed from the cost table); modelled = c · drafter steps + \
-         verifier calls. n = examples, trials per example and seed in each line.\n\n",
+         verifier calls; replayed = each record's logical calls at the cost table's measured seconds; modelled b(k) = every call \
+         charged the block-cost curve (measured, or fixed in the experiment). n = examples, trials per example and seed in each line.\n\n",
     );
-    let _ = writeln!(s, "| task | method | T | top-p | γ | bonus | n × trials (seed) | verifier quality | speed-up (wall) | speed-up (modelled) | ≈ speed-up (wall) | ≈ speed-up (modelled) | best quality, latency ≤ 1 (wall) | best quality, latency ≤ 1 (modelled) |");
-    let _ = writeln!(s, "|---|---|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(s, "| task | method | T | top-p | γ | bonus | n × trials (seed) | verifier quality | speed-up (wall) | speed-up (modelled) | speed-up (replayed) | speed-up (modelled b(k)) | ≈ speed-up (wall) | ≈ speed-up (modelled) | best quality, latency ≤ 1 (wall) | best quality, latency ≤ 1 (modelled) |");
+    let _ = writeln!(s, "|---|---|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let x = |v: Option<f64>| v.map(|v| format!("{v:.2}×")).unwrap_or_else(|| "—".into());
     let xi = |v: Option<f64>, lo: f64, hi: f64| format!("{} [{}, {}]", x(v), num(lo, 2), num(hi, 2));
     let q = |v: Option<f64>| v.map(|v| num(v, 3)).unwrap_or_else(|| "—".into());
     for r in rows {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} × {} ({}) | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} × {} ({}) | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.task,
             r.method.label(),
             r.temperature,
@@ -270,6 +289,8 @@ pub fn markdown(rows: &[Table2Row]) -> String {
             num(r.verifier_quality, 3),
             xi(r.speedup_wall, r.speedup_wall_lo, r.speedup_wall_hi),
             xi(r.speedup_modelled, r.speedup_modelled_lo, r.speedup_modelled_hi),
+            x(r.speedup_replayed),
+            x(r.speedup_modelled_bk),
             x(r.speedup_indistinguishable_wall),
             x(r.speedup_indistinguishable_modelled),
             q(r.best_quality_wall),

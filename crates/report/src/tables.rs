@@ -513,7 +513,7 @@ pub fn markdown(rows: &[Row], sweep: &Sweep) -> String {
              (1.0 = verifier; the oracle charged as modelled), with its bootstrap interval; wall = the clock, or for records that \
              shared model calls their replayed seconds; replayed: each record's logical model calls at the cost table's measured \
              seconds, prefill included; modelled with c = {} (drafter step ÷ verifier step, {}); modelled b(k): every call charged \
-             the measured block-cost curve of the cost table. Δ vs verifier: quality − the verifier's on the same examples, 95 % \
+             the {} block-cost curve. Δ vs verifier: quality − the verifier's on the same examples, 95 % \
              paired-bootstrap interval; for 0/1 metrics the exact McNemar test on the (trial, example) pairs decides (only this \
              right / only the verifier right); ≈ = indistinguishable at 5 %, ▲ / ▼ = significantly better / worse. Rejection rate = \
              rejected ÷ examined draft positions; deferral rate = deferrals ÷ emitted tokens. Hardware: {}.\n",
@@ -523,6 +523,11 @@ pub fn markdown(rows: &[Row], sweep: &Sweep) -> String {
             match sweep.experiment.cost {
                 speccascade_harness::config::CostModel::Measured => "measured on this run",
                 speccascade_harness::config::CostModel::Fixed(_) => "fixed in the experiment",
+                speccascade_harness::config::CostModel::FixedBlock { .. } => "fixed in the experiment, with a fixed b(k)",
+            },
+            match sweep.experiment.cost.block() {
+                Some(b) => format!("fixed ({:?} for k = 1, 2, …, linear beyond)", b.values()),
+                None => "cost table's measured".into(),
             },
             r0.key.hardware
         );
