@@ -98,6 +98,7 @@ fn crafted_store(dir: &Path, plan: &Plan) {
                 text: None,
                 stop: "max_tokens".into(),
                 stop_string: None,
+                input_limit: None,
                 score: if right[ex] { 1.0 } else { 0.0 },
                 metric: None,
                 score_inputs: serde_json::Value::Null,
