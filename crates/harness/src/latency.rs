@@ -171,7 +171,9 @@ impl CostFit {
     /// `a(k)`: measured, interpolated or extrapolated (never below 0).
     pub fn intercept(&self, k: usize) -> f64 {
         if let Some(&a) = self.intercept_s.get(&k) {
-            return a;
+            // A median of `t − s · d` can fall below 0 when calls take microseconds (synthetic
+            // models) and the slope absorbs them; a call never costs less than nothing.
+            return a.max(0.0);
         }
         let below = self.intercept_s.range(..k).next_back();
         let above = self.intercept_s.range(k..).next();
