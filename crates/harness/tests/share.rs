@@ -84,7 +84,8 @@ fn validate_latency_appends_predicted_and_measured() {
     let (a, src_a) = experiment(&dir.path().join("v"));
     let r = run(&a, &src_a, &SyntheticProvider, &RunOptions { validate_latency: 4, ..RunOptions::default() }).unwrap();
     assert_eq!(r.validations.len(), 4);
-    assert!(r.validations.iter().all(|v| v.tokens_match && v.measured_s > 0.0 && v.predicted_s > 0.0), "{:?}", r.validations);
+    // Unpaced synthetic calls take microseconds: a replay may price them at zero, never below.
+    assert!(r.validations.iter().all(|v| v.tokens_match && v.measured_s > 0.0 && v.predicted_s.is_finite() && v.predicted_s >= 0.0), "{:?}", r.validations);
     let back = speccascade_harness::runner::read_validations(&dir.path().join("v")).unwrap();
     assert_eq!(back, r.validations);
 }
