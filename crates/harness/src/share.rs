@@ -323,34 +323,32 @@ struct Direct<'a, 'm> {
     depth: usize,
 }
 
+impl Direct<'_, '_> {
+    /// One real call of `k` positions, timed and logged as a logical and a real call alike.
+    fn call<T, E>(&mut self, k: usize, f: impl FnOnce(&mut dyn Session) -> Result<T, E>) -> Result<T, E> {
+        let depth = self.depth + self.inner.len();
+        let (r, secs) = timed(|| f(self.inner.as_mut()));
+        let out = r?;
+        let mut s = self.model.lock();
+        s.logical.log(k, depth);
+        s.samples.push(Sample { k, depth, seconds: secs });
+        s.counts.logical_positions += k as u64;
+        s.counts.computed_positions += k as u64;
+        s.counts.real_seconds += secs;
+        Ok(out)
+    }
+}
+
 impl Session for Direct<'_, '_> {
     fn len(&self) -> usize {
         self.inner.len()
     }
     fn extend(&mut self, tokens: &[TokenId]) -> Result<Logits, ModelError> {
-        let depth = self.depth + self.inner.len();
-        let (r, secs) = timed(|| self.inner.extend(tokens));
-        let logits = r?;
-        let mut s = self.model.lock();
-        s.logical.log(tokens.len(), depth);
-        s.samples.push(Sample { k: tokens.len(), depth, seconds: secs });
-        s.counts.logical_positions += tokens.len() as u64;
-        s.counts.computed_positions += tokens.len() as u64;
-        s.counts.real_seconds += secs;
-        Ok(logits)
+        self.call(tokens.len(), |s| s.extend(tokens))
     }
     /// Timed with the distributions, as the shared store's real calls are.
     fn extend_dists(&mut self, tokens: &[TokenId], sampling: &Sampling) -> Result<Vec<TokenDist>, CoreError> {
-        let depth = self.depth + self.inner.len();
-        let (r, secs) = timed(|| self.inner.extend_dists(tokens, sampling));
-        let dists = r?;
-        let mut s = self.model.lock();
-        s.logical.log(tokens.len(), depth);
-        s.samples.push(Sample { k: tokens.len(), depth, seconds: secs });
-        s.counts.logical_positions += tokens.len() as u64;
-        s.counts.computed_positions += tokens.len() as u64;
-        s.counts.real_seconds += secs;
-        Ok(dists)
+        self.call(tokens.len(), |s| s.extend_dists(tokens, sampling))
     }
     fn truncate(&mut self, len: usize) -> Result<(), ModelError> {
         self.inner.truncate(len)
