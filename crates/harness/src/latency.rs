@@ -55,7 +55,7 @@ impl CostTable {
 
     /// Read a cost table file (any machine's).
     pub fn read(path: &Path) -> Result<Self, HarnessError> {
-        let bytes = crate::replay::read_capped(path, Self::FILE_LIMIT)?;
+        let bytes = speccascade_files::read_capped(path, Self::FILE_LIMIT, "cost table").map_err(|e| HarnessError::io(path, e))?;
         serde_json::from_slice(&bytes).map_err(|e| HarnessError::BadRecord { path: path.display().to_string(), line: e.line(), msg: e.to_string() })
     }
 

@@ -6,7 +6,7 @@
 //! idle one (`--cost-table`: e.g. the `cost_table.json` of a short idle run of the same models on
 //! the same machine). Tokens, scores and ledgers are untouched; only `replay` changes.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -59,13 +59,7 @@ pub fn replay_store(dir: &Path, prices: Option<&Path>) -> Result<ReplayOutcome, 
     let plain = store.records_path(Shard::WHOLE);
     let path = if plain.exists() { plain } else { plain.with_extension("jsonl.gz") };
     let mut records = read_records(&path)?;
-    let mut replayed = 0;
-    for r in &mut records {
-        if let Some(calls) = &r.calls {
-            r.replay = latency::replay(calls, r.ledger.overhead_s, Some(&d), Some(&v));
-            replayed += 1;
-        }
-    }
+    let replayed = reprice(&mut records, Some(&d), Some(&v));
     write_records(&path, &records)?;
     // `--validate-latency` predictions are the records' replays: price them again too.
     let mut validations = crate::runner::read_validations(dir)?;
@@ -96,6 +90,18 @@ pub fn replay_store(dir: &Path, prices: Option<&Path>) -> Result<ReplayOutcome, 
     })
 }
 
+/// Replay every record that kept its logical calls at the fits given; returns how many.
+pub fn reprice(records: &mut [Record], drafter: Option<&CostFit>, verifier: Option<&CostFit>) -> usize {
+    let mut n = 0;
+    for r in records.iter_mut() {
+        if let Some(calls) = &r.calls {
+            r.replay = latency::replay(calls, r.ledger.overhead_s, drafter, verifier);
+            n += 1;
+        }
+    }
+    n
+}
+
 /// Write `records` as JSON lines to `path` atomically (gzip-compressed when it ends in `.gz`).
 pub fn write_records(path: &Path, records: &[Record]) -> Result<(), HarnessError> {
     let mut out = Vec::new();
@@ -109,12 +115,4 @@ pub fn write_records(path: &Path, records: &[Record]) -> Result<(), HarnessError
         out = gz.finish().map_err(|e| HarnessError::io(path, e))?;
     }
     write_atomic(path, &out)
-}
-
-/// Read a whole (small) file, for the cost table.
-pub(crate) fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>, HarnessError> {
-    let f = std::fs::File::open(path).map_err(|e| HarnessError::io(path, e))?;
-    let mut bytes = Vec::new();
-    speccascade_files::CappedRead::new(f, cap, "cost table").read_to_end(&mut bytes).map_err(|e| HarnessError::io(path, e))?;
-    Ok(bytes)
 }

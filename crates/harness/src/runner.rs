@@ -366,11 +366,7 @@ type Models<'m> = (SharedModel<'m>, SharedModel<'m>);
 fn replay_at_final_prices(path: &std::path::Path, table: &CostTable, (drafter, verifier): (&str, &str)) -> Result<(), HarnessError> {
     let (d, v) = (table.fit(drafter), table.fit(verifier));
     let mut records = read_records(path)?;
-    for r in &mut records {
-        if let Some(calls) = &r.calls {
-            r.replay = latency::replay(calls, r.ledger.overhead_s, d.as_ref(), v.as_ref());
-        }
-    }
+    crate::replay::reprice(&mut records, d.as_ref(), v.as_ref());
     crate::replay::write_records(path, &records)
 }
 
