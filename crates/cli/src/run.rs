@@ -41,6 +41,9 @@ pub struct Args {
     /// and record predicted (replayed) against measured seconds (`report` draws the figure).
     #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=100_000))]
     pub validate_latency: u64,
+    /// Run each validation record this many times on its own; its measured time is the median.
+    #[arg(long, value_name = "R", default_value_t = speccascade_harness::runner::DEFAULT_VALIDATE_REPEATS as u64, value_parser = clap::value_parser!(u64).range(1..=100))]
+    pub validate_repeats: u64,
     /// Print a JSON summary instead of text.
     #[arg(long)]
     pub json: bool,
@@ -81,6 +84,7 @@ pub fn run(a: Args) -> Result<()> {
         share: !a.no_share,
         share_cap_bytes: (a.share_cap_mb as usize) << 20,
         validate_latency: a.validate_latency as usize,
+        validate_repeats: a.validate_repeats as usize,
     };
     let provider = RealProvider;
     let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());

@@ -86,6 +86,12 @@ fn validate_latency_appends_predicted_and_measured() {
     assert_eq!(r.validations.len(), 4);
     // Unpaced synthetic calls take microseconds: a replay may price them at zero, never below.
     assert!(r.validations.iter().all(|v| v.tokens_match && v.measured_s > 0.0 && v.predicted_s.is_finite() && v.predicted_s >= 0.0), "{:?}", r.validations);
+    // Each record ran DEFAULT_VALIDATE_REPEATS times; measured_s is a median of those runs.
+    for v in &r.validations {
+        assert_eq!(v.measured_runs_s.len(), speccascade_harness::runner::DEFAULT_VALIDATE_REPEATS, "{v:?}");
+        let (lo, hi) = v.measured_runs_s.iter().fold((f64::INFINITY, 0f64), |(l, h), &x| (l.min(x), h.max(x)));
+        assert!(lo <= v.measured_s && v.measured_s <= hi, "{v:?}");
+    }
     let back = speccascade_harness::runner::read_validations(&dir.path().join("v")).unwrap();
     assert_eq!(back, r.validations);
 }

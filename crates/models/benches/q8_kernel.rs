@@ -1,6 +1,6 @@
 //! The 8-bit and f16 matmuls alone on the Qwen2.5 shapes: time per call and effective GB/s of
 //! weight read, for 1 to 8 token columns (and 64 and 256, prefill chunks), on the kernel paths this
-//! process chose (printed first; `SPECCASCADE_KERNEL=avx2|portable|avx512vnni` forces one).
+//! process chose (printed first; `SPECCASCADE_KERNEL=avx2|portable|avxvnni|avx512vnni` forces one).
 //!
 //! `cargo bench --workspace --bench q8_kernel`
 

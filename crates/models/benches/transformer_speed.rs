@@ -3,7 +3,7 @@
 //!
 //! `cargo bench --workspace --bench transformer_speed -- --model FILE.gguf [--precision q8|f16|f32] [--json]`
 //! (several `--model` flags run one after the other). The kernel paths in use are printed first
-//! (`SPECCASCADE_KERNEL=avx2|portable|avx512vnni` forces one). Prefill is split into the linear
+//! (`SPECCASCADE_KERNEL=avx2|portable|avxvnni|avx512vnni` forces one). Prefill is split into the linear
 //! layers' kernels (the model's matrix shapes timed alone at k = 512, random weights) and the rest
 //! (attention over the prompt, norms, RoPE, SwiGLU, embedding: the difference).
 

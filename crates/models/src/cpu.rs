@@ -6,7 +6,7 @@
 //! order of scaling), but the f16 paths accumulate in f32 lanes of different widths, so mixing
 //! them by the number of token columns would make a position's logits depend on its batch.
 //!
-//! `SPECCASCADE_KERNEL=portable|avx2|avx512vnni|auto` overrides the choice (for comparisons and
+//! `SPECCASCADE_KERNEL=portable|avx2|avxvnni|avx512vnni|auto` overrides the choice (for comparisons and
 //! for CPUs whose detection is wrong); a path the CPU lacks falls back to the best one it has,
 //! with a warning. The choice is logged once to stderr when `SPECCASCADE_LOG` contains `kernels`
 //! (or is `all`/`debug`), or `RUST_LOG` is `debug`/`trace` or names `kernels`; [`describe`]
@@ -25,7 +25,7 @@ pub struct CpuFeatures {
     pub avx512vl: bool,
     pub avx512vnni: bool,
     pub avx512bf16: bool,
-    /// AVX-VNNI (VEX, 256-bit `vpdpbusd`): reported, no kernel uses it yet.
+    /// AVX-VNNI (VEX, 256-bit `vpdpbusd`).
     pub avxvnni: bool,
     /// AMX-INT8 tiles: reported, no kernel uses it yet.
     pub amx_int8: bool,
@@ -48,7 +48,7 @@ impl CpuFeatures {
                 avx512vl: std::is_x86_feature_detected!("avx512vl"),
                 avx512vnni: std::is_x86_feature_detected!("avx512vnni"),
                 avx512bf16: std::is_x86_feature_detected!("avx512bf16"),
-                avxvnni: has_flag("avx_vnni"),
+                avxvnni: std::is_x86_feature_detected!("avxvnni"),
                 amx_int8: has_flag("amx_int8"),
                 avx512fp16: has_flag("avx512_fp16"),
             }
@@ -81,6 +81,9 @@ impl CpuFeatures {
         if self.avx512f && self.avx512bw && self.avx512vl && self.avx512vnni && self.f16c && self.fma {
             v.push(Q8Path::Avx512Vnni);
         }
+        if self.avx2 && self.avxvnni && self.fma && self.f16c {
+            v.push(Q8Path::AvxVnni);
+        }
         if self.avx2 && self.fma && self.f16c {
             v.push(Q8Path::Avx2);
         }
@@ -107,6 +110,8 @@ pub enum Q8Path {
     Portable,
     /// AVX2 `maddubs` + `madd` over rows interleaved by four.
     Avx2,
+    /// AVX-VNNI `vpdpbusd` (ymm, VEX) over rows interleaved by eight, four bytes at a time.
+    AvxVnni,
     /// AVX-512 VNNI `vpdpbusd` (zmm) over rows interleaved by sixteen, four bytes at a time.
     Avx512Vnni,
 }
@@ -126,6 +131,7 @@ impl Q8Path {
         match self {
             Q8Path::Portable => "portable",
             Q8Path::Avx2 => "avx2",
+            Q8Path::AvxVnni => "avxvnni",
             Q8Path::Avx512Vnni => "avx512vnni",
         }
     }
@@ -153,9 +159,9 @@ fn requested() -> &'static Result<Option<String>, String> {
         Err(_) => Ok(None),
         Ok(v) => match v.trim() {
             "" | "auto" => Ok(None),
-            s @ ("portable" | "avx2" | "avx512vnni") => Ok(Some(s.to_string())),
+            s @ ("portable" | "avx2" | "avxvnni" | "avx512vnni") => Ok(Some(s.to_string())),
             other => Err(format!(
-                "SPECCASCADE_KERNEL='{other}' is not a kernel path (expected portable, avx2, avx512vnni or auto); using auto"
+                "SPECCASCADE_KERNEL='{other}' is not a kernel path (expected portable, avx2, avxvnni, avx512vnni or auto); using auto"
             )),
         },
     })
@@ -227,6 +233,8 @@ pub fn q8_variant(path: Q8Path, k: usize) -> &'static str {
         (Q8Path::Portable, _) => "scalar, one output at a time",
         (Q8Path::Avx2, false) => "4 rows x k columns, one pass over the weights",
         (Q8Path::Avx2, true) => "4 rows x 8 columns per pass; a task's weights (<= 128 KiB) re-read from L2",
+        (Q8Path::AvxVnni, false) => "8 rows x k columns, one pass over the weights",
+        (Q8Path::AvxVnni, true) => "8 rows x 8 columns per pass; a task's weights (<= 128 KiB) re-read from L2",
         (Q8Path::Avx512Vnni, false) => "16 rows x k columns, one pass over the weights",
         (Q8Path::Avx512Vnni, true) => "16 rows x 8 columns per pass; a task's weights (<= 128 KiB) re-read from L2",
     }
@@ -281,7 +289,7 @@ pub fn describe() -> serde_json::Value {
             "by_k": "one path for every k (f32 sums must not depend on the batch)",
             "available": f.f16_paths().iter().map(|p| p.name()).collect::<Vec<_>>(),
         },
-        "not_implemented": ["amx_int8", "avxvnni", "avx512fp16", "avx512bf16 (f16 path)"],
+        "not_implemented": ["amx_int8", "avx512fp16", "avx512bf16 (f16 path)"],
     })
 }
 

@@ -6,7 +6,9 @@
 //! follows the process's kernel path ([`crate::cpu::q8_path`]): groups of four rows with each
 //! row's 32 bytes together for AVX2 `maddubs`, groups of sixteen rows with four bytes of each
 //! row together for AVX-512 VNNI `vpdpbusd` (one zmm of weights = 16 rows × 4 bytes, so a
-//! broadcast of 4 activation bytes updates 16 rows' integer sums with no horizontal adds).
+//! broadcast of 4 activation bytes updates 16 rows' integer sums with no horizontal adds), and
+//! groups of eight rows the same way for AVX-VNNI (the VEX `vpdpbusd` on one ymm = 8 rows × 4
+//! bytes, for CPUs that have VNNI without AVX-512).
 //!
 //! Activations are quantized the same way (per 32 values, per token), so the inner product of one
 //! block is an integer dot product scaled by `d_w · d_x`. Every path computes, for each output,
@@ -38,6 +40,8 @@ pub(crate) enum Layout {
     Rows4,
     /// Sixteen rows per group; runs of 4 quants, the 16 rows' runs side by side (AVX-512 VNNI).
     Rows16,
+    /// Eight rows per group; runs of 4 quants, the 8 rows' runs side by side (AVX-VNNI).
+    Rows8,
 }
 
 impl Layout {
@@ -45,6 +49,7 @@ impl Layout {
     pub(crate) fn for_path(p: Q8Path) -> Self {
         match p {
             Q8Path::Avx512Vnni => Layout::Rows16,
+            Q8Path::AvxVnni => Layout::Rows8,
             Q8Path::Avx2 | Q8Path::Portable => Layout::Rows4,
         }
     }
@@ -52,6 +57,7 @@ impl Layout {
     const fn group(self) -> usize {
         match self {
             Layout::Rows4 => 4,
+            Layout::Rows8 => 8,
             Layout::Rows16 => 16,
         }
     }
@@ -59,19 +65,19 @@ impl Layout {
     const fn run(self) -> usize {
         match self {
             Layout::Rows4 => QK,
-            Layout::Rows16 => 4,
+            Layout::Rows8 | Layout::Rows16 => 4,
         }
     }
     /// Bytes of one block of a row group: the group's f16 scales, then its quants.
     const fn group_block_bytes(self) -> usize {
         self.group() * BLOCK_BYTES
     }
-    /// What a stored quant byte is xor-ed with: Rows16 keeps `w + 128` (unsigned), the operand
-    /// `vpdpbusd` multiplies, so that the kernel need not flip every weight it loads.
+    /// What a stored quant byte is xor-ed with: the VNNI layouts keep `w + 128` (unsigned), the
+    /// operand `vpdpbusd` multiplies, so that the kernel need not flip every weight it loads.
     const fn flip(self) -> u8 {
         match self {
             Layout::Rows4 => 0,
-            Layout::Rows16 => 0x80,
+            Layout::Rows8 | Layout::Rows16 => 0x80,
         }
     }
     /// Offset within a group block of quant `c` (0..32) of row `lane`.
@@ -407,6 +413,7 @@ mod kernel {
             match path {
                 Q8Path::Avx2 => by_k!(avx2),
                 Q8Path::Avx512Vnni => by_k!(vnni),
+                Q8Path::AvxVnni => by_k!(avxvnni),
                 Q8Path::Portable => {}
             }
         }
@@ -588,6 +595,76 @@ mod kernel {
             }
         }
     }
+    #[cfg(target_arch = "x86_64")]
+    mod avxvnni {
+        use super::super::{Layout, Out, QK, QuantizedActs};
+        use super::PREFETCH_BYTES;
+        use std::arch::x86_64::*;
+
+        const G: usize = 8;
+        const GBB: usize = Layout::Rows8.group_block_bytes();
+
+        /// The AVX-VNNI kernel for `K` token columns over groups of eight rows: the AVX-512
+        /// kernel's arithmetic on ymm registers (VEX `vpdpbusd`), for CPUs with VNNI but without
+        /// AVX-512 (Alder Lake and later clients, Zen 5 parts without it enabled).
+        ///
+        /// A block of a group is 8 f16 scales and eight 32-byte runs, run `j` holding bytes
+        /// `4j .. 4j + 4` of each of the 8 rows, stored as `w + 128`; each column's sum starts at
+        /// −128 · Σ x of the block, so the eight `vpdpbusd`s leave the 8 rows' exact integer dot
+        /// products in one register.
+        #[target_feature(enable = "avx2,avxvnni,fma,f16c")]
+        pub unsafe fn groups<const K: usize>(w: &[u8], nb: usize, acts: &QuantizedActs, c0: usize, dst: Out, row0: usize) {
+            unsafe {
+                let cols = nb * QK;
+                let group_bytes = nb * GBB;
+                let n_groups = w.len() / group_bytes;
+                let xq = acts.q.as_ptr().add(c0 * cols);
+                let xd = acts.d.as_ptr().add(c0 * nb);
+                let xb = acts.bias.as_ptr().add(c0 * nb);
+                for g in 0..n_groups {
+                    let base = w.as_ptr().add(g * group_bytes);
+                    let mut acc = [_mm256_setzero_ps(); K];
+                    for b in 0..nb {
+                        let blk = base.add(b * GBB);
+                        if c0 == 0 {
+                            let ahead = blk.wrapping_add(PREFETCH_BYTES) as *const i8;
+                            for l in 0..GBB.div_ceil(64) {
+                                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64 * l));
+                            }
+                        }
+                        let dw = _mm256_cvtph_ps(_mm_loadu_si128(blk as *const __m128i));
+                        let q = blk.add(2 * G);
+                        let mut wv = [_mm256_setzero_si256(); 8];
+                        for (j, v) in wv.iter_mut().enumerate() {
+                            *v = _mm256_loadu_si256(q.add(32 * j) as *const __m256i);
+                        }
+                        for t in 0..K {
+                            let xp = xq.add(t * cols + b * QK) as *const i32;
+                            let mut s = _mm256_set1_epi32(*xb.add(t * nb + b));
+                            for (j, v) in wv.iter().enumerate() {
+                                s = _mm256_dpbusd_avx_epi32(s, *v, _mm256_set1_epi32(xp.add(j).read_unaligned()));
+                            }
+                            let scale = _mm256_mul_ps(dw, _mm256_set1_ps(*xd.add(t * nb + b)));
+                            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc[t]);
+                        }
+                    }
+                    let r = row0 + g * G;
+                    for (t, a) in acc.iter().enumerate() {
+                        let col = c0 + t;
+                        if r + G <= dst.rows {
+                            _mm256_storeu_ps(dst.ptr.add(col * dst.rows + r), *a);
+                        } else {
+                            let mut eight = [0f32; G];
+                            _mm256_storeu_ps(eight.as_mut_ptr(), *a);
+                            for (i, v) in eight.iter().enumerate() {
+                                dst.put(col, r + i, *v);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// IEEE half → single precision.
@@ -689,15 +766,16 @@ mod tests {
     }
 
     /// Every path the CPU has, on the layout it reads, against the portable path on the AVX2
-    /// layout: bit for bit, for k = 1…64 and shapes whose rows are not a multiple of 4 or 16.
+    /// layout: bit for bit, for k = 1…64 and shapes whose rows are not a multiple of 4, 8 or 16.
     /// Also each column alone (k = 1) and inside every block: the same bits (block invariance).
     #[test]
     fn every_path_equals_the_portable_path_bit_for_bit() {
         let have = cpu::features().q8_paths();
-        let all = [Q8Path::Portable, Q8Path::Avx2, Q8Path::Avx512Vnni];
+        let all = [Q8Path::Portable, Q8Path::Avx2, Q8Path::AvxVnni, Q8Path::Avx512Vnni];
         let skipped: Vec<&str> = all.iter().filter(|p| !have.contains(p)).map(|p| p.name()).collect();
         // Every (path, layout) pair a process can run: portable on both layouts.
-        let mut runs: Vec<(Q8Path, Layout)> = vec![(Q8Path::Portable, Layout::Rows4), (Q8Path::Portable, Layout::Rows16)];
+        let mut runs: Vec<(Q8Path, Layout)> =
+            vec![(Q8Path::Portable, Layout::Rows4), (Q8Path::Portable, Layout::Rows8), (Q8Path::Portable, Layout::Rows16)];
         runs.extend(have.iter().filter(|p| **p != Q8Path::Portable).map(|p| (*p, Layout::for_path(*p))));
         let names: Vec<String> = runs.iter().map(|(p, l)| format!("{} on {l:?}", p.name())).collect();
         println!("q8 paths exercised: {}", names.join(", "));
@@ -752,7 +830,7 @@ mod tests {
 
     #[test]
     fn stacking_and_raw_q8_0_keep_every_row() {
-        for layout in [Layout::Rows4, Layout::Rows16] {
+        for layout in [Layout::Rows4, Layout::Rows8, Layout::Rows16] {
             let (a, b) = (lcg(5 * 64, 3), lcg(7 * 64, 4));
             let (ma, mb) = (Q8Matrix::from_f32_in(5, 64, &a, layout).unwrap(), Q8Matrix::from_f32_in(7, 64, &b, layout).unwrap());
             let st = Q8Matrix::stack_rows(&[ma.clone(), mb.clone()]).unwrap();
