@@ -126,7 +126,7 @@ pub fn run(a: Args) -> Result<()> {
         if !r.validations.is_empty() {
             let (median, max, excluded) = speccascade_harness::runner::validation_errors(&r.validations);
             println!(
-                "latency validation: {} direct runs, |predicted − measured| / measured: median {:.1} %, max {:.1} % ({excluded} excluded for foreign load; bar on an idle machine: 5 % / 15 %)",
+                "latency validation: {} direct runs, |predicted − measured| / measured: median {:.1} %, max {:.1} % ({excluded} excluded for foreign load or machine speed drift; bar on an idle machine: 5 % / 15 %)",
                 r.validations.len(),
                 100.0 * median,
                 100.0 * max

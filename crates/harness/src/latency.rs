@@ -226,6 +226,11 @@ pub(crate) fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64,
     Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
+/// A list of f64 written by serde_json, where NaN became `null`.
+pub(crate) fn nan_vec_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+    Ok(Vec::<Option<f64>>::deserialize(d)?.into_iter().map(|x| x.unwrap_or(f64::NAN)).collect())
+}
+
 /// A record's replayed latency: its logical calls at the cost table's prices, plus the decoding
 /// loop's own measured overhead (rules, sampling, stop checks: real work whether shared or not).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]

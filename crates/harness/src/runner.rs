@@ -144,12 +144,22 @@ pub struct Validation {
     pub predicted_s: f64,
     pub measured_s: f64,
     /// Every direct run's wall-clock seconds, in the order run; `measured_s` is the median of
-    /// those not under foreign load (of all of them when every run was). Older files: empty.
+    /// those neither under foreign load nor drifted (of all of them when none is). Older files: empty.
     #[serde(default)]
     pub measured_runs_s: Vec<f64>,
+    /// Each direct run's speed-probe seconds just before it ÷ the sweep's median probe
+    /// ([`crate::sysstat::SpeedProbe`]; NaN where it was not probed).
+    #[serde(default, deserialize_with = "crate::latency::nan_vec_if_null")]
+    pub probe_ratios: Vec<f64>,
+    /// How many direct runs found the machine's speed moved by more than
+    /// [`crate::sysstat::SPEED_DRIFT_LIMIT`] (contention other tenants cause, unseen in `/proc`).
+    #[serde(default)]
+    pub speed_drift_runs: usize,
     /// (predicted − measured) ÷ measured.
     #[serde(deserialize_with = "crate::latency::nan_if_null")]
     pub rel_error: f64,
+    /// Every direct run was under foreign load or found the machine's speed drifted: excluded
+    /// from the bar's statistics (and counted).
     pub foreign_load: bool,
     pub foreign_cpu_s: f64,
     /// The direct run emitted the shared record's tokens.
@@ -270,6 +280,11 @@ pub fn run(exp: &Experiment, src: &str, provider: &dyn Provider, opts: &RunOptio
     table.roles.insert("drafter".into(), models.0.name().to_string());
     table.roles.insert("verifier".into(), models.1.name().to_string());
     let ctx = Ctx { exp, grid: &grid, pair: &pair, hw: &hw };
+    // A validation compares direct runs with prices measured during the sweep: the machine's
+    // speed is probed at the start and after every example, the baseline its direct runs are
+    // checked against ([`crate::sysstat::SpeedProbe`]).
+    let speed_probe = (opts.validate_latency > 0).then(crate::sysstat::SpeedProbe::new);
+    let mut probe_s: Vec<f64> = speed_probe.iter().map(|p| p.seconds()).collect();
     let decode_started = Instant::now();
     for p in &plans {
         let name = p.task.name().to_string();
@@ -309,6 +324,7 @@ pub fn run(exp: &Experiment, src: &str, provider: &dyn Provider, opts: &RunOptio
                 models.0.end_example();
                 models.1.end_example();
                 table.save(&table_dir)?;
+                probe_s.extend(speed_probe.as_ref().map(|p| p.seconds()));
             }
         }
     }
@@ -322,7 +338,8 @@ pub fn run(exp: &Experiment, src: &str, provider: &dyn Provider, opts: &RunOptio
     let merit = merit(&models, opts, &table, verifier_seen.then_some(verifier_replayed), sweep_wall_s, peak_rss);
 
     let validations = if opts.validate_latency > 0 {
-        validate(&ctx, &plans, exp, opts, &store)?
+        let probe = speed_probe.as_ref().map(|p| (p, median(probe_s.clone())));
+        validate(&ctx, &plans, exp, opts, &store, probe)?
     } else {
         Vec::new()
     };
@@ -478,6 +495,7 @@ fn validate(
     exp: &Experiment,
     opts: &RunOptions,
     store: &Store,
+    probe: Option<(&crate::sysstat::SpeedProbe, f64)>,
 ) -> Result<Vec<Validation>, HarnessError> {
     let records = read_records(&store.records_path(opts.shard))?;
     let mut pool: Vec<&Record> = records.iter().filter(|r| r.replay.is_some()).collect();
@@ -495,43 +513,58 @@ fn validate(
     );
     let path = store.dir.join(Validation::FILE);
     let mut out = Vec::new();
-    let bar = if opts.progress { ProgressBar::with_draw_target(Some(n as u64), ProgressDrawTarget::stderr()) } else { ProgressBar::hidden() };
+    let bar = if opts.progress { ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()) } else { ProgressBar::hidden() };
     bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} latency validations · {msg}").expect("template"));
+    // The chosen records, then `validate_repeats` rounds over all of them: a record's repeats are
+    // spread over the whole validation, so a slow spell of the machine (measured: identical calls
+    // 2.0 s in one minute, 2.4 s in another) touches one of its runs, not all.
+    let mut jobs = Vec::with_capacity(n);
     for r in pool.into_iter().take(n) {
         let Some(ci) = ctx.grid.hashes.iter().position(|h| *h == r.config) else { continue };
         let Some(p) = plans.iter().find(|p| p.task.name() == r.task) else { continue };
         let prompt = p.task.prompt(r.example).map_err(|msg| HarnessError::Task { task: r.task.clone(), msg: format!("example {}: {msg}", r.example) })?;
-        bar.set_message(ctx.grid.configs[ci].label());
-        let u = UnitCtx { task: p.task.as_ref(), name: &r.task, trial: r.trial, unit: r.unit, example: r.example, prompt: &prompt };
-        // Each direct run gets a scratch table: its own calls must not inform its prediction.
-        let mut runs = Vec::with_capacity(opts.validate_repeats.max(1));
-        for _ in 0..opts.validate_repeats.max(1) {
+        jobs.push((r, ci, p, prompt));
+    }
+    let repeats = opts.validate_repeats.max(1);
+    bar.set_length((jobs.len() * repeats) as u64);
+    // Each direct run with its probe ratio (probe seconds just before it ÷ the sweep's median).
+    let mut runs: Vec<Vec<(Record, f64)>> = jobs.iter().map(|_| Vec::with_capacity(repeats)).collect();
+    for _ in 0..repeats {
+        for ((r, ci, p, prompt), runs) in jobs.iter().zip(&mut runs) {
+            bar.set_message(ctx.grid.configs[*ci].label());
+            let u = UnitCtx { task: p.task.as_ref(), name: &r.task, trial: r.trial, unit: r.unit, example: r.example, prompt };
+            // Each direct run gets a scratch table: its own calls must not inform its prediction.
             let mut scratch = CostTable::default();
-            runs.push(decode_record(ctx, &direct, &u, ci, &mut scratch)?);
+            let ratio = probe.map_or(f64::NAN, |(p, base)| p.seconds() / base);
+            runs.push((decode_record(ctx, &direct, &u, *ci, &mut scratch)?, ratio));
+            bar.inc(1);
         }
-        let idle: Vec<f64> = runs.iter().filter(|d| !d.timing.foreign_load).map(|d| d.timing.wall_s).collect();
+    }
+    for ((r, ci, _, _), runs) in jobs.iter().zip(&runs) {
+        let drifted = |ratio: f64| (ratio - 1.0).abs() > crate::sysstat::SPEED_DRIFT_LIMIT;
+        let idle: Vec<f64> = runs.iter().filter(|(d, q)| !d.timing.foreign_load && !drifted(*q)).map(|(d, _)| d.timing.wall_s).collect();
         let foreign_load = idle.is_empty();
-        let measured_s = if foreign_load { median(runs.iter().map(|d| d.timing.wall_s).collect()) } else { median(idle) };
+        let measured_s = if foreign_load { median(runs.iter().map(|(d, _)| d.timing.wall_s).collect()) } else { median(idle) };
         let predicted_s = r.replay.as_ref().map_or(f64::NAN, |x| x.seconds);
-        let last = runs.last().expect("at least one run");
         let v = Validation {
             config: r.config.clone(),
-            label: ctx.grid.configs[ci].label(),
+            label: ctx.grid.configs[*ci].label(),
             trial: r.trial,
             example: r.example,
             predicted_s,
             measured_s,
-            measured_runs_s: runs.iter().map(|d| d.timing.wall_s).collect(),
+            measured_runs_s: runs.iter().map(|(d, _)| d.timing.wall_s).collect(),
+            probe_ratios: runs.iter().map(|(_, q)| *q).collect(),
+            speed_drift_runs: runs.iter().filter(|(_, q)| drifted(*q)).count(),
             rel_error: (predicted_s - measured_s) / measured_s,
             foreign_load,
-            foreign_cpu_s: runs.iter().map(|d| d.timing.foreign_cpu_s).sum(),
-            tokens_match: runs.iter().all(|d| d.tokens == r.tokens),
-            hardware: last.timing.hardware.clone(),
-            started_unix_s: runs[0].timing.started_unix_s,
+            foreign_cpu_s: runs.iter().map(|(d, _)| d.timing.foreign_cpu_s).sum(),
+            tokens_match: runs.iter().all(|(d, _)| d.tokens == r.tokens),
+            hardware: runs[0].0.timing.hardware.clone(),
+            started_unix_s: runs[0].0.timing.started_unix_s,
         };
         crate::store::append_jsonl(&path, &v)?;
         out.push(v);
-        bar.inc(1);
     }
     bar.finish_and_clear();
     Ok(out)

@@ -113,6 +113,71 @@ fn parse_vm_hwm(s: &str) -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// A fixed workload, timed, that tells whether the machine's speed moved between two moments.
+///
+/// On the virtual machines of this project the same calls were measured 2.0 s in one minute and
+/// 2.4 s a few minutes later with no other process running (contention from other tenants, which
+/// `/proc/stat` does not show as steal). A latency validation compares a record run now with
+/// prices measured earlier, so it times this probe during the sweep and before each direct run,
+/// and flags direct runs whose probe moved more than [`SPEED_DRIFT_LIMIT`] from the sweep's
+/// median. The workload streams [`SpeedProbe::BYTES`] (larger than the last-level caches we
+/// have seen) on every core, summing it in vector registers: the memory bandwidth that decoding
+/// is bound by.
+pub struct SpeedProbe {
+    words: Vec<u64>,
+}
+
+/// Largest relative change of the probe's time from the sweep's median before a direct run is
+/// flagged (10 %: twice the median-error bar of the validation).
+pub const SPEED_DRIFT_LIMIT: f64 = 0.10;
+
+impl SpeedProbe {
+    /// The buffer streamed per pass (held for the run while a validation is asked for).
+    pub const BYTES: usize = 128 << 20;
+
+    pub fn new() -> Self {
+        Self { words: (0..Self::BYTES / 8).map(|i| (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)).collect() }
+    }
+
+    /// Seconds for two passes over the buffer split across the cores: the best of three tries
+    /// (a tick of another process must not read as a slow machine).
+    pub fn seconds(&self) -> f64 {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = self.words.len().div_ceil(threads);
+        (0..3)
+            .map(|_| {
+                let t = Instant::now();
+                let sums: u64 = std::thread::scope(|sc| {
+                    let hs: Vec<_> = self
+                        .words
+                        .chunks(chunk)
+                        .map(|c| {
+                            sc.spawn(move || {
+                                let mut acc = 0u64;
+                                for _ in 0..2 {
+                                    for &w in c {
+                                        acc = acc.wrapping_add(w ^ (w >> 7));
+                                    }
+                                }
+                                acc
+                            })
+                        })
+                        .collect();
+                    hs.into_iter().map(|h| h.join().unwrap_or(0)).fold(0, u64::wrapping_add)
+                });
+                std::hint::black_box(sums);
+                t.elapsed().as_secs_f64()
+            })
+            .fold(f64::INFINITY, f64::min)
+    }
+}
+
+impl Default for SpeedProbe {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// The kernel paths the binary's model provider chose (e.g. `q8=avx512vnni f16=avx2`), set once
 /// at start-up; `hardware: auto` tags carry them, since they change the timings.
 static KERNELS: std::sync::OnceLock<String> = std::sync::OnceLock::new();

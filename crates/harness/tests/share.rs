@@ -91,6 +91,10 @@ fn validate_latency_appends_predicted_and_measured() {
         assert_eq!(v.measured_runs_s.len(), speccascade_harness::runner::DEFAULT_VALIDATE_REPEATS, "{v:?}");
         let (lo, hi) = v.measured_runs_s.iter().fold((f64::INFINITY, 0f64), |(l, h), &x| (l.min(x), h.max(x)));
         assert!(lo <= v.measured_s && v.measured_s <= hi, "{v:?}");
+        // The speed probe ran before every direct run (its threads would disturb unit tests
+        // that count this process's CPU time, so it is checked here, in its own process).
+        assert_eq!(v.probe_ratios.len(), v.measured_runs_s.len(), "{v:?}");
+        assert!(v.probe_ratios.iter().all(|q| q.is_finite() && *q > 0.0), "{v:?}");
     }
     let back = speccascade_harness::runner::read_validations(&dir.path().join("v")).unwrap();
     assert_eq!(back, r.validations);

@@ -1,6 +1,7 @@
 //! The latency-validation figure: replayed (predicted) against clock-measured seconds of the
 //! records `run --validate-latency N` ran again on their own, the y = x line, and the median and
-//! max relative error in the legend (records run under foreign load drawn hollow and excluded).
+//! max relative error in the legend (records run under foreign load, or whose every run found the machine speed drifted, drawn
+//! hollow and excluded).
 
 use std::path::{Path, PathBuf};
 
@@ -88,7 +89,7 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, v: &[Validation]) -> 
         .draw_series(idle.iter().map(|&p| Circle::new(p, 6, blue.filled())))
         .map_err(e2s)?
         .label(if idle.is_empty() {
-            "no record ran without foreign load".to_string()
+            "no record ran without foreign load or speed drift".to_string()
         } else {
             format!("{} records: median |error| {:.1} %, max {:.1} %", idle.len(), 100.0 * median, 100.0 * max)
         })
@@ -99,7 +100,7 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, v: &[Validation]) -> 
             .draw_series(loaded.iter().map(|&p| Circle::new(p, 6, red.stroke_width(2))))
             .map_err(e2s)?
             .label(format!(
-                "{excluded} under foreign load (excluded): median |error| {:.1} %, max {:.1} %",
+                "{excluded} under foreign load or speed drift (excluded): median |error| {:.1} %, max {:.1} %",
                 100.0 * loaded_median,
                 100.0 * loaded_max
             ))
