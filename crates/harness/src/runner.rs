@@ -63,7 +63,7 @@ impl Default for RunOptions {
 }
 
 /// [`RunOptions::validate_repeats`] unless asked otherwise.
-pub const DEFAULT_VALIDATE_REPEATS: usize = 3;
+pub const DEFAULT_VALIDATE_REPEATS: usize = 5;
 
 /// The sweep's figures of merit ([`RunReport::merit`]).
 #[derive(Clone, Debug, Serialize)]

@@ -1,7 +1,7 @@
 //! The latency-validation figure: replayed (predicted) against clock-measured seconds of the
 //! records `run --validate-latency N` ran again on their own, the y = x line, and the median and
-//! max relative error in the legend (records run under foreign load, or whose every run found the machine speed drifted, drawn
-//! hollow and excluded).
+//! max relative error in the legend (records whose every direct run was under foreign load or
+//! found the machine's speed drifted are drawn hollow and excluded).
 
 use std::path::{Path, PathBuf};
 
