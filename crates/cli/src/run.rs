@@ -44,6 +44,10 @@ pub struct Args {
     /// Run each validation record this many times on its own; its measured time is the median.
     #[arg(long, value_name = "R", default_value_t = speccascade_harness::runner::DEFAULT_VALIDATE_REPEATS as u64, value_parser = clap::value_parser!(u64).range(1..=100))]
     pub validate_repeats: u64,
+    /// Start no new example after this long (`90s`, `40m`, `2h`, or seconds): the example in
+    /// flight finishes and the run ends cleanly; `--resume` continues it.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub stop_after: Option<std::time::Duration>,
     /// Print a JSON summary instead of text.
     #[arg(long)]
     pub json: bool,
@@ -85,6 +89,7 @@ pub fn run(a: Args) -> Result<()> {
         share_cap_bytes: (a.share_cap_mb as usize) << 20,
         validate_latency: a.validate_latency as usize,
         validate_repeats: a.validate_repeats as usize,
+        stop_after: a.stop_after,
     };
     let provider = RealProvider;
     let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
@@ -98,6 +103,7 @@ pub fn run(a: Args) -> Result<()> {
         "shard": r.shard,
         "records_written": r.records_written,
         "records_skipped": r.records_skipped,
+        "records_left": r.records_left,
         "tokens": r.tokens,
         "foreign_load_records": r.foreign_load_records,
         "hardware": speccascade_harness::runner::hardware(&exp),
@@ -122,6 +128,13 @@ pub fn run(a: Args) -> Result<()> {
             r.tokens,
             r.elapsed_s
         );
+        if r.records_left > 0 {
+            println!(
+                "stopped at --stop-after: {} records left; `speccascade run {} --resume` continues",
+                r.records_left,
+                a.experiment.display()
+            );
+        }
         print!("{}", speccascade_harness::runner::merit_text(&r.merit));
         if !r.validations.is_empty() {
             let (median, max, excluded) = speccascade_harness::runner::validation_errors(&r.validations);
@@ -138,4 +151,41 @@ pub fn run(a: Args) -> Result<()> {
         println!("next: speccascade report {}", r.output.display());
     }
     Ok(())
+}
+
+/// `--stop-after`: `90s`, `40m`, `2h` or a plain number of seconds (at most a year).
+fn parse_duration(v: &str) -> Result<std::time::Duration, String> {
+    let v = v.trim();
+    let (num, unit) = match v.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&v[..i], c),
+        _ => (v, 's'),
+    };
+    let scale = match unit {
+        's' => 1.0,
+        'm' => 60.0,
+        'h' => 3600.0,
+        _ => return Err(format!("'{v}': expected a duration such as 90s, 40m or 2h")),
+    };
+    let n: f64 = num.trim().parse().map_err(|_| format!("'{v}': expected a duration such as 90s, 40m or 2h"))?;
+    let secs = n * scale;
+    if !(secs.is_finite() && secs > 0.0 && secs <= 366.0 * 86_400.0) {
+        return Err(format!("'{v}': the duration must be positive and at most a year"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+
+    #[test]
+    fn durations_parse_and_bad_ones_are_refused() {
+        assert_eq!(parse_duration("90s").unwrap().as_secs(), 90);
+        assert_eq!(parse_duration("40m").unwrap().as_secs(), 2400);
+        assert_eq!(parse_duration("1.5h").unwrap().as_secs(), 5400);
+        assert_eq!(parse_duration("12").unwrap().as_secs(), 12);
+        for bad in ["", "m", "-3m", "0", "5d", "nanm", "1e300h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
 }

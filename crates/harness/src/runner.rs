@@ -41,10 +41,15 @@ pub struct RunOptions {
     /// After the sweep, run this many randomly chosen (configuration, example) records again on
     /// their own, timed on the clock, and record predicted (replayed) against measured seconds.
     pub validate_latency: usize,
-    /// How many times each validation record is run on its own; its measured seconds are the
-    /// median of the runs not under foreign load (one direct run of a few-second record varies
-    /// by about 7 % from the next on an idle machine, which alone would break a 5 % median bar).
+    /// How many times each validation record is run on its own, in rounds over all of them; its
+    /// measured seconds are the median of the runs neither under foreign load nor drifted (one
+    /// direct run of a few-second record varies by about 7 % from the next on an idle machine,
+    /// which alone would break a 5 % median bar).
     pub validate_repeats: usize,
+    /// Start no new example once the sweep has run this long: the example in flight finishes,
+    /// then the run ends as a complete one would (records replayed at the final prices,
+    /// summaries, figures of merit), and `--resume` continues from there.
+    pub stop_after: Option<std::time::Duration>,
 }
 
 impl Default for RunOptions {
@@ -58,6 +63,7 @@ impl Default for RunOptions {
             share_cap_bytes: crate::share::DEFAULT_CAP_BYTES,
             validate_latency: 0,
             validate_repeats: DEFAULT_VALIDATE_REPEATS,
+            stop_after: None,
         }
     }
 }
@@ -139,7 +145,8 @@ pub struct Validation {
     pub label: String,
     pub trial: usize,
     pub example: usize,
-    /// The shared record's replayed seconds, and the direct run's wall-clock seconds.
+    /// The shared record's replayed seconds, and the direct runs' wall-clock seconds (their
+    /// median, see `measured_runs_s`).
     #[serde(deserialize_with = "crate::latency::nan_if_null")]
     pub predicted_s: f64,
     pub measured_s: f64,
@@ -198,6 +205,8 @@ pub struct RunReport {
     pub records_planned: usize,
     pub records_written: usize,
     pub records_skipped: usize,
+    /// Records still to do when `stop_after` ended the run (0 when it ran to the end).
+    pub records_left: usize,
     pub tokens: u64,
     pub elapsed_s: f64,
     pub foreign_load_records: usize,
@@ -286,13 +295,17 @@ pub fn run(exp: &Experiment, src: &str, provider: &dyn Provider, opts: &RunOptio
     let speed_probe = (opts.validate_latency > 0).then(crate::sysstat::SpeedProbe::new);
     let mut probe_s: Vec<f64> = speed_probe.iter().map(|p| p.seconds()).collect();
     let decode_started = Instant::now();
-    for p in &plans {
+    let out_of_time = || opts.stop_after.is_some_and(|limit| started.elapsed() >= limit);
+    'sweep: for p in &plans {
         let name = p.task.name().to_string();
         for trial in 0..exp.trials {
             for (j, &ex) in p.examples.iter().enumerate() {
                 let unit = p.first_unit + trial * p.examples.len() + j;
                 if !opts.shard.owns(unit) || p.configs.iter().all(|&ci| done.contains(&key(ci, trial, ex))) {
                     continue;
+                }
+                if out_of_time() {
+                    break 'sweep;
                 }
                 let prompt = p.task.prompt(ex).map_err(|msg| HarnessError::Task { task: name.clone(), msg: format!("example {ex}: {msg}") })?;
                 for &ci in &p.configs {
@@ -358,6 +371,7 @@ pub fn run(exp: &Experiment, src: &str, provider: &dyn Provider, opts: &RunOptio
         records_planned: planned,
         records_written: written,
         records_skipped: planned - pending,
+        records_left: pending - written,
         tokens,
         elapsed_s: started.elapsed().as_secs_f64(),
         foreign_load_records: flagged,

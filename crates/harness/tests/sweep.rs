@@ -249,3 +249,23 @@ fn replay_reprices_records_and_nothing_else() {
         assert!((model(ra) - 2.0 * model(rb)).abs() <= 1e-9 * model(rb).max(1.0), "{} vs 2 × {}", model(ra), model(rb));
     }
 }
+
+/// `stop_after` ends a run between examples, cleanly (summaries written, nothing half-done), and
+/// `--resume` completes it into the same records as a run that was never stopped.
+#[test]
+fn a_run_stopped_at_its_time_limit_resumes_into_the_uninterrupted_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let (whole, _) = experiment(&dir.path().join("whole"), 0.0, 3);
+    let (cut, src) = experiment(&dir.path().join("cut"), 0.0, 3);
+    let full = run(&whole, &src, &SyntheticProvider, &RunOptions::default()).unwrap();
+    let stopped = run(&cut, &src, &SyntheticProvider, &RunOptions { stop_after: Some(Duration::ZERO), ..RunOptions::default() }).unwrap();
+    assert_eq!((stopped.records_written, stopped.records_left), (0, full.records_written), "a zero limit starts no example");
+    let resumed = run(&cut, &src, &SyntheticProvider, &RunOptions { resume: true, ..RunOptions::default() }).unwrap();
+    assert_eq!((resumed.records_written, resumed.records_left), (full.records_written, 0));
+    let sorted = |p: &Path| {
+        let mut r = stripped(p);
+        r.sort_by_key(Record::key);
+        r
+    };
+    assert_same(&sorted(&resumed.records_path), &sorted(&full.records_path));
+}
