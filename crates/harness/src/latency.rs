@@ -274,7 +274,8 @@ pub fn replay(calls: &CallStats, overhead_s: f64, drafter: Option<&CostFit>, ver
     })
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+/// The median (NaN for none; the mean of the middle two for an even length).
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() {
         return f64::NAN;
     }

@@ -190,7 +190,7 @@ pub fn validation_errors(v: &[Validation]) -> (f64, f64, usize) {
         return (f64::NAN, f64::NAN, excluded);
     }
     let max = e[e.len() - 1];
-    (median(e), max, excluded)
+    (crate::latency::median(e), max, excluded)
 }
 
 /// What a run did (printed by `speccascade run --json`).
@@ -351,7 +351,7 @@ pub fn run(exp: &Experiment, src: &str, provider: &dyn Provider, opts: &RunOptio
     let merit = merit(&models, opts, &table, verifier_seen.then_some(verifier_replayed), sweep_wall_s, peak_rss);
 
     let validations = if opts.validate_latency > 0 {
-        let probe = speed_probe.as_ref().map(|p| (p, median(probe_s.clone())));
+        let probe = speed_probe.as_ref().map(|p| (p, crate::latency::median(probe_s)));
         validate(&ctx, &plans, exp, opts, &store, probe)?
     } else {
         Vec::new()
@@ -554,11 +554,11 @@ fn validate(
             bar.inc(1);
         }
     }
+    let drifted = |ratio: f64| (ratio - 1.0).abs() > crate::sysstat::SPEED_DRIFT_LIMIT;
     for ((r, ci, _, _), runs) in jobs.iter().zip(&runs) {
-        let drifted = |ratio: f64| (ratio - 1.0).abs() > crate::sysstat::SPEED_DRIFT_LIMIT;
         let idle: Vec<f64> = runs.iter().filter(|(d, q)| !d.timing.foreign_load && !drifted(*q)).map(|(d, _)| d.timing.wall_s).collect();
         let foreign_load = idle.is_empty();
-        let measured_s = if foreign_load { median(runs.iter().map(|(d, _)| d.timing.wall_s).collect()) } else { median(idle) };
+        let measured_s = crate::latency::median(if foreign_load { runs.iter().map(|(d, _)| d.timing.wall_s).collect() } else { idle });
         let predicted_s = r.replay.as_ref().map_or(f64::NAN, |x| x.seconds);
         let v = Validation {
             config: r.config.clone(),
@@ -582,13 +582,6 @@ fn validate(
     }
     bar.finish_and_clear();
     Ok(out)
-}
-
-/// The median of a non-empty list (the mean of the middle two for an even length).
-fn median(mut x: Vec<f64>) -> f64 {
-    x.sort_by(f64::total_cmp);
-    let n = x.len();
-    if n % 2 == 1 { x[n / 2] } else { 0.5 * (x[n / 2 - 1] + x[n / 2]) }
 }
 
 /// Read `dir/validation.jsonl` (empty when absent).
