@@ -2,7 +2,9 @@
 //! weight read, for 1 to 8 token columns (and 64 and 256, prefill chunks), on the kernel paths this
 //! process chose (printed first; `SPECCASCADE_KERNEL=avx2|portable|avxvnni|avx512vnni` forces one).
 //!
-//! `cargo bench --workspace --bench q8_kernel`
+//! `cargo bench --workspace --bench q8_kernel [-- SHAPE…]`: with names (substrings of the shape labels,
+//! e.g. `"1.5B gate_up"`), only those shapes are timed, and `--q8-only` leaves out the f16 matmul (for
+//! A/B rounds of a kernel change).
 
 use std::time::Instant;
 
@@ -46,21 +48,32 @@ fn main() {
     ];
     println!("cpu: {} | kernels: {}", speccascade_models::cpu::cpu_model(), speccascade_models::cpu::summary());
     println!("loadavg {}", std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim());
+    // `cargo bench` passes `--bench` to a harness-less bench; every other argument names shapes.
+    let wanted: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let chosen = |name: &str| wanted.is_empty() || wanted.iter().any(|w| name.contains(w.as_str()));
     for (name, rows, cols) in shapes {
-        both_kernels(name, rows, cols);
+        if chosen(name) {
+            both_kernels(name, rows, cols);
+        }
     }
     // One core, weights in its own L2: the per-core compute roof of each inner loop.
-    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("a one-thread pool");
-    one.install(|| both_kernels("1 thread, L2", 256, 1536));
+    if chosen("1 thread, L2") {
+        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("a one-thread pool");
+        one.install(|| both_kernels("1 thread, L2", 256, 1536));
+    }
 }
 
 /// Time the q8 and the f16 matmul on one `[rows, cols]` shape.
 fn both_kernels(name: &str, rows: usize, cols: usize) {
+    let q8_only = std::env::args().any(|a| a == "--q8-only");
     let w: Vec<f32> = (0..rows * cols).map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 500.0).collect();
     let m = Q8Matrix::from_f32(rows, cols, &w).unwrap();
     let label = format!("{name:>14} q8  [{rows}x{cols}] {:>6.1} MB:", m.byte_len() as f64 / 1e6);
     println!("{}", time_line(label, m.byte_len(), cols, |x, k, o| m.matmul(x, k, o), rows));
     drop(m);
+    if q8_only {
+        return;
+    }
     let m = F16Matrix::from_f32(rows, cols, &w).unwrap();
     let label = format!("{name:>14} f16 [{rows}x{cols}] {:>6.1} MB:", m.byte_len() as f64 / 1e6);
     println!("{}", time_line(label, m.byte_len(), cols, |x, k, o| m.matmul(x, k, o), rows));

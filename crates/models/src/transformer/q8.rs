@@ -292,6 +292,25 @@ impl Q8Matrix {
     }
 }
 
+#[cfg(test)]
+impl Q8Matrix {
+    /// [`Self::matmul_on`] as one task over every row group: the result must not depend on how
+    /// `matmul_on` splits the groups into tasks (on a small matrix, one group per task).
+    fn matmul_one_task(&self, path: Q8Path, x: &[f32], k: usize, out: &mut [f32]) {
+        assert_eq!((x.len(), out.len()), (k * self.cols, k * self.rows));
+        let acts = QuantizedActs::new(x, k, self.cols);
+        let nb = self.cols / QK;
+        let dst = Out { ptr: out.as_mut_ptr(), rows: self.rows };
+        let mut c0 = 0;
+        while c0 < k {
+            let kc = (k - c0).min(MAX_COLS);
+            // SAFETY: `dst` is `out`, [k, rows], written by this one task only.
+            unsafe { kernel::groups(path, self.layout, &self.data, nb, &acts, c0, kc, dst, 0) };
+            c0 += kc;
+        }
+    }
+}
+
 /// Where the kernels write: `[k, rows]` row-major output shared by all tasks, each of which
 /// writes a disjoint set of rows.
 #[derive(Clone, Copy)]
@@ -779,7 +798,8 @@ mod tests {
 
     /// Every path the CPU has, on the layout it reads, against the portable path on the AVX2
     /// layout: bit for bit, for k = 1…64 and shapes whose rows are not a multiple of 4, 8 or 16.
-    /// Also each column alone (k = 1) and inside every block: the same bits (block invariance).
+    /// Also each column alone (k = 1) and inside every block: the same bits (block invariance);
+    /// and the whole matrix as one task against `matmul_on`'s split into tasks.
     #[test]
     fn every_path_equals_the_portable_path_bit_for_bit() {
         let have = cpu::features().q8_paths();
@@ -796,7 +816,7 @@ mod tests {
         } else {
             println!("SKIPPED (this CPU lacks the features): q8 paths {}", skipped.join(", "));
         }
-        for (rows, cols) in [(1usize, 32usize), (5, 64), (17, 96), (37, 160), (33, 32), (64, 128)] {
+        for (rows, cols) in [(1usize, 32usize), (5, 64), (17, 96), (37, 160), (33, 32), (64, 128), (149, 64)] {
             let wv = lcg(rows * cols, rows as u64 * 31 + cols as u64);
             let mut mats: Vec<Q8Matrix> = Vec::new();
             for (_, l) in &runs {
@@ -818,6 +838,13 @@ mod tests {
                 for ((path, layout), m) in runs.iter().zip(&mats) {
                     let mut out = vec![f32::NAN; k * rows];
                     m.matmul_on(*path, x, k, &mut out);
+                    let mut one_task = vec![f32::NAN; k * rows];
+                    m.matmul_one_task(*path, x, k, &mut one_task);
+                    assert!(
+                        out.iter().zip(&one_task).all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "{} on {layout:?}, {rows}x{cols}, k={k}: one task over all groups differs",
+                        path.name()
+                    );
                     for t in 0..k {
                         for r in 0..rows {
                             let (got, want) = (out[t * rows + r], singles[t][r]);
