@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use super::kv_cache::LayerCache;
 use super::matrix::Linear;
 use super::norm::RmsNorm;
-use super::ops::{Acts, axpy, dot, soft_cap, softmax_in_place};
+use super::ops::{Acts, axpy, axpy4, dot, dot4, soft_cap, softmax_in_place};
 use super::rope::Rope;
 
 /// Head layout: `n_heads` query heads share `n_kv_heads` key/value heads (grouped-query
@@ -108,21 +108,40 @@ pub fn attend(
             Visible::All => (i, 0, n),
         };
         let qh = &q.row(i)[h * hd..(h + 1) * hd];
-        scores.clear();
-        for j in lo..hi {
-            let kj = &keys[j * kv_dim + kvh * hd..j * kv_dim + (kvh + 1) * hd];
-            let mut s = dot(qh, kj) * rule.scale;
+        let key = |j: usize| &keys[j * kv_dim + kvh * hd..j * kv_dim + (kvh + 1) * hd];
+        let value = |j: usize| &values[j * kv_dim + kvh * hd..j * kv_dim + (kvh + 1) * hd];
+        let logit = |d: f32, j: usize| {
+            let mut s = d * rule.scale;
             if let Some(cap) = rule.soft_cap {
                 s = soft_cap(s, cap);
             }
             if let Some(b) = bias {
                 s += b(h, qpos, j);
             }
-            scores.push(s);
+            s
+        };
+        scores.clear();
+        // Keys four at a time (`dot4`, `axpy4`: the bits of one at a time, in position order).
+        let mut j = lo;
+        while j + 4 <= hi {
+            let d = dot4(qh, [key(j), key(j + 1), key(j + 2), key(j + 3)]);
+            for (x, dx) in d.into_iter().enumerate() {
+                scores.push(logit(dx, j + x));
+            }
+            j += 4;
+        }
+        for j in j..hi {
+            scores.push(logit(dot(qh, key(j)), j));
         }
         softmax_in_place(scores);
-        for (j, &p) in (lo..hi).zip(scores.iter()) {
-            axpy(p, &values[j * kv_dim + kvh * hd..j * kv_dim + (kvh + 1) * hd], o);
+        let mut j = lo;
+        for p in scores.chunks_exact(4) {
+            axpy4([p[0], p[1], p[2], p[3]], [value(j), value(j + 1), value(j + 2), value(j + 3)], o);
+            j += 4;
+        }
+        for &p in scores.chunks_exact(4).remainder() {
+            axpy(p, value(j), o);
+            j += 1;
         }
     };
     let work = k * nh * n * hd;
