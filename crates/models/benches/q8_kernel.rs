@@ -50,22 +50,22 @@ fn main() {
     println!("loadavg {}", std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim());
     // `cargo bench` passes `--bench` to a harness-less bench; every other argument names shapes.
     let wanted: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let q8_only = std::env::args().any(|a| a == "--q8-only");
     let chosen = |name: &str| wanted.is_empty() || wanted.iter().any(|w| name.contains(w.as_str()));
     for (name, rows, cols) in shapes {
         if chosen(name) {
-            both_kernels(name, rows, cols);
+            both_kernels(name, rows, cols, q8_only);
         }
     }
     // One core, weights in its own L2: the per-core compute roof of each inner loop.
     if chosen("1 thread, L2") {
         let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("a one-thread pool");
-        one.install(|| both_kernels("1 thread, L2", 256, 1536));
+        one.install(|| both_kernels("1 thread, L2", 256, 1536, q8_only));
     }
 }
 
-/// Time the q8 and the f16 matmul on one `[rows, cols]` shape.
-fn both_kernels(name: &str, rows: usize, cols: usize) {
-    let q8_only = std::env::args().any(|a| a == "--q8-only");
+/// Time the q8 and (unless `q8_only`) the f16 matmul on one `[rows, cols]` shape.
+fn both_kernels(name: &str, rows: usize, cols: usize, q8_only: bool) {
     let w: Vec<f32> = (0..rows * cols).map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 500.0).collect();
     let m = Q8Matrix::from_f32(rows, cols, &w).unwrap();
     let label = format!("{name:>14} q8  [{rows}x{cols}] {:>6.1} MB:", m.byte_len() as f64 / 1e6);

@@ -110,8 +110,8 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 #[inline]
 pub fn dot4(q: &[f32], k: [&[f32]; 4]) -> [f32; 4] {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: AVX2 is present (checked above).
+    if crate::cpu::features().avx2 {
+        // SAFETY: AVX2 is present (detected once per process).
         return unsafe { dot4_avx2(q, k) };
     }
     dot4_body(q, k)
@@ -178,8 +178,8 @@ pub fn axpy(w: f32, v: &[f32], out: &mut [f32]) {
 #[inline]
 pub fn axpy4(w: [f32; 4], v: [&[f32]; 4], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: AVX2 is present (checked above).
+    if crate::cpu::features().avx2 {
+        // SAFETY: AVX2 is present (detected once per process).
         return unsafe { axpy4_avx2(w, v, out) };
     }
     axpy4_body(w, v, out)

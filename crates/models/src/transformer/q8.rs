@@ -262,9 +262,7 @@ impl Q8Matrix {
             return;
         }
         let acts = QuantizedActs::new(x, k, self.cols);
-        let nb = self.cols / QK;
-        let g_rows = self.layout.group();
-        let group_bytes = nb * self.layout.group_block_bytes();
+        let group_bytes = self.group_bytes();
         let groups = self.data.len() / group_bytes;
         let threads = rayon::current_num_threads().max(1);
         // At least 8 tasks per thread where the matrix has the groups for it (both cores busy on
@@ -278,17 +276,32 @@ impl Q8Matrix {
         let dst = Out { ptr: out.as_mut_ptr(), rows: self.rows };
         (0..n_tasks).into_par_iter().for_each(|i| {
             let (g0, g1) = (i * groups_per_task, ((i + 1) * groups_per_task).min(groups));
-            let w = &self.data[g0 * group_bytes..g1 * group_bytes];
-            let mut c0 = 0;
-            while c0 < k {
-                let kc = (k - c0).min(MAX_COLS);
-                // SAFETY: `dst` points at `out` ([k, rows]), which outlives the parallel loop;
-                // this task writes only rows g0·G .. g1·G (each (column, row) once), disjoint from
-                // every other task's rows.
-                unsafe { kernel::groups(path, self.layout, w, nb, &acts, c0, kc, dst, g0 * g_rows) };
-                c0 += kc;
-            }
+            // SAFETY: `dst` points at `out` ([k, rows]), which outlives the parallel loop; this
+            // task writes only rows g0·G .. g1·G (each (column, row) once), disjoint from every
+            // other task's rows.
+            unsafe { self.task(path, g0, g1, &acts, k, dst) };
         });
+    }
+
+    /// Bytes of one row group (all its blocks).
+    fn group_bytes(&self) -> usize {
+        (self.cols / QK) * self.layout.group_block_bytes()
+    }
+
+    /// Row groups `g0 .. g1` for all `k` columns, in passes of at most [`MAX_COLS`] columns.
+    ///
+    /// # Safety
+    /// `dst` must be valid for those groups' rows in every column, and no other thread may
+    /// write them; `path` must be supported by the CPU and read this layout (or be portable).
+    unsafe fn task(&self, path: Q8Path, g0: usize, g1: usize, acts: &QuantizedActs, k: usize, dst: Out) {
+        let (nb, group_bytes) = (self.cols / QK, self.group_bytes());
+        let w = &self.data[g0 * group_bytes..g1 * group_bytes];
+        let mut c0 = 0;
+        while c0 < k {
+            let kc = (k - c0).min(MAX_COLS);
+            unsafe { kernel::groups(path, self.layout, w, nb, acts, c0, kc, dst, g0 * self.layout.group()) };
+            c0 += kc;
+        }
     }
 }
 
@@ -299,15 +312,10 @@ impl Q8Matrix {
     fn matmul_one_task(&self, path: Q8Path, x: &[f32], k: usize, out: &mut [f32]) {
         assert_eq!((x.len(), out.len()), (k * self.cols, k * self.rows));
         let acts = QuantizedActs::new(x, k, self.cols);
-        let nb = self.cols / QK;
+        let groups = self.data.len() / self.group_bytes();
         let dst = Out { ptr: out.as_mut_ptr(), rows: self.rows };
-        let mut c0 = 0;
-        while c0 < k {
-            let kc = (k - c0).min(MAX_COLS);
-            // SAFETY: `dst` is `out`, [k, rows], written by this one task only.
-            unsafe { kernel::groups(path, self.layout, &self.data, nb, &acts, c0, kc, dst, 0) };
-            c0 += kc;
-        }
+        // SAFETY: `dst` is `out`, [k, rows], written by this one task only.
+        unsafe { self.task(path, 0, groups, &acts, k, dst) };
     }
 }
 
@@ -480,7 +488,7 @@ mod kernel {
     /// The AVX-512 VNNI kernel asks further ahead: a block of 544 bytes is consumed faster there,
     /// and blocks of several columns interleave compute with the stream. On a Zen 5 (2026-12-02,
     /// `q8_kernel`, three alternating rounds) 8 KiB made the output head's k = 6 and k = 8 calls
-    /// 5–35 % faster than 2 KiB in every round, with k = 1 unchanged within the noise.
+    /// 5–43 % faster than 2 KiB in every round, with k = 1 unchanged within the noise.
     #[cfg(target_arch = "x86_64")]
     const VNNI_PREFETCH_BYTES: usize = 8192;
 
