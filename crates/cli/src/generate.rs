@@ -56,8 +56,8 @@ pub struct GenerateArgs {
     top_p: f32,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Weight precision of the linear layers: q8 (8-bit blocks, fastest step), f16 (cheap blocks)
-    /// or f32 (reference).
+    /// Weight precision of the linear layers: q8 (8-bit blocks), q4k (a GGUF file's Q4_K blocks
+    /// read natively, the rest at q8: fewest bytes a step), f16 (cheap blocks) or f32 (reference).
     #[arg(long, default_value = "q8")]
     precision: String,
     /// Print one JSON object: {"tokens", "logprobs" (one model: each emitted token's log-probability

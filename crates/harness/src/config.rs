@@ -115,7 +115,8 @@ pub struct ModelsSpec {
     /// `cpu`, `wgpu`, `cuda` or `cuda:N`.
     #[serde(default = "cpu")]
     pub device: String,
-    /// Weight precision: `native` (the loader's default), `q8` (8-bit blocks), `f32`, `f16` or `bf16`
+    /// Weight precision: `native` (the loader's default), `q8` (8-bit blocks), `q4k` (a GGUF file's Q4_K
+    /// blocks natively, the rest at q8), `f32`, `f16` or `bf16`
     /// (which of them a loader supports is its business; unsupported ones are refused at load).
     #[serde(default = "native")]
     pub precision: String,
@@ -533,8 +534,8 @@ impl Experiment {
         if !dev_ok {
             return Err((mk("device"), format!("expected cpu, wgpu, cuda or cuda:N, got {dev:?}")));
         }
-        if !["native", "q8", "f32", "f16", "bf16"].contains(&m.precision.as_str()) {
-            return Err((mk("precision"), format!("expected native, q8, f32, f16 or bf16, got {:?}", m.precision)));
+        if !["native", "q8", "q4k", "f32", "f16", "bf16"].contains(&m.precision.as_str()) {
+            return Err((mk("precision"), format!("expected native, q8, q4k, f32, f16 or bf16, got {:?}", m.precision)));
         }
         if self.tasks.is_empty() {
             return Err((vec![k("tasks")], "expected at least one task".into()));

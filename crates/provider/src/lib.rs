@@ -38,10 +38,8 @@ impl Provider for RealProvider {
             )));
         }
         let precision = match spec.precision.as_str() {
-            "native" | "q8" => Precision::Q8,
-            "f32" => Precision::F32,
-            "f16" => Precision::F16,
-            other => return Err(HarnessError::Model(format!("precision {other:?} is not supported by speccascade-models (use q8, f16 or f32)"))),
+            "native" => Precision::Q8,
+            other => other.parse::<Precision>().map_err(|e| HarnessError::Model(format!("models.precision: {e}")))?,
         };
         let opts = TransformerOptions { precision, ..TransformerOptions::default() };
         let load = |name: &str| -> Result<(Box<dyn LanguageModel>, ModelLocation), HarnessError> {

@@ -217,7 +217,7 @@ fn q3_k(b: &[u8], o: &mut [f32]) {
 
 /// The j-th (scale, min) pair of a Q4_K/Q5_K block's 12 packed scale bytes (`get_scale_min_k4`).
 #[inline]
-fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
+pub(crate) fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
     if j < 4 {
         (q[j] & 63, q[j + 4] & 63)
     } else {

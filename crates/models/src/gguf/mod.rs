@@ -27,6 +27,7 @@
 //! end, unknown tensor types — is a [`GgufError`] naming the file and the field, never a panic.
 
 mod dequant;
+pub(crate) use dequant::scale_min_k4;
 mod error;
 mod parse;
 mod types;

@@ -75,3 +75,17 @@ pub(crate) fn check_q8_0_scales(file: &str, tensor: &str, blocks: &[u8]) -> Resu
     }
     Ok(())
 }
+
+/// The same for raw Q4_K blocks (f16 `d` and `dmin`, then 140 bytes of scales and quants each).
+pub(crate) fn check_q4_k_scales(file: &str, tensor: &str, blocks: &[u8]) -> Result<(), LoadError> {
+    use super::q4k::{BLOCK_BYTES, QK_K};
+    for (b, block) in blocks.chunks(BLOCK_BYTES).enumerate() {
+        for (what, o) in [("d", 0), ("dmin", 2)] {
+            let v = half::f16::from_le_bytes([block.get(o).copied().unwrap_or(0), block.get(o + 1).copied().unwrap_or(0)]);
+            if !v.is_finite() {
+                return Err(LoadError::NonFinite { file: file.to_string(), tensor: tensor.to_string(), index: b * QK_K, value: format!("a Q4_K block {what} of {v}") });
+            }
+        }
+    }
+    Ok(())
+}

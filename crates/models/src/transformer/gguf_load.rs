@@ -11,7 +11,8 @@ use super::options::TransformerOptions;
 use super::q8::Q8Matrix;
 use super::weights::{HostTensor, WeightSource, names};
 
-/// A GGUF file as a [`WeightSource`]: tensors dequantized on demand, Q8_0 tensors passed through.
+/// A GGUF file as a [`WeightSource`]: tensors dequantized on demand, Q8_0 and Q4_K tensors passed
+/// through.
 pub struct GgufSource<'f> {
     file: &'f GgufFile,
 }
@@ -52,6 +53,15 @@ impl WeightSource for GgufSource<'_> {
         Q8Matrix::from_q8_0_bytes(shape[0], shape[1], bytes)
             .map(Some)
             .map_err(|reason| LoadError::Format { file: self.describe(), reason: format!("tensor '{name}': {reason}") })
+    }
+    fn load_q4_k(&self, name: &str) -> Result<Option<Vec<u8>>, LoadError> {
+        let Some(info) = self.file.tensor(name) else { return Ok(None) };
+        if info.ggml_type != GgmlType::Q4_K || info.dims.len() != 2 {
+            return Ok(None);
+        }
+        let bytes = self.file.tensor_data(name)?.to_vec();
+        super::checks::check_q4_k_scales(&self.describe(), name, &bytes)?;
+        Ok(Some(bytes))
     }
 }
 

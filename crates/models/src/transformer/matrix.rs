@@ -14,6 +14,7 @@ use rayon::prelude::*;
 use super::error::LoadError;
 use super::f16::F16Matrix;
 use super::ops::{Acts, fold_lanes};
+use super::q4k::Q4kMatrix;
 use super::q8::{Q8Matrix, rows_to_columns};
 use super::weights::{WeightSource, expect};
 
@@ -28,6 +29,10 @@ pub enum Precision {
     /// f16 weights, f32 activations, custom kernel: half the bytes of f32, closer to f32 than
     /// 8-bit, and blocks of several tokens cost fewer steps than with 8-bit (see [`super::f16`]).
     F16,
+    /// The file's Q4_K tensors read natively, 4.6 bits a weight ([`super::q4k`]), and every
+    /// other tensor (a GGUF file's Q6_K / Q5_0 ones, a fused projection whose parts are not all
+    /// Q4_K, safetensors weights) at [`Precision::Q8`]. The Q4_K weights are exactly the file's.
+    Q4k,
 }
 
 impl std::fmt::Display for Precision {
@@ -36,6 +41,7 @@ impl std::fmt::Display for Precision {
             Precision::F32 => "f32",
             Precision::Q8 => "q8",
             Precision::F16 => "f16",
+            Precision::Q4k => "q4k",
         })
     }
 }
@@ -47,7 +53,8 @@ impl std::str::FromStr for Precision {
             "f32" => Ok(Precision::F32),
             "q8" | "q8_0" | "int8" => Ok(Precision::Q8),
             "f16" => Ok(Precision::F16),
-            other => Err(format!("unknown precision '{other}': expected q8, f16 or f32")),
+            "q4k" | "q4_k" => Ok(Precision::Q4k),
+            other => Err(format!("unknown precision '{other}': expected q8, q4k, f16 or f32")),
         }
     }
 }
@@ -61,6 +68,7 @@ enum Store {
     },
     Q8(Q8Matrix),
     F16(F16Matrix),
+    Q4k(Q4kMatrix),
 }
 
 /// An immutable `[rows, cols]` weight matrix (PyTorch `[out, in]` order) in one of the
@@ -77,14 +85,15 @@ impl std::fmt::Debug for Matrix {
 }
 
 impl Matrix {
-    /// Build from row-major f32 values, converting to `precision`.
+    /// Build from row-major f32 values, converting to `precision` ([`Precision::Q4k`] keeps only
+    /// a file's own Q4_K blocks, so f32 values are stored at [`Precision::Q8`]).
     pub fn from_f32(rows: usize, cols: usize, data: Vec<f32>, precision: Precision) -> Result<Self, String> {
         if data.len() != rows * cols {
             return Err(format!("expected {rows} x {cols} = {} values, got {}", rows * cols, data.len()));
         }
         let store = match precision {
             Precision::F32 => Store::F32 { rows, cols, data },
-            Precision::Q8 => Store::Q8(Q8Matrix::from_f32(rows, cols, &data)?),
+            Precision::Q8 | Precision::Q4k => Store::Q8(Q8Matrix::from_f32(rows, cols, &data)?),
             Precision::F16 => Store::F16(F16Matrix::from_f32(rows, cols, &data)?),
         };
         Ok(Self { store: Arc::new(store) })
@@ -96,8 +105,9 @@ impl Matrix {
     }
 
     /// Load the tensors `parts` (`(name, rows)`, each `[rows, cols]`) from `src` and stack their
-    /// rows into one matrix (fused projections such as Q|K|V or gate|up). At [`Precision::Q8`] the
-    /// file's own Q8_0 blocks are used as they are where every part has them.
+    /// rows into one matrix (fused projections such as Q|K|V or gate|up). At [`Precision::Q4k`]
+    /// the file's Q4_K blocks are used where every part has them; at [`Precision::Q8`] (and
+    /// [`Precision::Q4k`] otherwise) the file's own Q8_0 blocks where every part has them.
     pub fn load(
         src: &dyn WeightSource,
         parts: &[(String, usize)],
@@ -108,7 +118,25 @@ impl Matrix {
             file: src.describe(),
             reason: format!("tensor '{name}': {reason}"),
         };
-        if p == Precision::Q8 {
+        if p == Precision::Q4k {
+            let mut raw = Vec::new();
+            let mut all = true;
+            for (name, rows) in parts {
+                match (src.load_q4_k(name)?, src.shape(name)) {
+                    (Some(bytes), Some(shape)) if shape == [*rows, cols] => raw.extend_from_slice(&bytes),
+                    _ => {
+                        all = false;
+                        break;
+                    }
+                }
+            }
+            if all {
+                let rows = parts.iter().map(|(_, r)| r).sum();
+                let m = Q4kMatrix::from_q4_k_bytes(rows, cols, &raw).map_err(|e| err(&parts[0].0, e))?;
+                return Ok(Self { store: Arc::new(Store::Q4k(m)) });
+            }
+        }
+        if matches!(p, Precision::Q8 | Precision::Q4k) {
             let mut raw = Vec::with_capacity(parts.len());
             for (name, rows) in parts {
                 match src.load_q8_0(name)? {
@@ -138,6 +166,7 @@ impl Matrix {
             Store::F32 { rows, .. } => *rows,
             Store::Q8(m) => m.rows(),
             Store::F16(m) => m.rows(),
+            Store::Q4k(m) => m.rows(),
         }
     }
     pub fn cols(&self) -> usize {
@@ -145,6 +174,7 @@ impl Matrix {
             Store::F32 { cols, .. } => *cols,
             Store::Q8(m) => m.cols(),
             Store::F16(m) => m.cols(),
+            Store::Q4k(m) => m.cols(),
         }
     }
     pub fn precision(&self) -> Precision {
@@ -152,6 +182,7 @@ impl Matrix {
             Store::F32 { .. } => Precision::F32,
             Store::Q8(_) => Precision::Q8,
             Store::F16(_) => Precision::F16,
+            Store::Q4k(_) => Precision::Q4k,
         }
     }
     /// Bytes of weight one matmul reads.
@@ -160,6 +191,7 @@ impl Matrix {
             Store::F32 { data, .. } => data.len() * 4,
             Store::Q8(m) => m.byte_len(),
             Store::F16(m) => m.byte_len(),
+            Store::Q4k(m) => m.byte_len(),
         }
     }
 
@@ -169,6 +201,7 @@ impl Matrix {
             Store::F32 { cols, data, .. } => out.copy_from_slice(&data[r * cols..(r + 1) * cols]),
             Store::Q8(m) => m.dequantize_row(r, out),
             Store::F16(m) => m.dequantize_row(r, out),
+            Store::Q4k(m) => m.dequantize_row(r, out),
         }
     }
 
@@ -179,6 +212,7 @@ impl Matrix {
             Store::F32 { rows, cols, data } => f32_matmul(data, *rows, *cols, x, k, out),
             Store::Q8(m) => m.matmul(x, k, out),
             Store::F16(m) => m.matmul(x, k, out),
+            Store::Q4k(m) => m.matmul(x, k, out),
         }
     }
 }

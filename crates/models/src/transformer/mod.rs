@@ -2,7 +2,7 @@
 //!
 //! Layout (one idea per file):
 //! - [`ops`]: the activation buffer [`Acts`] and fixed-order primitives (dot, softmax, activations);
-//! - components: [`matrix`] (one [`Matrix`] type for f32 / f16 / 8-bit weights, [`Linear`],
+//! - components: [`matrix`] (one [`Matrix`] type for f32 / f16 / 8-bit / Q4_K weights, [`Linear`],
 //!   [`Embedding`]), [`norm`] ([`RmsNorm`]), [`rope`] ([`Rope`]), [`attention`] ([`attend`],
 //!   [`SelfAttention`]), [`mlp`] ([`Mlp`]), [`kv_cache`] ([`KvCache`]);
 //! - [`decoder`]: the [`CausalLm`] trait an architecture implements and [`DecoderLm`], which makes
@@ -24,6 +24,7 @@ pub mod mlp;
 pub mod norm;
 pub mod ops;
 mod options;
+pub mod q4k;
 pub mod q8;
 pub mod rope;
 pub mod weights;

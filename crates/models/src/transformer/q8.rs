@@ -263,19 +263,8 @@ impl Q8Matrix {
         }
         let acts = QuantizedActs::new(x, k, self.cols);
         let group_bytes = self.group_bytes();
-        let groups = self.data.len() / group_bytes;
-        let threads = rayon::current_num_threads().max(1);
-        // At least 8 tasks per thread where the matrix has the groups for it (both cores busy on
-        // small matrices too, and the faster core takes more); at most ~400 KiB of weights per
-        // task, and ~128 KiB when several passes of columns re-read the task's chunk, so that it
-        // stays in L2 between passes.
-        let cap_bytes = if k <= MAX_COLS { 400 << 10 } else { 128 << 10 };
-        let cap = (cap_bytes / group_bytes).max(1);
-        let groups_per_task = (groups / (threads * 8)).clamp(1, cap);
-        let n_tasks = groups.div_ceil(groups_per_task);
         let dst = Out { ptr: out.as_mut_ptr(), rows: self.rows };
-        (0..n_tasks).into_par_iter().for_each(|i| {
-            let (g0, g1) = (i * groups_per_task, ((i + 1) * groups_per_task).min(groups));
+        for_each_task(self.data.len() / group_bytes, group_bytes, k, |g0, g1| {
             // SAFETY: `dst` points at `out` ([k, rows]), which outlives the parallel loop; this
             // task writes only rows g0·G .. g1·G (each (column, row) once), disjoint from every
             // other task's rows.
@@ -319,12 +308,27 @@ impl Q8Matrix {
     }
 }
 
+/// Run `task(g0, g1)` in parallel over `groups` row groups of `group_bytes` each, for `k` columns.
+///
+/// At least 8 tasks per thread where the matrix has the groups for it (both cores busy on small
+/// matrices too, and the faster core takes more); at most ~400 KiB of weights per task, and
+/// ~128 KiB when several passes of columns re-read the task's chunk, so that it stays in L2
+/// between passes. Shared by the 8-bit and the Q4_K matrices ([`super::q4k`]).
+pub(super) fn for_each_task(groups: usize, group_bytes: usize, k: usize, task: impl Fn(usize, usize) + Sync + Send) {
+    let threads = rayon::current_num_threads().max(1);
+    let cap_bytes = if k <= MAX_COLS { 400 << 10 } else { 128 << 10 };
+    let cap = (cap_bytes / group_bytes.max(1)).max(1);
+    let groups_per_task = (groups / (threads * 8)).clamp(1, cap);
+    let n_tasks = groups.div_ceil(groups_per_task);
+    (0..n_tasks).into_par_iter().for_each(|i| task(i * groups_per_task, ((i + 1) * groups_per_task).min(groups)));
+}
+
 /// Where the kernels write: `[k, rows]` row-major output shared by all tasks, each of which
 /// writes a disjoint set of rows.
 #[derive(Clone, Copy)]
 pub(crate) struct Out {
-    ptr: *mut f32,
-    rows: usize,
+    pub(super) ptr: *mut f32,
+    pub(super) rows: usize,
 }
 // SAFETY: tasks write disjoint elements (see `Q8Matrix::matmul_on`).
 unsafe impl Send for Out {}
@@ -333,7 +337,7 @@ unsafe impl Sync for Out {}
 impl Out {
     /// Write column `t`, row `r` (rows past the matrix, padding, are dropped).
     #[inline(always)]
-    unsafe fn put(self, t: usize, r: usize, v: f32) {
+    pub(super) unsafe fn put(self, t: usize, r: usize, v: f32) {
         if r < self.rows {
             unsafe { *self.ptr.add(t * self.rows + r) = v };
         }
@@ -361,7 +365,7 @@ pub(crate) struct QuantizedActs {
 }
 
 impl QuantizedActs {
-    fn new(x: &[f32], k: usize, cols: usize) -> Self {
+    pub(super) fn new(x: &[f32], k: usize, cols: usize) -> Self {
         let nb = cols / QK;
         let mut d = vec![0f32; k * nb];
         let mut q = vec![0i8; k * cols];
@@ -395,7 +399,7 @@ impl QuantizedActs {
 /// Round to nearest (ties to even) for |v| ≤ 127 without a libm call: adding 1.5·2²³ leaves the
 /// rounded integer in the low mantissa bits.
 #[inline(always)]
-fn round_i8(v: f32) -> i8 {
+pub(super) fn round_i8(v: f32) -> i8 {
     const MAGIC: f32 = 12_582_912.0;
     ((v + MAGIC) - MAGIC) as i8
 }

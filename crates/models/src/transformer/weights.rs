@@ -29,6 +29,11 @@ pub trait WeightSource {
     fn load_q8_0(&self, _name: &str) -> Result<Option<Q8Matrix>, LoadError> {
         Ok(None)
     }
+    /// Tensor `name`'s raw ggml Q4_K blocks (row-major, 144 bytes per 256 values), where the
+    /// source stores it so, its scales checked finite.
+    fn load_q4_k(&self, _name: &str) -> Result<Option<Vec<u8>>, LoadError> {
+        Ok(None)
+    }
 }
 
 /// Canonical tensor names.
