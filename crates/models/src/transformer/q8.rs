@@ -254,21 +254,11 @@ impl Q8Matrix {
             path.name(),
             self.layout
         );
-        if k == 0 || self.rows == 0 {
-            return;
-        }
-        if self.cols == 0 {
-            out.fill(0.0);
-            return;
-        }
-        let acts = QuantizedActs::new(x, k, self.cols);
         let group_bytes = self.group_bytes();
-        let dst = Out { ptr: out.as_mut_ptr(), rows: self.rows };
-        for_each_task(self.data.len() / group_bytes, group_bytes, k, |g0, g1| {
-            // SAFETY: `dst` points at `out` ([k, rows]), which outlives the parallel loop; this
-            // task writes only rows g0·G .. g1·G (each (column, row) once), disjoint from every
-            // other task's rows.
-            unsafe { self.task(path, g0, g1, &acts, k, dst) };
+        let (rows, cols) = (self.rows, self.cols);
+        grouped_matmul(rows, cols, self.data.len() / group_bytes, group_bytes, k, out, || QuantizedActs::new(x, k, cols), |acts, g0, g1, c0, kc, dst| {
+            // SAFETY: `grouped_matmul` hands each task's rows to that task alone, inside `out`.
+            unsafe { self.pass(path, g0, g1, acts, c0, kc, dst) }
         });
     }
 
@@ -277,20 +267,16 @@ impl Q8Matrix {
         (self.cols / QK) * self.layout.group_block_bytes()
     }
 
-    /// Row groups `g0 .. g1` for all `k` columns, in passes of at most [`MAX_COLS`] columns.
+    /// Row groups `g0 .. g1` for columns `c0 .. c0 + kc` (at most [`MAX_COLS`]).
     ///
     /// # Safety
-    /// `dst` must be valid for those groups' rows in every column, and no other thread may
+    /// `dst` must be valid for those groups' rows in those columns, and no other thread may
     /// write them; `path` must be supported by the CPU and read this layout (or be portable).
-    unsafe fn task(&self, path: Q8Path, g0: usize, g1: usize, acts: &QuantizedActs, k: usize, dst: Out) {
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn pass(&self, path: Q8Path, g0: usize, g1: usize, acts: &QuantizedActs, c0: usize, kc: usize, dst: Out) {
         let (nb, group_bytes) = (self.cols / QK, self.group_bytes());
         let w = &self.data[g0 * group_bytes..g1 * group_bytes];
-        let mut c0 = 0;
-        while c0 < k {
-            let kc = (k - c0).min(MAX_COLS);
-            unsafe { kernel::groups(path, self.layout, w, nb, acts, c0, kc, dst, g0 * self.layout.group()) };
-            c0 += kc;
-        }
+        unsafe { kernel::groups(path, self.layout, w, nb, acts, c0, kc, dst, g0 * self.layout.group()) };
     }
 }
 
@@ -304,7 +290,46 @@ impl Q8Matrix {
         let groups = self.data.len() / self.group_bytes();
         let dst = Out { ptr: out.as_mut_ptr(), rows: self.rows };
         // SAFETY: `dst` is `out`, [k, rows], written by this one task only.
-        unsafe { self.task(path, 0, groups, &acts, k, dst) };
+        column_passes(k, |c0, kc| unsafe { self.pass(path, 0, groups, &acts, c0, kc, dst) });
+    }
+}
+
+/// The driver both grouped matrices (8-bit and Q4_K, [`super::q4k`]) share: `out` (`[k, rows]`)
+/// from `groups` row groups of `group_bytes` each. Empty shapes are handled here (no columns: an
+/// all-zero output); otherwise the activations are made once (`acts`) and `pass(acts, g0, g1, c0,
+/// kc, dst)` runs for every task's groups `g0 .. g1` ([`for_each_task`]) and every pass of at most
+/// [`MAX_COLS`] columns. `pass` must write only those groups' rows.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn grouped_matmul<A: Sync>(
+    rows: usize,
+    cols: usize,
+    groups: usize,
+    group_bytes: usize,
+    k: usize,
+    out: &mut [f32],
+    acts: impl FnOnce() -> A,
+    pass: impl Fn(&A, usize, usize, usize, usize, Out) + Sync + Send,
+) {
+    if k == 0 || rows == 0 {
+        return;
+    }
+    if cols == 0 {
+        out.fill(0.0);
+        return;
+    }
+    let acts = acts();
+    let dst = Out { ptr: out.as_mut_ptr(), rows };
+    // `dst` points at `out`, which outlives the parallel loop; each task's rows are its own.
+    for_each_task(groups, group_bytes, k, |g0, g1| column_passes(k, |c0, kc| pass(&acts, g0, g1, c0, kc, dst)));
+}
+
+/// `f(c0, kc)` for consecutive passes of at most [`MAX_COLS`] of `k` columns.
+pub(super) fn column_passes(k: usize, mut f: impl FnMut(usize, usize)) {
+    let mut c0 = 0;
+    while c0 < k {
+        let kc = (k - c0).min(MAX_COLS);
+        f(c0, kc);
+        c0 += kc;
     }
 }
 
@@ -313,8 +338,8 @@ impl Q8Matrix {
 /// At least 8 tasks per thread where the matrix has the groups for it (both cores busy on small
 /// matrices too, and the faster core takes more); at most ~400 KiB of weights per task, and
 /// ~128 KiB when several passes of columns re-read the task's chunk, so that it stays in L2
-/// between passes. Shared by the 8-bit and the Q4_K matrices ([`super::q4k`]).
-pub(super) fn for_each_task(groups: usize, group_bytes: usize, k: usize, task: impl Fn(usize, usize) + Sync + Send) {
+/// between passes.
+fn for_each_task(groups: usize, group_bytes: usize, k: usize, task: impl Fn(usize, usize) + Sync + Send) {
     let threads = rayon::current_num_threads().max(1);
     let cap_bytes = if k <= MAX_COLS { 400 << 10 } else { 128 << 10 };
     let cap = (cap_bytes / group_bytes.max(1)).max(1);
