@@ -2,6 +2,7 @@
 //! summaries (see speccascade-harness).
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
 use speccascade_harness::runner::{RunOptions, run as run_sweep};
@@ -44,8 +45,9 @@ pub struct Args {
     /// Run each validation record this many times on its own; its measured time is the median.
     #[arg(long, value_name = "R", default_value_t = speccascade_harness::runner::DEFAULT_VALIDATE_REPEATS as u64, value_parser = clap::value_parser!(u64).range(1..=100))]
     pub validate_repeats: u64,
-    /// Start no new example after this long (`90s`, `40m`, `2h`, or seconds): the example in
-    /// flight finishes and the run ends cleanly; `--resume` continues it.
+    /// Start no new record after this long (`90s`, `40m`, `2h`, `1h30m`, or seconds): the record
+    /// in flight finishes and the run ends cleanly; `--resume` continues it. (Ctrl-C or SIGTERM
+    /// does the same at once; a second one kills, which `--resume` survives too.)
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub stop_after: Option<std::time::Duration>,
     /// Print a JSON summary instead of text.
@@ -90,6 +92,7 @@ pub fn run(a: Args) -> Result<()> {
         validate_latency: a.validate_latency as usize,
         validate_repeats: a.validate_repeats as usize,
         stop_after: a.stop_after,
+        stop: Some(stop_on_signals()),
     };
     let provider = RealProvider;
     let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
@@ -128,7 +131,7 @@ pub fn run(a: Args) -> Result<()> {
             r.tokens,
             r.elapsed_s
         );
-        if r.records_left > 0 {
+        if r.records_left > 0 && !r.interrupted {
             println!(
                 "stopped at --stop-after: {} records left; `speccascade run {} --resume` continues",
                 r.records_left,
@@ -150,24 +153,79 @@ pub fn run(a: Args) -> Result<()> {
         }
         println!("next: speccascade report {}", r.output.display());
     }
+    if r.interrupted {
+        // Everything written is kept; the exit status tells a script the grid is not finished.
+        anyhow::bail!(
+            "interrupted by a signal: {} records written, {} left; `speccascade run {} --resume` continues",
+            r.records_written,
+            r.records_left,
+            a.experiment.display()
+        );
+    }
     Ok(())
 }
 
-/// `--stop-after`: `90s`, `40m`, `2h` or a plain number of seconds (at most a year).
+/// Raised by the first SIGINT or SIGTERM during a `run`.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Make the first SIGINT / SIGTERM ask the sweep to stop after the record in flight (it then ends
+/// as at `--stop-after`: records replayed, summaries written), instead of killing it mid-record.
+/// The handler is one-shot (`SA_RESETHAND`): a second signal kills the process, which loses at
+/// most the partial last line that `--resume` cuts off.
+fn stop_on_signals() -> &'static AtomicBool {
+    #[cfg(unix)]
+    {
+        extern "C" fn on_signal(_: libc::c_int) {
+            STOP.store(true, Ordering::SeqCst);
+            let msg = b"\nstopping after the record in flight (signal again to kill; --resume continues either way)\n";
+            // SAFETY: write(2) on stderr is async-signal-safe, and `msg` is a valid buffer.
+            unsafe {
+                libc::write(2, msg.as_ptr().cast(), msg.len());
+            }
+        }
+        // SAFETY: a zeroed `sigaction` is valid plain data; the handler only touches an atomic and
+        // calls write(2); SA_RESTART keeps the sweep's blocking calls from failing with EINTR.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            sa.sa_flags = libc::SA_RESETHAND | libc::SA_RESTART;
+            libc::sigemptyset(&mut sa.sa_mask);
+            for sig in [libc::SIGINT, libc::SIGTERM] {
+                libc::sigaction(sig, &sa, std::ptr::null_mut());
+            }
+        }
+    }
+    &STOP
+}
+
+/// `--stop-after`: `90s`, `40m`, `2h`, units combined (`1h30m`), or a plain number of seconds;
+/// positive and at most a year.
 fn parse_duration(v: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("'{v}': expected a duration such as 90s, 40m, 2h or 1h30m");
     let v = v.trim();
-    let (num, unit) = match v.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => (&v[..i], c),
-        _ => (v, 's'),
+    let secs = match v.parse::<f64>() {
+        Ok(n) => n,
+        Err(_) if v.is_empty() => return Err(bad()),
+        Err(_) => {
+            let (mut secs, mut rest) = (0.0, v);
+            while !rest.is_empty() {
+                let end = rest.find(|c: char| c.is_ascii_alphabetic()).ok_or_else(bad)?;
+                let n: f64 = rest[..end].trim().parse().map_err(|_| bad())?;
+                let scale = match rest.as_bytes()[end] {
+                    b's' => 1.0,
+                    b'm' => 60.0,
+                    b'h' => 3600.0,
+                    _ => return Err(bad()),
+                };
+                if !(n.is_finite() && n >= 0.0) {
+                    return Err(bad());
+                }
+                secs += n * scale;
+                rest = rest[end + 1..].trim_start();
+            }
+            secs
+        }
     };
-    let scale = match unit {
-        's' => 1.0,
-        'm' => 60.0,
-        'h' => 3600.0,
-        _ => return Err(format!("'{v}': expected a duration such as 90s, 40m or 2h")),
-    };
-    let n: f64 = num.trim().parse().map_err(|_| format!("'{v}': expected a duration such as 90s, 40m or 2h"))?;
-    let secs = n * scale;
     if !(secs.is_finite() && secs > 0.0 && secs <= 366.0 * 86_400.0) {
         return Err(format!("'{v}': the duration must be positive and at most a year"));
     }
@@ -184,7 +242,9 @@ mod tests {
         assert_eq!(parse_duration("40m").unwrap().as_secs(), 2400);
         assert_eq!(parse_duration("1.5h").unwrap().as_secs(), 5400);
         assert_eq!(parse_duration("12").unwrap().as_secs(), 12);
-        for bad in ["", "m", "-3m", "0", "5d", "nanm", "1e300h"] {
+        assert_eq!(parse_duration("1h55m").unwrap().as_secs(), 6900);
+        assert_eq!(parse_duration("2m 30s").unwrap().as_secs(), 150);
+        for bad in ["", "m", "-3m", "0", "5d", "nanm", "1e300h", "1h-30m", "1h30", "0h0m", "inf", "h1"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }

@@ -2,6 +2,7 @@
 //! order; one record appended per (configuration, unit); summaries at the end.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -46,10 +47,17 @@ pub struct RunOptions {
     /// direct run of a few-second record varies by about 7 % from the next on an idle machine,
     /// which alone would break a 5 % median bar).
     pub validate_repeats: usize,
-    /// Start no new example once the sweep has run this long: the example in flight finishes,
+    /// Start no new record once the sweep has run this long: the record in flight finishes,
     /// then the run ends as a complete one would (records replayed at the final prices,
-    /// summaries, figures of merit), and `--resume` continues from there.
+    /// summaries, figures of merit), and `--resume` continues from there. The deadline is read
+    /// between records, not only between examples: one example of ~100 configurations can
+    /// take many minutes, and a deadline (a batch slot's end) is only useful when it holds.
+    /// An example stopped halfway loses no record; the resumed run recomputes the model calls
+    /// its remaining configurations would have shared, which costs time, not exactness.
     pub stop_after: Option<std::time::Duration>,
+    /// Raised from outside (the binary's SIGINT / SIGTERM handler) to stop as `stop_after` does,
+    /// after the record in flight; [`RunReport::interrupted`] then says so.
+    pub stop: Option<&'static AtomicBool>,
 }
 
 impl Default for RunOptions {
@@ -64,6 +72,7 @@ impl Default for RunOptions {
             validate_latency: 0,
             validate_repeats: DEFAULT_VALIDATE_REPEATS,
             stop_after: None,
+            stop: None,
         }
     }
 }
@@ -205,8 +214,10 @@ pub struct RunReport {
     pub records_planned: usize,
     pub records_written: usize,
     pub records_skipped: usize,
-    /// Records still to do when `stop_after` ended the run (0 when it ran to the end).
+    /// Records still to do when `stop_after` or `stop` ended the run (0 when it ran to the end).
     pub records_left: usize,
+    /// `stop` ended the run early (a signal), rather than the time limit or the end of the grid.
+    pub interrupted: bool,
     pub tokens: u64,
     pub elapsed_s: f64,
     pub foreign_load_records: usize,
@@ -295,7 +306,8 @@ pub fn run(exp: &Experiment, src: &str, provider: &dyn Provider, opts: &RunOptio
     let speed_probe = (opts.validate_latency > 0).then(crate::sysstat::SpeedProbe::new);
     let mut probe_s: Vec<f64> = speed_probe.iter().map(|p| p.seconds()).collect();
     let decode_started = Instant::now();
-    let out_of_time = || opts.stop_after.is_some_and(|limit| started.elapsed() >= limit);
+    let interrupted = || opts.stop.is_some_and(|s| s.load(Ordering::SeqCst));
+    let must_stop = || interrupted() || opts.stop_after.is_some_and(|limit| started.elapsed() >= limit);
     'sweep: for p in &plans {
         let name = p.task.name().to_string();
         for trial in 0..exp.trials {
@@ -304,13 +316,16 @@ pub fn run(exp: &Experiment, src: &str, provider: &dyn Provider, opts: &RunOptio
                 if !opts.shard.owns(unit) || p.configs.iter().all(|&ci| done.contains(&key(ci, trial, ex))) {
                     continue;
                 }
-                if out_of_time() {
+                if must_stop() {
                     break 'sweep;
                 }
                 let prompt = p.task.prompt(ex).map_err(|msg| HarnessError::Task { task: name.clone(), msg: format!("example {ex}: {msg}") })?;
                 for &ci in &p.configs {
                     if done.contains(&key(ci, trial, ex)) {
                         continue;
+                    }
+                    if must_stop() {
+                        break 'sweep;
                     }
                     let cfg = &grid.configs[ci];
                     bar.set_message(format!(
@@ -372,6 +387,7 @@ pub fn run(exp: &Experiment, src: &str, provider: &dyn Provider, opts: &RunOptio
         records_written: written,
         records_skipped: planned - pending,
         records_left: pending - written,
+        interrupted: pending > written && interrupted(),
         tokens,
         elapsed_s: started.elapsed().as_secs_f64(),
         foreign_load_records: flagged,

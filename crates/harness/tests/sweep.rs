@@ -2,11 +2,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use speccascade_harness::record::Record;
 use speccascade_harness::runner::{RunOptions, merge, run};
-use speccascade_harness::store::read_records;
+use speccascade_harness::store::{Store, read_records};
 use speccascade_harness::summary::read_parquet;
 use speccascade_harness::synthetic::SyntheticProvider;
 use speccascade_harness::{Experiment, Shard};
@@ -250,7 +251,49 @@ fn replay_reprices_records_and_nothing_else() {
     }
 }
 
-/// `stop_after` ends a run between examples, cleanly (summaries written, nothing half-done), and
+/// `stop` raised in the middle of an example (as the binary's SIGINT / SIGTERM handler does) ends
+/// the run after the record in flight, not at the example's end, cleanly (summaries written, the
+/// report says it was interrupted), and `--resume` completes it into the records of a run that was
+/// never stopped.
+#[test]
+fn a_run_stopped_mid_example_resumes_into_the_uninterrupted_records() {
+    static STOP: AtomicBool = AtomicBool::new(false);
+    let dir = tempfile::tempdir().unwrap();
+    // Slow steps (a record takes tens of ms), so the stop lands inside the first example.
+    let (whole, src) = experiment(&dir.path().join("whole"), 8.0, 1);
+    let (cut, _) = experiment(&dir.path().join("cut"), 8.0, 1);
+    let full = run(&whole, &src, &SyntheticProvider, &RunOptions::default()).unwrap();
+    let per_example = full.records_written / (2 * 1); // two trials of one example
+    let records = Store::new(&cut.output).records_path(Shard::WHOLE);
+    let watcher = std::thread::spawn(move || {
+        let t = Instant::now();
+        while count_lines(&records) == 0 && t.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        STOP.store(true, Ordering::SeqCst);
+    });
+    let stopped = run(&cut, &src, &SyntheticProvider, &RunOptions { stop: Some(&STOP), ..RunOptions::default() }).unwrap();
+    watcher.join().unwrap();
+    assert!(stopped.interrupted, "the report says the run was interrupted");
+    assert!(
+        (1..per_example).contains(&stopped.records_written),
+        "stopped after the record in flight, inside the first example: {} of its {per_example} records written",
+        stopped.records_written
+    );
+    assert_eq!(stopped.records_left, full.records_written - stopped.records_written);
+    let resumed = run(&cut, &src, &SyntheticProvider, &RunOptions { resume: true, ..RunOptions::default() }).unwrap();
+    assert_eq!((resumed.records_written, resumed.records_left, resumed.interrupted), (stopped.records_left, 0, false));
+    let sorted = |p: &Path| {
+        let mut r = stripped(p);
+        r.sort_by_key(Record::key);
+        r
+    };
+    let got = sorted(&resumed.records_path);
+    assert_no_duplicates(&got);
+    assert_same(&got, &sorted(&full.records_path));
+}
+
+/// `stop_after` ends a run between records, cleanly (summaries written, nothing half-done), and
 /// `--resume` completes it into the same records as a run that was never stopped.
 #[test]
 fn a_run_stopped_at_its_time_limit_resumes_into_the_uninterrupted_records() {
