@@ -132,11 +132,7 @@ pub fn run(a: Args) -> Result<()> {
             r.elapsed_s
         );
         if r.records_left > 0 && !r.interrupted {
-            println!(
-                "stopped at --stop-after: {} records left; `speccascade run {} --resume` continues",
-                r.records_left,
-                a.experiment.display()
-            );
+            println!("stopped at --stop-after: {} records left; `{}` continues", r.records_left, resume_command(&a));
         }
         print!("{}", speccascade_harness::runner::merit_text(&r.merit));
         if !r.validations.is_empty() {
@@ -155,14 +151,37 @@ pub fn run(a: Args) -> Result<()> {
     }
     if r.interrupted {
         // Everything written is kept; the exit status tells a script the grid is not finished.
-        anyhow::bail!(
-            "interrupted by a signal: {} records written, {} left; `speccascade run {} --resume` continues",
-            r.records_written,
-            r.records_left,
-            a.experiment.display()
-        );
+        anyhow::bail!("interrupted by a signal: {} records written, {} left; `{}` continues", r.records_written, r.records_left, resume_command(&a));
     }
     Ok(())
+}
+
+/// The command that continues this run: the same experiment, store, shard, overrides and bonus.
+fn resume_command(a: &Args) -> String {
+    let quote = |s: &str| {
+        if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+:=,@".contains(c)) {
+            s.to_string()
+        } else {
+            format!("'{}'", s.replace('\'', "'\\''"))
+        }
+    };
+    let mut cmd = format!("speccascade run {} --resume", quote(&a.experiment.display().to_string()));
+    if let Some(out) = &a.out {
+        cmd += &format!(" --out {}", quote(&out.display().to_string()));
+    }
+    if let Some(shard) = &a.shard {
+        cmd += &format!(" --shard {shard}");
+    }
+    if let Some(b) = a.bonus {
+        cmd += &format!(" --bonus {b}");
+    }
+    for set in &a.set {
+        cmd += &format!(" --set {}", quote(set));
+    }
+    if a.no_share {
+        cmd += " --no-share";
+    }
+    cmd
 }
 
 /// Raised by the first SIGINT or SIGTERM during a `run`.
