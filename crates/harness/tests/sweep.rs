@@ -263,7 +263,7 @@ fn a_run_stopped_mid_example_resumes_into_the_uninterrupted_records() {
     let (whole, src) = experiment(&dir.path().join("whole"), 8.0, 1);
     let (cut, _) = experiment(&dir.path().join("cut"), 8.0, 1);
     let full = run(&whole, &src, &SyntheticProvider, &RunOptions::default()).unwrap();
-    let per_example = full.records_written / (2 * 1); // two trials of one example
+    let per_example = full.records_written / 2; // two trials of one example
     let records = Store::new(&cut.output).records_path(Shard::WHOLE);
     let watcher = std::thread::spawn(move || {
         let t = Instant::now();

@@ -76,7 +76,7 @@ fn gate_times_up(act: Activation, u: &[f32], h: &mut [f32], f: usize) {
         }
         return;
     }
-    // Column chunks of every row: one row (a decode step of a wide layer) splits too.
+    // Column chunks of every row: a single row past the threshold (a large model's decode step) splits too.
     let chunk = TASK_ELEMS.min(f);
     h.par_chunks_mut(f).zip(u.par_chunks(2 * f)).for_each(|(o, ur)| {
         let (gate, up) = ur.split_at(f);
