@@ -9,6 +9,9 @@ use speccascade_harness::runner::{RunOptions, run as run_sweep};
 use speccascade_harness::{Experiment, Grid, Shard};
 use speccascade_provider::RealProvider;
 
+/// `--share-cap-mb` unless asked otherwise.
+const DEFAULT_SHARE_CAP_MB: u64 = 1024;
+
 #[derive(clap::Args)]
 pub struct Args {
     /// The experiment file (see experiments/README.md).
@@ -36,7 +39,7 @@ pub struct Args {
     #[arg(long)]
     pub no_share: bool,
     /// Cap of each model's per-example store of logits, in MiB (least recently used rows evicted beyond it).
-    #[arg(long, value_name = "MIB", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_SHARE_CAP_MB, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     pub share_cap_mb: u64,
     /// After the sweep, run N randomly chosen records again on their own, timed on the clock,
     /// and record predicted (replayed) against measured seconds (`report` draws the figure).
@@ -47,7 +50,8 @@ pub struct Args {
     pub validate_repeats: u64,
     /// Start no new record after this long (`90s`, `40m`, `2h`, `1h30m`, or seconds): the record
     /// in flight finishes and the run ends cleanly; `--resume` continues it. (Ctrl-C or SIGTERM
-    /// does the same at once; a second one kills, which `--resume` survives too.)
+    /// stops the same way, dropping the record in flight; a second one kills, which `--resume`
+    /// survives too.)
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub stop_after: Option<std::time::Duration>,
     /// Print a JSON summary instead of text.
@@ -181,14 +185,18 @@ fn resume_command(a: &Args) -> String {
     if a.no_share {
         cmd += " --no-share";
     }
+    if a.share_cap_mb != DEFAULT_SHARE_CAP_MB {
+        cmd += &format!(" --share-cap-mb {}", a.share_cap_mb);
+    }
     cmd
 }
 
 /// Raised by the first SIGINT or SIGTERM during a `run`.
 static STOP: AtomicBool = AtomicBool::new(false);
 
-/// Make the first SIGINT / SIGTERM ask the sweep to stop after the record in flight (it then ends
-/// as at `--stop-after`: records replayed, summaries written), instead of killing it mid-record.
+/// Make the first SIGINT / SIGTERM ask the sweep to stop at the end of the record in flight (not
+/// written: the signal may have reached its sandboxed test too) and end as at `--stop-after`
+/// (records replayed, summaries written), instead of dying mid-record.
 /// The handler is one-shot (`SA_RESETHAND`): a second signal kills the process, which loses at
 /// most the partial last line that `--resume` cuts off.
 fn stop_on_signals() -> &'static AtomicBool {
@@ -196,7 +204,7 @@ fn stop_on_signals() -> &'static AtomicBool {
     {
         extern "C" fn on_signal(_: libc::c_int) {
             STOP.store(true, Ordering::SeqCst);
-            let msg = b"\nstopping after the record in flight (signal again to kill; --resume continues either way)\n";
+            let msg = b"\nstopping at the end of the record in flight, which --resume redoes (signal again to kill)\n";
             // SAFETY: write(2) on stderr is async-signal-safe, and `msg` is a valid buffer.
             unsafe {
                 libc::write(2, msg.as_ptr().cast(), msg.len());

@@ -56,7 +56,8 @@ pub struct RunOptions {
     /// its remaining configurations would have shared, which costs time, not exactness.
     pub stop_after: Option<std::time::Duration>,
     /// Raised from outside (the binary's SIGINT / SIGTERM handler) to stop as `stop_after` does,
-    /// after the record in flight; [`RunReport::interrupted`] then says so.
+    /// at the end of the record in flight, which is then not written (the signal may have killed
+    /// its sandboxed test as well); [`RunReport::interrupted`] says so.
     pub stop: Option<&'static AtomicBool>,
 }
 
@@ -337,6 +338,12 @@ pub fn run(exp: &Experiment, src: &str, provider: &dyn Provider, opts: &RunOptio
                     ));
                     let unit_ctx = UnitCtx { task: p.task.as_ref(), name: &name, trial, unit, example: ex, prompt: &prompt };
                     let rec = decode_record(&ctx, &models, &unit_ctx, ci, &mut table)?;
+                    if interrupted() {
+                        // The signal may have reached this record's code-execution sandbox too
+                        // (Slurm's SIGTERM goes to every process of the job) and failed a test
+                        // that would have passed: the record is not written, and resume redoes it.
+                        break 'sweep;
+                    }
                     peak_rss = peak_rss.max(rec.timing.peak_rss_bytes);
                     if cfg.method == Method::Verifier {
                         verifier_replayed += rec.replay.as_ref().map_or(f64::NAN, |r| r.seconds);

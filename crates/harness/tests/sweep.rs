@@ -252,9 +252,9 @@ fn replay_reprices_records_and_nothing_else() {
 }
 
 /// `stop` raised in the middle of an example (as the binary's SIGINT / SIGTERM handler does) ends
-/// the run after the record in flight, not at the example's end, cleanly (summaries written, the
-/// report says it was interrupted), and `--resume` completes it into the records of a run that was
-/// never stopped.
+/// the run at the end of the record in flight (not written), not at the example's end, cleanly
+/// (summaries written, the report says it was interrupted), and `--resume` completes it into the
+/// records of a run that was never stopped.
 #[test]
 fn a_run_stopped_mid_example_resumes_into_the_uninterrupted_records() {
     static STOP: AtomicBool = AtomicBool::new(false);
