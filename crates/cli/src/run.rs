@@ -162,13 +162,7 @@ pub fn run(a: Args) -> Result<()> {
 
 /// The command that continues this run: the same experiment, store, shard, overrides and bonus.
 fn resume_command(a: &Args) -> String {
-    let quote = |s: &str| {
-        if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+:=,@".contains(c)) {
-            s.to_string()
-        } else {
-            format!("'{}'", s.replace('\'', "'\\''"))
-        }
-    };
+    use speccascade_harness::slurm::shell_quote as quote;
     let mut cmd = format!("speccascade run {} --resume", quote(&a.experiment.display().to_string()));
     if let Some(out) = &a.out {
         cmd += &format!(" --out {}", quote(&out.display().to_string()));

@@ -317,9 +317,6 @@ pub fn run(exp: &Experiment, src: &str, provider: &dyn Provider, opts: &RunOptio
                 if !opts.shard.owns(unit) || p.configs.iter().all(|&ci| done.contains(&key(ci, trial, ex))) {
                     continue;
                 }
-                if must_stop() {
-                    break 'sweep;
-                }
                 let prompt = p.task.prompt(ex).map_err(|msg| HarnessError::Task { task: name.clone(), msg: format!("example {ex}: {msg}") })?;
                 for &ci in &p.configs {
                     if done.contains(&key(ci, trial, ex)) {

@@ -56,7 +56,8 @@ fn sanitize(s: &str) -> String {
     s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect()
 }
 
-fn shell_quote(s: &str) -> String {
+/// `s` as one shell word (quoted unless it is plainly safe).
+pub fn shell_quote(s: &str) -> String {
     if s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+:=".contains(c)) {
         s.to_string()
     } else {

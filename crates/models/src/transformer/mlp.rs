@@ -4,7 +4,7 @@
 use rayon::prelude::*;
 
 use super::matrix::Linear;
-use super::ops::{Activation, Acts};
+use super::ops::{Activation, Acts, PARALLEL_MIN_ELEMS};
 
 pub struct Mlp {
     /// Gated: gate and up fused, `[d] -> [2 ffn]` (gate first). Plain: `[d] -> [ffn]`.
@@ -50,9 +50,6 @@ impl Mlp {
     }
 }
 
-/// Work below this many elements runs on the calling thread: a decode step's single row is
-/// cheaper than handing it to the pool.
-const PARALLEL_MIN: usize = 16 * 1024;
 /// Elements per parallel task.
 const TASK_ELEMS: usize = 4096;
 
@@ -69,7 +66,7 @@ fn gate_times_up(act: Activation, u: &[f32], h: &mut [f32], f: usize) {
     if f == 0 {
         return;
     }
-    if h.len() < PARALLEL_MIN {
+    if h.len() < PARALLEL_MIN_ELEMS {
         for (o, ur) in h.chunks_mut(f).zip(u.chunks(2 * f)) {
             let (gate, up) = ur.split_at(f);
             apply(o, gate, up);
@@ -86,7 +83,7 @@ fn gate_times_up(act: Activation, u: &[f32], h: &mut [f32], f: usize) {
 
 /// `op` over `v` in chunks, on the pool when `v` is large (element-wise work only).
 fn elementwise(v: &mut [f32], op: impl Fn(&mut [f32]) + Sync + Send) {
-    if v.len() < PARALLEL_MIN {
+    if v.len() < PARALLEL_MIN_ELEMS {
         op(v);
     } else {
         v.par_chunks_mut(TASK_ELEMS).for_each(op);

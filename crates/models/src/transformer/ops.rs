@@ -232,6 +232,10 @@ pub fn soft_cap(x: f32, cap: f32) -> f32 {
     (x / cap).tanh() * cap
 }
 
+/// Element-wise work (activations, activation quantization) below this many values runs on the
+/// calling thread: a decode step's single row is cheaper than handing it to the pool.
+pub(crate) const PARALLEL_MIN_ELEMS: usize = 16 * 1024;
+
 /// The activation of a feed-forward layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Activation {

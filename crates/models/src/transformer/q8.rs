@@ -412,7 +412,7 @@ impl QuantizedActs {
         // Each token is quantized on its own, so splitting the work changes nothing. Split when
         // there are several tokens and enough values (a block's 6 × 8 960 inputs of a 1.5B
         // `ffn_down`: ~50 µs on one core, 28 times a forward); one token stays on this thread.
-        if k >= 2 && k * cols >= 16 * 1024 {
+        if k >= 2 && k * cols >= super::ops::PARALLEL_MIN_ELEMS {
             x.par_chunks(cols)
                 .zip(q.par_chunks_mut(cols).zip(d.par_chunks_mut(nb).zip(bias.par_chunks_mut(nb))))
                 .for_each(quantize);
