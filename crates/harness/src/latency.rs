@@ -4,12 +4,21 @@
 //! call ([`crate::share::Sample`]) and keeps a per-model, per-machine [`CostTable`]; each record is
 //! then charged the calls it *logically* made ([`CallStats`]) at the table's costs.
 //!
-//! The cost model of one call scoring k positions at context depth d is `a(k) + s · d`:
-//! - `s` (seconds per context token: attention over the cache) is one slope per model, the pooled
-//!   least-squares slope within each k;
-//! - `a(k)` is, per k, the median of `t − s · d` over the calls that scored k positions (the median
-//!   shrugs off calls slowed by a neighbour); a k never measured is interpolated linearly between
-//!   the nearest measured ones (extrapolated from the last two beyond them).
+//! The cost model of one call scoring k positions at context depth d is `a(k) + s(k) · d`:
+//! - `s(k) = s0 + s1 · k` (seconds per context token: attention over the cache, read once per call
+//!   and multiplied against k queries) is a line through the per-k depth slopes. Each k's slope is
+//!   robust: the Theil–Sen slope through the medians of up to 16 equal-count depth bins, so a few
+//!   calls slowed by a neighbour cannot tilt it. The line is the least-squares line through those
+//!   slopes weighted by their calls (one well-measured k: a constant slope).
+//!   A slope pooled over every k (one `s` for all) was the earlier model, and it broke on real
+//!   sweeps: a block of 6 reads 6 queries against the cache, so its depth slope is ~3× a step's,
+//!   and the pooled slope (dominated by the blocks) pushed every `a(k)` below zero, flattening
+//!   `b(k)` to 1 (GSM8K's 8-shot prompts, depths 714–1052: pooled 202 µs per token against 60 µs
+//!   for k = 1 and 200 µs for k = 6);
+//! - `a(k)` is, per k, the median of `t − s(k) · d` over the calls that scored k positions (the
+//!   median shrugs off calls slowed by a neighbour); a k never measured is interpolated linearly
+//!   between the nearest measured ones (extrapolated from the last two beyond them). An `a(k)` may
+//!   be negative (the line extrapolated to depth 0); a call's cost is clamped at 0, not its parts.
 //!
 //! A prefill of L tokens costs `p0 + p1 · L` on the Theil–Sen line through the medians of the
 //! measured prefills at each length (the median of pairwise slopes): a shared sweep prefills each
@@ -120,8 +129,11 @@ impl CostTable {
 /// A model's fitted costs (see the module docs).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct CostFit {
-    /// Seconds per token of context depth.
+    /// Seconds per token of context depth of a call of k positions: `slope_s + slope_per_k_s · k`
+    /// (never below 0; see [`CostFit::slope`]).
     pub slope_s: f64,
+    #[serde(default)]
+    pub slope_per_k_s: f64,
     /// `k → a(k)` seconds, for the k that were measured.
     pub intercept_s: BTreeMap<usize, f64>,
     /// Mean context depth of the measured calls (where `b(k)` is read).
@@ -142,21 +154,11 @@ impl CostFit {
         for c in &s.calls {
             by_k.entry(c.k).or_default().push(c);
         }
-        // Pooled within-k slope.
-        let (mut sxy, mut sxx) = (0.0, 0.0);
-        for v in by_k.values() {
-            let n = v.len() as f64;
-            let md = v.iter().map(|c| c.depth as f64).sum::<f64>() / n;
-            let mt = v.iter().map(|c| c.seconds).sum::<f64>() / n;
-            for c in v {
-                sxy += (c.depth as f64 - md) * (c.seconds - mt);
-                sxx += (c.depth as f64 - md).powi(2);
-            }
-        }
-        let slope_s = if sxx > 0.0 { (sxy / sxx).max(0.0) } else { 0.0 };
+        let (slope_s, slope_per_k_s) = depth_slope_line(&by_k);
+        let slope = |k: usize| (slope_s + slope_per_k_s * k as f64).max(0.0);
         let intercept_s = by_k
             .iter()
-            .map(|(&k, v)| (k, median(v.iter().map(|c| c.seconds - slope_s * c.depth as f64).collect())))
+            .map(|(&k, v)| (k, median(v.iter().map(|c| c.seconds - slope(k) * c.depth as f64).collect())))
             .collect();
         let mean_depth = if s.calls.is_empty() { 0.0 } else { s.calls.iter().map(|c| c.depth as f64).sum::<f64>() / s.calls.len() as f64 };
         let mut by_len: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
@@ -165,15 +167,19 @@ impl CostFit {
         }
         let prefill_exact: BTreeMap<usize, f64> = by_len.into_iter().map(|(l, v)| (l, median(v))).collect();
         let (p0, p1) = theil_sen(prefill_exact.iter().map(|(&l, &t)| (l as f64, t)).collect());
-        Some(Self { slope_s, intercept_s, mean_depth, prefill_p0: p0, prefill_p1: p1, prefill_exact, calls: s.calls.len() })
+        Some(Self { slope_s, slope_per_k_s, intercept_s, mean_depth, prefill_p0: p0, prefill_p1: p1, prefill_exact, calls: s.calls.len() })
     }
 
-    /// `a(k)`: measured, interpolated or extrapolated (never below 0).
+    /// The depth slope of a call of `k` positions, seconds per context token.
+    pub fn slope(&self, k: usize) -> f64 {
+        (self.slope_s + self.slope_per_k_s * k as f64).max(0.0)
+    }
+
+    /// `a(k)`: measured, interpolated or extrapolated. It may be below 0 (the depth line run back to
+    /// depth 0, where no call was measured); [`CostFit::call`] clamps the whole call.
     pub fn intercept(&self, k: usize) -> f64 {
         if let Some(&a) = self.intercept_s.get(&k) {
-            // A median of `t − s · d` can fall below 0 when calls take microseconds (synthetic
-            // models) and the slope absorbs them; a call never costs less than nothing.
-            return a.max(0.0);
+            return a;
         }
         let below = self.intercept_s.range(..k).next_back();
         let above = self.intercept_s.range(k..).next();
@@ -192,12 +198,13 @@ impl CostFit {
             },
             (None, None) => 0.0,
         };
-        a.max(0.0)
+        a
     }
 
-    /// Seconds of one call scoring `k` positions after `depth` tokens of context.
+    /// Seconds of one call scoring `k` positions after `depth` tokens of context (never below 0:
+    /// a call never costs less than nothing, e.g. synthetic models' microsecond calls).
     pub fn call(&self, k: usize, depth: f64) -> f64 {
-        self.intercept(k) + self.slope_s * depth
+        (self.intercept(k) + self.slope(k) * depth).max(0.0)
     }
 
     /// Seconds of a prefill of `len` tokens.
@@ -210,7 +217,9 @@ impl CostFit {
 
     /// Seconds of a record's logical calls of this model: (prefill, decode).
     pub fn replay(&self, calls: &ModelCalls) -> (f64, f64) {
-        let decode = calls.by_k.iter().map(|(&k, &[n, sd])| n as f64 * self.intercept(k) + self.slope_s * sd as f64).sum();
+        // Per k: n calls at Σ depth sd cost n · a(k) + s(k) · sd (each call clamped at 0 only
+        // through the total: depths are not kept one by one).
+        let decode = calls.by_k.iter().map(|(&k, &[n, sd])| (n as f64 * self.intercept(k) + self.slope(k) * sd as f64).max(0.0)).sum();
         (self.prefill(calls.prefill_tokens), decode)
     }
 
@@ -272,6 +281,59 @@ pub fn replay(calls: &CallStats, overhead_s: f64, drafter: Option<&CostFit>, ver
         verifier_block_units: units(&calls.verifier, verifier),
         drafter_block_units: units(&calls.drafter, drafter),
     })
+}
+
+/// Calls of one k needed before its depth slope is estimated.
+const MIN_CALLS_FOR_SLOPE: usize = 6;
+
+/// The robust depth slope of one k's calls: sort by depth, cut into up to 16 equal-count bins (4 or
+/// more calls each, 3 at the fewest), and take the Theil–Sen slope through the bins' (median depth, median
+/// seconds). `None` below [`MIN_CALLS_FOR_SLOPE`] calls or where every bin sits at one depth.
+fn depth_slope(calls: &[&Sample]) -> Option<f64> {
+    if calls.len() < MIN_CALLS_FOR_SLOPE {
+        return None;
+    }
+    let mut v: Vec<(f64, f64)> = calls.iter().map(|c| (c.depth as f64, c.seconds)).collect();
+    v.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let bins = (v.len() / 4).clamp(2, 16);
+    let n = v.len();
+    let pts: Vec<(f64, f64)> = (0..bins)
+        .map(|b| {
+            let chunk = &v[b * n / bins..(b + 1) * n / bins];
+            (median(chunk.iter().map(|p| p.0).collect()), median(chunk.iter().map(|p| p.1).collect()))
+        })
+        .collect();
+    let mut distinct = pts.iter().map(|p| p.0).collect::<Vec<_>>();
+    distinct.dedup();
+    (distinct.len() >= 2).then(|| theil_sen(pts).1)
+}
+
+/// The line `s(k) = s0 + s1 · k` through the per-k depth slopes, least squares weighted by each
+/// k's calls, with `s0, s1 ≥ 0` (a query more never makes the cache cheaper to read; a drafter's
+/// rare blocks have noisy slopes that would otherwise tilt the line below 0): `(s0, s1)`. One k with
+/// a slope gives a constant; none gives 0.
+fn depth_slope_line(by_k: &BTreeMap<usize, Vec<&Sample>>) -> (f64, f64) {
+    let pts: Vec<(f64, f64, f64)> =
+        by_k.iter().filter_map(|(&k, v)| depth_slope(v).map(|s| (k as f64, s, v.len() as f64))).collect();
+    let w: f64 = pts.iter().map(|p| p.2).sum();
+    if pts.is_empty() {
+        return (0.0, 0.0);
+    }
+    let mk = pts.iter().map(|p| p.2 * p.0).sum::<f64>() / w;
+    let ms = pts.iter().map(|p| p.2 * p.1).sum::<f64>() / w;
+    let sxx: f64 = pts.iter().map(|p| p.2 * (p.0 - mk).powi(2)).sum();
+    let sxy: f64 = pts.iter().map(|p| p.2 * (p.0 - mk) * (p.1 - ms)).sum();
+    let s1 = if sxx > 0.0 { sxy / sxx } else { 0.0 };
+    // The non-negative least-squares solution: the free line if it is non-negative, else the best
+    // line with one coefficient at 0.
+    if s1 < 0.0 {
+        (ms.max(0.0), 0.0)
+    } else if ms - s1 * mk < 0.0 {
+        let skk: f64 = pts.iter().map(|p| p.2 * p.0 * p.0).sum();
+        (0.0, (pts.iter().map(|p| p.2 * p.0 * p.1).sum::<f64>() / skk).max(0.0))
+    } else {
+        (ms - s1 * mk, s1)
+    }
 }
 
 /// The median (NaN for none; the mean of the middle two for an even length).
@@ -340,6 +402,34 @@ mod tests {
         let (p, d) = f.replay(&mc);
         assert_eq!(p, 0.5);
         assert!((d - (cost(3, 50) * 2.0)).abs() < 1e-9);
+    }
+
+    /// GSM8K's shape: deep, narrow depths (714–1052), many steps and blocks of 6 whose depth slope is
+    /// ~3× a step's, and a tenth of the calls slowed 3× by a neighbour, more of them deep. A single
+    /// pooled slope put every a(k) below 0 and b(k) at 1 on such data; the per-k line must recover
+    /// each k's cost and b(6).
+    #[test]
+    fn per_k_depth_slopes_survive_narrow_depths_and_slow_neighbours() {
+        let cost = |k: usize, d: usize| 0.040 + 0.004 * (k as f64 - 1.0) + (20e-6 + 20e-6 * k as f64) * d as f64;
+        let mut calls = Vec::new();
+        for i in 0..6000usize {
+            let d = 714 + (i * 7919) % 339;
+            for k in [1usize, 6] {
+                let slowed = i % 10 == 0 && (d > 900 || i % 20 == 0);
+                calls.push(s(k, d, cost(k, d) * if slowed { 3.0 } else { 1.0 }));
+            }
+        }
+        for k in [2usize, 3, 4, 5, 7] {
+            calls.extend((0..40).map(|i| s(k, 714 + 8 * i, cost(k, 714 + 8 * i))));
+        }
+        let f = CostFit::new(&ModelSamples { calls, prefills: vec![] }).unwrap();
+        assert!((f.slope(1) - 40e-6).abs() < 2e-6 && (f.slope(6) - 140e-6).abs() < 6e-6, "s(1) {} s(6) {}", f.slope(1), f.slope(6));
+        for k in 1..=7 {
+            let rel = (f.call(k, 880.0) - cost(k, 880)) / cost(k, 880);
+            assert!(rel.abs() < 0.03, "k={k}: {} vs {}", f.call(k, 880.0), cost(k, 880));
+        }
+        let truth = cost(6, f.mean_depth as usize) / cost(1, f.mean_depth as usize);
+        assert!((f.block_cost(6) - truth).abs() < 0.05, "b(6) {} vs {truth}", f.block_cost(6));
     }
 
     #[test]
