@@ -9,7 +9,7 @@
 //!   and multiplied against k queries) is a line through the per-k depth slopes. Each k's slope is
 //!   robust: the Theil–Sen slope through the medians of up to 16 equal-count depth bins, so a few
 //!   calls slowed by a neighbour cannot tilt it. The line is the least-squares line through those
-//!   slopes weighted by their calls (one well-measured k: a constant slope).
+//!   slopes weighted by their calls, with s0, s1 ≥ 0 (one well-measured k: a constant slope).
 //!   A slope pooled over every k (one `s` for all) was the earlier model, and it broke on real
 //!   sweeps: a block of 6 reads 6 queries against the cache, so its depth slope is ~3× a step's,
 //!   and the pooled slope (dominated by the blocks) pushed every `a(k)` below zero, flattening
@@ -287,8 +287,8 @@ pub fn replay(calls: &CallStats, overhead_s: f64, drafter: Option<&CostFit>, ver
 const MIN_CALLS_FOR_SLOPE: usize = 6;
 
 /// The robust depth slope of one k's calls: sort by depth, cut into up to 16 equal-count bins (4 or
-/// more calls each, 3 at the fewest), and take the Theil–Sen slope through the bins' (median depth, median
-/// seconds). `None` below [`MIN_CALLS_FOR_SLOPE`] calls or where every bin sits at one depth.
+/// more calls each, 3 at the fewest), and take the Theil–Sen slope through the bins' (median depth,
+/// median seconds). `None` below [`MIN_CALLS_FOR_SLOPE`] calls or where every bin sits at one depth.
 fn depth_slope(calls: &[&Sample]) -> Option<f64> {
     if calls.len() < MIN_CALLS_FOR_SLOPE {
         return None;
