@@ -155,10 +155,12 @@ impl CostFit {
             by_k.entry(c.k).or_default().push(c);
         }
         let (slope_s, slope_per_k_s) = depth_slope_line(&by_k);
-        let slope = |k: usize| (slope_s + slope_per_k_s * k as f64).max(0.0);
         let intercept_s = by_k
             .iter()
-            .map(|(&k, v)| (k, median(v.iter().map(|c| c.seconds - slope(k) * c.depth as f64).collect())))
+            .map(|(&k, v)| {
+                let s = slope_at(slope_s, slope_per_k_s, k);
+                (k, median(v.iter().map(|c| c.seconds - s * c.depth as f64).collect()))
+            })
             .collect();
         let mean_depth = if s.calls.is_empty() { 0.0 } else { s.calls.iter().map(|c| c.depth as f64).sum::<f64>() / s.calls.len() as f64 };
         let mut by_len: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
@@ -172,7 +174,7 @@ impl CostFit {
 
     /// The depth slope of a call of `k` positions, seconds per context token.
     pub fn slope(&self, k: usize) -> f64 {
-        (self.slope_s + self.slope_per_k_s * k as f64).max(0.0)
+        slope_at(self.slope_s, self.slope_per_k_s, k)
     }
 
     /// `a(k)`: measured, interpolated or extrapolated. It may be below 0 (the depth line run back to
@@ -283,6 +285,11 @@ pub fn replay(calls: &CallStats, overhead_s: f64, drafter: Option<&CostFit>, ver
     })
 }
 
+/// `s0 + s1 · k`, never below 0.
+fn slope_at(s0: f64, s1: f64, k: usize) -> f64 {
+    (s0 + s1 * k as f64).max(0.0)
+}
+
 /// Calls of one k needed before its depth slope is estimated.
 const MIN_CALLS_FOR_SLOPE: usize = 6;
 
@@ -303,9 +310,8 @@ fn depth_slope(calls: &[&Sample]) -> Option<f64> {
             (median(chunk.iter().map(|p| p.0).collect()), median(chunk.iter().map(|p| p.1).collect()))
         })
         .collect();
-    let mut distinct = pts.iter().map(|p| p.0).collect::<Vec<_>>();
-    distinct.dedup();
-    (distinct.len() >= 2).then(|| theil_sen(pts).1)
+    // The bins' depths rise with the bin: they are all one depth iff the first and last are.
+    (pts[0].0 != pts[bins - 1].0).then(|| theil_sen(pts).1)
 }
 
 /// The line `s(k) = s0 + s1 · k` through the per-k depth slopes, least squares weighted by each
@@ -315,10 +321,10 @@ fn depth_slope(calls: &[&Sample]) -> Option<f64> {
 fn depth_slope_line(by_k: &BTreeMap<usize, Vec<&Sample>>) -> (f64, f64) {
     let pts: Vec<(f64, f64, f64)> =
         by_k.iter().filter_map(|(&k, v)| depth_slope(v).map(|s| (k as f64, s, v.len() as f64))).collect();
-    let w: f64 = pts.iter().map(|p| p.2).sum();
     if pts.is_empty() {
         return (0.0, 0.0);
     }
+    let w: f64 = pts.iter().map(|p| p.2).sum();
     let mk = pts.iter().map(|p| p.2 * p.0).sum::<f64>() / w;
     let ms = pts.iter().map(|p| p.2 * p.1).sum::<f64>() / w;
     let sxx: f64 = pts.iter().map(|p| p.2 * (p.0 - mk).powi(2)).sum();
