@@ -1,6 +1,6 @@
 //! The 8-bit and f16 matmuls alone on the Qwen2.5 shapes: time per call and effective GB/s of
 //! weight read, for 1 to 8 token columns (and 64 and 256, prefill chunks), on the kernel paths this
-//! process chose (printed first; `SPECCASCADE_KERNEL=avx2|portable|avxvnni|avx512vnni` forces one).
+//! process chose (printed first; `SPECCASCADE_KERNEL=avx2|portable|avxvnni|avx512vnni|amx` forces one).
 //!
 //! `cargo bench --workspace --bench q8_kernel [-- SHAPE…]`: with names (substrings of the shape labels,
 //! e.g. `"1.5B gate_up"`), only those shapes are timed, and `--q8-only` leaves out the f16 matmul (for
@@ -14,7 +14,7 @@ use speccascade_models::transformer::q8::Q8Matrix;
 /// One line of timings: `k=K: ms (GB/s)` for each token count.
 fn time_line(label: String, bytes: usize, cols: usize, matmul: impl Fn(&[f32], usize, &mut [f32]), rows: usize) -> String {
     let mut line = label;
-    for k in [1usize, 2, 4, 6, 8, 64, 256] {
+    for k in [1usize, 2, 4, 6, 8, 16, 64, 256] {
         if k == 256 && rows > 100_000 {
             continue; // the output head runs at one column in prefill
         }

@@ -6,7 +6,7 @@
 //! order of scaling), but the f16 paths accumulate in f32 lanes of different widths, so mixing
 //! them by the number of token columns would make a position's logits depend on its batch.
 //!
-//! `SPECCASCADE_KERNEL=portable|avx2|avxvnni|avx512vnni|auto` overrides the choice (for comparisons and
+//! `SPECCASCADE_KERNEL=portable|avx2|avxvnni|avx512vnni|amx|auto` overrides the choice (for comparisons and
 //! for CPUs whose detection is wrong); a path the CPU lacks falls back to the best one it has,
 //! with a warning. The choice is logged once to stderr when `SPECCASCADE_LOG` contains `kernels`
 //! (or is `all`/`debug`), or `RUST_LOG` is `debug`/`trace` or names `kernels`; [`describe`]
@@ -27,8 +27,12 @@ pub struct CpuFeatures {
     pub avx512bf16: bool,
     /// AVX-VNNI (VEX, 256-bit `vpdpbusd`).
     pub avxvnni: bool,
-    /// AMX-INT8 tiles: reported, no kernel uses it yet.
+    /// AMX-INT8 tiles as the CPU reports them (`amx_int8` and `amx_tile` in `/proc/cpuinfo`).
     pub amx_int8: bool,
+    /// AMX-INT8 usable by this process: the CPU has it and Linux granted the tile data state
+    /// (`arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`); a hypervisor can hide the first,
+    /// a kernel before 5.16 refuses the second.
+    pub amx_usable: bool,
     /// AVX512-FP16: reported, no kernel uses it yet.
     pub avx512fp16: bool,
 }
@@ -49,7 +53,8 @@ impl CpuFeatures {
                 avx512vnni: std::is_x86_feature_detected!("avx512vnni"),
                 avx512bf16: std::is_x86_feature_detected!("avx512bf16"),
                 avxvnni: std::is_x86_feature_detected!("avxvnni"),
-                amx_int8: has_flag("amx_int8"),
+                amx_int8: has_flag("amx_int8") && has_flag("amx_tile"),
+                amx_usable: has_flag("amx_int8") && has_flag("amx_tile") && request_amx_permission(),
                 avx512fp16: has_flag("avx512_fp16"),
             }
         }
@@ -70,6 +75,7 @@ impl CpuFeatures {
             ("avx512bf16", self.avx512bf16),
             ("avxvnni", self.avxvnni),
             ("amx_int8", self.amx_int8),
+            ("amx_usable", self.amx_usable),
             ("avx512fp16", self.avx512fp16),
         ];
         all.iter().filter(|(_, on)| *on).map(|(n, _)| *n).collect()
@@ -78,7 +84,11 @@ impl CpuFeatures {
     /// The 8-bit paths this CPU can run, best first.
     pub fn q8_paths(&self) -> Vec<Q8Path> {
         let mut v = Vec::new();
-        if self.avx512f && self.avx512bw && self.avx512vl && self.avx512vnni && self.f16c && self.fma {
+        let avx512vnni = self.avx512f && self.avx512bw && self.avx512vl && self.avx512vnni && self.f16c && self.fma;
+        if avx512vnni && self.amx_usable {
+            v.push(Q8Path::Amx);
+        }
+        if avx512vnni {
             v.push(Q8Path::Avx512Vnni);
         }
         if self.avx2 && self.avxvnni && self.fma && self.f16c {
@@ -114,6 +124,9 @@ pub enum Q8Path {
     AvxVnni,
     /// AVX-512 VNNI `vpdpbusd` (zmm) over rows interleaved by sixteen, four bytes at a time.
     Avx512Vnni,
+    /// AMX-INT8 `tdpbsud` tiles (16 tokens × 16 rows per block) on the AVX-512 VNNI layout, for
+    /// [`crate::transformer::q8::AMX_MIN_COLS`] or more token columns; fewer run the AVX-512 VNNI kernel.
+    Amx,
 }
 
 /// The kernel family the f16 matmul ([`crate::transformer::f16::F16Matrix`]) runs.
@@ -133,6 +146,7 @@ impl Q8Path {
             Q8Path::Avx2 => "avx2",
             Q8Path::AvxVnni => "avxvnni",
             Q8Path::Avx512Vnni => "avx512vnni",
+            Q8Path::Amx => "amx",
         }
     }
 }
@@ -159,9 +173,9 @@ fn requested() -> &'static Result<Option<String>, String> {
         Err(_) => Ok(None),
         Ok(v) => match v.trim() {
             "" | "auto" => Ok(None),
-            s @ ("portable" | "avx2" | "avxvnni" | "avx512vnni") => Ok(Some(s.to_string())),
+            s @ ("portable" | "avx2" | "avxvnni" | "avx512vnni" | "amx") => Ok(Some(s.to_string())),
             other => Err(format!(
-                "SPECCASCADE_KERNEL='{other}' is not a kernel path (expected portable, avx2, avxvnni, avx512vnni or auto); using auto"
+                "SPECCASCADE_KERNEL='{other}' is not a kernel path (expected portable, avx2, avxvnni, avx512vnni, amx or auto); using auto"
             )),
         },
     })
@@ -228,7 +242,17 @@ pub fn f16_path() -> F16Path {
 
 /// Which variant of the 8-bit path runs for `k` token columns (the per-k choice).
 pub fn q8_variant(path: Q8Path, k: usize) -> &'static str {
-    let passes = k > crate::transformer::q8::MAX_COLS;
+    use crate::transformer::q8::{AMX_COLS, AMX_MIN_COLS, MAX_COLS};
+    if path == Q8Path::Amx {
+        return if k < AMX_MIN_COLS {
+            "AVX-512 VNNI: 16 rows x k columns, one pass over the weights"
+        } else if k <= AMX_COLS {
+            "AMX tiles: 16 rows x k columns per block, one pass over the weights"
+        } else {
+            "AMX tiles: 16 rows x 16 columns per block and pass; a task's weights (<= 128 KiB) re-read from L2"
+        };
+    }
+    let passes = k > MAX_COLS;
     match (path, passes) {
         (Q8Path::Portable, _) => "scalar, one output at a time",
         (Q8Path::Avx2, false) => "4 rows x k columns, one pass over the weights",
@@ -237,7 +261,40 @@ pub fn q8_variant(path: Q8Path, k: usize) -> &'static str {
         (Q8Path::AvxVnni, true) => "8 rows x 8 columns per pass; a task's weights (<= 128 KiB) re-read from L2",
         (Q8Path::Avx512Vnni, false) => "16 rows x k columns, one pass over the weights",
         (Q8Path::Avx512Vnni, true) => "16 rows x 8 columns per pass; a task's weights (<= 128 KiB) re-read from L2",
+        (Q8Path::Amx, _) => unreachable!("answered above"),
     }
+}
+
+/// The per-k variants of `path`, keyed by the ranges of k where each runs.
+fn q8_by_k(path: Q8Path) -> serde_json::Value {
+    use crate::transformer::q8::{AMX_COLS, AMX_MIN_COLS, MAX_COLS};
+    if path == Q8Path::Amx {
+        serde_json::json!({
+            format!("1-{}", AMX_MIN_COLS - 1): q8_variant(path, 1),
+            format!("{AMX_MIN_COLS}-{AMX_COLS}"): q8_variant(path, AMX_MIN_COLS),
+            format!("{}+", AMX_COLS + 1): q8_variant(path, AMX_COLS + 1),
+        })
+    } else {
+        serde_json::json!({
+            format!("1-{MAX_COLS}"): q8_variant(path, 1),
+            format!("{}+", MAX_COLS + 1): q8_variant(path, MAX_COLS + 1),
+        })
+    }
+}
+
+/// Ask Linux for the AMX tile data state (process-wide, once): without it the first tile
+/// instruction faults. True where granted (Linux ≥ 5.16 on a CPU with AMX).
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+fn request_amx_permission() -> bool {
+    const ARCH_REQ_XCOMP_PERM: libc::c_long = 0x1023;
+    const XFEATURE_XTILEDATA: libc::c_long = 18;
+    // SAFETY: a plain syscall with integer arguments; it changes only what the process may use.
+    unsafe { libc::syscall(libc::SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0 }
+}
+
+#[cfg(all(target_arch = "x86_64", not(target_os = "linux")))]
+fn request_amx_permission() -> bool {
+    false
 }
 
 /// The CPU's model name from `/proc/cpuinfo` (or the architecture where there is none).
@@ -278,10 +335,7 @@ pub fn describe() -> serde_json::Value {
         "warnings": c.warnings,
         "q8": {
             "path": c.q8.name(),
-            "by_k": {
-                "1-8": q8_variant(c.q8, 1),
-                "9+": q8_variant(c.q8, 9),
-            },
+            "by_k": q8_by_k(c.q8),
             "available": f.q8_paths().iter().map(|p| p.name()).collect::<Vec<_>>(),
         },
         "f16": {
@@ -289,7 +343,8 @@ pub fn describe() -> serde_json::Value {
             "by_k": "one path for every k (f32 sums must not depend on the batch)",
             "available": f.f16_paths().iter().map(|p| p.name()).collect::<Vec<_>>(),
         },
-        "not_implemented": ["amx_int8", "avx512fp16", "avx512bf16 (f16 path)"],
+        "q4k": if c.q8 == Q8Path::Amx { "avx512vnni (no AMX kernel for 4-bit weights)" } else { c.q8.name() },
+        "not_implemented": ["amx_int8 for q4k", "amx_bf16, avx512fp16, avx512bf16 (f16 path)"],
     })
 }
 

@@ -29,7 +29,7 @@ use rayon::prelude::*;
 use crate::cpu::{self, Q8Path};
 use crate::gguf::scale_min_k4;
 
-use super::q8::{Out, QK, QuantizedActs, f16_to_f32, grouped_matmul};
+use super::q8::{ColumnPasses, Out, QK, QuantizedActs, f16_to_f32, grouped_matmul};
 
 /// Values per super-block.
 pub const QK_K: usize = 256;
@@ -51,7 +51,8 @@ impl Layout {
     /// The layout a kernel path reads.
     pub(crate) fn for_path(p: Q8Path) -> Self {
         match p {
-            Q8Path::Avx512Vnni => Layout::Rows16,
+            // No AMX kernel reads 4-bit weights: the AMX path runs the AVX-512 VNNI kernel here.
+            Q8Path::Avx512Vnni | Q8Path::Amx => Layout::Rows16,
             Q8Path::AvxVnni | Q8Path::Avx2 | Q8Path::Portable => Layout::Rows8,
         }
     }
@@ -196,7 +197,7 @@ impl Q4kMatrix {
         );
         let group_bytes = self.group_bytes();
         let (rows, cols) = (self.rows, self.cols);
-        grouped_matmul(rows, cols, self.data.len() / group_bytes, group_bytes, k, out, || SubBlockActs::new(x, k, cols), |acts, g0, g1, c0, kc, dst| {
+        grouped_matmul(rows, cols, self.data.len() / group_bytes, group_bytes, k, ColumnPasses::Vector, out, || SubBlockActs::new(x, k, cols), |acts, g0, g1, c0, kc, dst| {
             // SAFETY: `grouped_matmul` hands each task's rows to that task alone, inside `out`.
             unsafe { self.pass(path, g0, g1, acts, c0, kc, dst) }
         });
@@ -283,7 +284,7 @@ mod kernel {
             match path {
                 Q8Path::Avx2 => by_k!(avx2),
                 Q8Path::AvxVnni => by_k!(avxvnni),
-                Q8Path::Avx512Vnni => by_k!(vnni),
+                Q8Path::Avx512Vnni | Q8Path::Amx => by_k!(vnni),
                 Q8Path::Portable => {}
             }
         }
@@ -618,7 +619,7 @@ mod tests {
     #[test]
     fn every_path_equals_the_portable_path_bit_for_bit() {
         let have = cpu::features().q8_paths();
-        let all = [Q8Path::Portable, Q8Path::Avx2, Q8Path::AvxVnni, Q8Path::Avx512Vnni];
+        let all = [Q8Path::Portable, Q8Path::Avx2, Q8Path::AvxVnni, Q8Path::Avx512Vnni, Q8Path::Amx];
         let skipped: Vec<&str> = all.iter().filter(|p| !have.contains(p)).map(|p| p.name()).collect();
         let mut runs: Vec<(Q8Path, Layout)> = vec![(Q8Path::Portable, Layout::Rows8), (Q8Path::Portable, Layout::Rows16)];
         runs.extend(have.iter().filter(|p| **p != Q8Path::Portable).map(|p| (*p, Layout::for_path(*p))));
