@@ -4,7 +4,11 @@ and llama.cpp (llama-cpp-python, the file's own quantization), measured exactly 
 `benches/transformer_speed.rs`: decode after 64 tokens of context (median of single steps),
 a 6-position block at the same depth rolled back each time (÷ one step), prefill of 512 tokens.
 
-  bench_engines.py --engine torch|llamacpp --model FILE.gguf [--threads 2] [--steps 24]
+  bench_engines.py --engine torch|llamacpp --model FILE.gguf [--threads 2] [--steps 24] [--no-extra-bufts]
+
+--no-extra-bufts loads llama.cpp's weights without its extra buffer types (the CPU repacking and
+AMX layouts; llama.cpp's `--no-repack`): on the Intel Xeon of 2026-12-04 llama-cpp-python 0.3.36
+segfaulted in its first decode with them, native build with or without GGML_AMX_*.
 """
 import argparse
 import json
@@ -61,8 +65,20 @@ def bench_torch(path, threads, steps):
     return load, step, block, single, pre
 
 
-def bench_llamacpp(path, threads, steps):
+def bench_llamacpp(path, threads, steps, extra_bufts=True):
+    import llama_cpp
     from llama_cpp import Llama
+
+    if not extra_bufts:
+        default_params = llama_cpp.llama_model_default_params
+
+        def params():
+            p = default_params()
+            p.use_extra_bufts = False
+            return p
+
+        llama_cpp.llama_model_default_params = params
+        llama_cpp.llama.llama_cpp.llama_model_default_params = params
 
     t0 = time.time()
     llm = Llama(model_path=path, n_ctx=2048, n_threads=threads, n_threads_batch=threads, n_batch=512,
@@ -108,12 +124,15 @@ def main():
     ap.add_argument("--model", required=True)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=24)
+    ap.add_argument("--no-extra-bufts", action="store_true")
     a = ap.parse_args()
-    f = bench_torch if a.engine == "torch" else bench_llamacpp
-    load, step, block, single, pre = f(a.model, a.threads, a.steps)
+    if a.engine == "torch":
+        load, step, block, single, pre = bench_torch(a.model, a.threads, a.steps)
+    else:
+        load, step, block, single, pre = bench_llamacpp(a.model, a.threads, a.steps, not a.no_extra_bufts)
     d, b, s = statistics.median(step), statistics.median(block), statistics.median(single)
     print(json.dumps({
-        "engine": a.engine, "model": a.model, "loadavg": open("/proc/loadavg").read().strip(),
+        "engine": a.engine, "model": a.model, "extra_bufts": not a.no_extra_bufts, "loadavg": open("/proc/loadavg").read().strip(),
         "load_s": load, "decode_tok_s": 1 / d, "decode_ms": d * 1e3, "block6_ms": b * 1e3, "single_ms": s * 1e3,
         "block6_over_step": b / s, "prefill512_tok_s": 512 / min(pre),
     }))

@@ -124,7 +124,7 @@ unsafe fn dot4_avx2(q: &[f32], k: [&[f32]; 4]) -> [f32; 4] {
 }
 
 #[inline(always)]
-fn dot4_body(q: &[f32], k: [&[f32]; 4]) -> [f32; 4] {
+pub(crate) fn dot4_body(q: &[f32], k: [&[f32]; 4]) -> [f32; 4] {
     let n = q.len();
     for kv in k {
         assert_eq!(kv.len(), n, "dot4: vector lengths");
@@ -192,7 +192,7 @@ unsafe fn axpy4_avx2(w: [f32; 4], v: [&[f32]; 4], out: &mut [f32]) {
 }
 
 #[inline(always)]
-fn axpy4_body(w: [f32; 4], v: [&[f32]; 4], out: &mut [f32]) {
+pub(crate) fn axpy4_body(w: [f32; 4], v: [&[f32]; 4], out: &mut [f32]) {
     let n = out.len();
     for vv in v {
         assert_eq!(vv.len(), n, "axpy4: vector lengths");
