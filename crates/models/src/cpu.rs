@@ -243,15 +243,6 @@ pub fn f16_path() -> F16Path {
 /// Which variant of the 8-bit path runs for `k` token columns (the per-k choice).
 pub fn q8_variant(path: Q8Path, k: usize) -> &'static str {
     use crate::transformer::q8::{AMX_COLS, AMX_MIN_COLS, MAX_COLS};
-    if path == Q8Path::Amx {
-        return if k < AMX_MIN_COLS {
-            "AVX-512 VNNI: 16 rows x k columns, one pass over the weights"
-        } else if k <= AMX_COLS {
-            "AMX tiles: 16 rows x k columns per block, one pass over the weights"
-        } else {
-            "AMX tiles: 16 rows x 16 columns per block and pass; a task's weights (<= 128 KiB) re-read from L2"
-        };
-    }
     let passes = k > MAX_COLS;
     match (path, passes) {
         (Q8Path::Portable, _) => "scalar, one output at a time",
@@ -261,7 +252,9 @@ pub fn q8_variant(path: Q8Path, k: usize) -> &'static str {
         (Q8Path::AvxVnni, true) => "8 rows x 8 columns per pass; a task's weights (<= 128 KiB) re-read from L2",
         (Q8Path::Avx512Vnni, false) => "16 rows x k columns, one pass over the weights",
         (Q8Path::Avx512Vnni, true) => "16 rows x 8 columns per pass; a task's weights (<= 128 KiB) re-read from L2",
-        (Q8Path::Amx, _) => unreachable!("answered above"),
+        (Q8Path::Amx, _) if k < AMX_MIN_COLS => "AVX-512 VNNI: 16 rows x k columns, one pass over the weights",
+        (Q8Path::Amx, _) if k <= AMX_COLS => "AMX tiles: 16 rows x k columns per block, one pass over the weights",
+        (Q8Path::Amx, _) => "AMX tiles: 16 rows x 16 columns per block and pass; a task's weights (<= 128 KiB) re-read from L2",
     }
 }
 
@@ -351,6 +344,35 @@ pub fn describe() -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// AMX comes first only where the process may use the tiles, and never without AVX-512 VNNI
+    /// (its float steps and its tails of fewer than nine columns run there).
+    #[test]
+    fn amx_needs_the_tile_permission_and_avx512_vnni() {
+        let all = CpuFeatures {
+            avx2: true,
+            fma: true,
+            f16c: true,
+            avx512f: true,
+            avx512bw: true,
+            avx512vl: true,
+            avx512vnni: true,
+            avx512bf16: true,
+            avxvnni: true,
+            amx_int8: true,
+            amx_usable: true,
+            avx512fp16: true,
+        };
+        assert_eq!(all.q8_paths(), [Q8Path::Amx, Q8Path::Avx512Vnni, Q8Path::AvxVnni, Q8Path::Avx2, Q8Path::Portable]);
+        let denied = CpuFeatures { amx_usable: false, ..all.clone() };
+        assert_eq!(denied.q8_paths()[0], Q8Path::Avx512Vnni);
+        let no_avx512 = CpuFeatures { avx512vnni: false, ..all.clone() };
+        assert_eq!(no_avx512.q8_paths()[0], Q8Path::AvxVnni);
+        assert_eq!(q8_by_k(Q8Path::Amx).as_object().map(|o| o.len()), Some(3));
+        assert!(q8_variant(Q8Path::Amx, 6).starts_with("AVX-512 VNNI"));
+        assert!(q8_variant(Q8Path::Amx, 9).starts_with("AMX"));
+        assert!(q8_variant(Q8Path::Amx, 512).starts_with("AMX"));
+    }
 
     #[test]
     fn the_chosen_paths_are_available_and_described() {
