@@ -940,7 +940,7 @@ mod kernel {
                         // The tile loads wait for their lines, so ask for those of the batch
                         // after next while this one is scaled: its weights (far ahead on the
                         // first pass, which streams them from memory; later passes find them
-                        // in L2) and its activations (`K` rows of 128 bytes).
+                        // in L2) and its four tiles of activations.
                         let ahead = if c0 == 0 { VNNI_PREFETCH_BYTES } else { 2 * BATCH * GBB };
                         let wp = base.add(b0 * GBB).wrapping_add(ahead) as *const i8;
                         for l in 0..(BATCH * GBB).div_ceil(64) {
