@@ -43,6 +43,7 @@ impl CpuFeatures {
         {
             let flags = cpuinfo_field("flags").unwrap_or_default();
             let has_flag = |f: &str| flags.split_whitespace().any(|x| x == f);
+            let amx_int8 = has_flag("amx_int8") && has_flag("amx_tile");
             Self {
                 avx2: std::is_x86_feature_detected!("avx2"),
                 fma: std::is_x86_feature_detected!("fma"),
@@ -53,8 +54,8 @@ impl CpuFeatures {
                 avx512vnni: std::is_x86_feature_detected!("avx512vnni"),
                 avx512bf16: std::is_x86_feature_detected!("avx512bf16"),
                 avxvnni: std::is_x86_feature_detected!("avxvnni"),
-                amx_int8: has_flag("amx_int8") && has_flag("amx_tile"),
-                amx_usable: has_flag("amx_int8") && has_flag("amx_tile") && request_amx_permission(),
+                amx_int8,
+                amx_usable: amx_int8 && request_amx_permission(),
                 avx512fp16: has_flag("avx512_fp16"),
             }
         }
@@ -140,6 +141,9 @@ pub enum F16Path {
 }
 
 impl Q8Path {
+    /// Every 8-bit path, in the order the tests and messages list them.
+    pub const ALL: [Q8Path; 5] = [Q8Path::Portable, Q8Path::Avx2, Q8Path::AvxVnni, Q8Path::Avx512Vnni, Q8Path::Amx];
+
     pub fn name(self) -> &'static str {
         match self {
             Q8Path::Portable => "portable",
@@ -173,9 +177,10 @@ fn requested() -> &'static Result<Option<String>, String> {
         Err(_) => Ok(None),
         Ok(v) => match v.trim() {
             "" | "auto" => Ok(None),
-            s @ ("portable" | "avx2" | "avxvnni" | "avx512vnni" | "amx") => Ok(Some(s.to_string())),
+            s if Q8Path::ALL.iter().any(|p| p.name() == s) => Ok(Some(s.to_string())),
             other => Err(format!(
-                "SPECCASCADE_KERNEL='{other}' is not a kernel path (expected portable, avx2, avxvnni, avx512vnni, amx or auto); using auto"
+                "SPECCASCADE_KERNEL='{other}' is not a kernel path (expected {} or auto); using auto",
+                Q8Path::ALL.map(Q8Path::name).join(", ")
             )),
         },
     })

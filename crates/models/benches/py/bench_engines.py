@@ -66,19 +66,19 @@ def bench_torch(path, threads, steps):
 
 
 def bench_llamacpp(path, threads, steps, extra_bufts=True):
-    import llama_cpp
+    import llama_cpp.llama_cpp as lib
     from llama_cpp import Llama
 
     if not extra_bufts:
-        default_params = llama_cpp.llama_model_default_params
+        # `Llama` builds its model parameters from this binding of the low-level module.
+        default_params = lib.llama_model_default_params
 
         def params():
             p = default_params()
             p.use_extra_bufts = False
             return p
 
-        llama_cpp.llama_model_default_params = params
-        llama_cpp.llama.llama_cpp.llama_model_default_params = params
+        lib.llama_model_default_params = params
 
     t0 = time.time()
     llm = Llama(model_path=path, n_ctx=2048, n_threads=threads, n_threads_batch=threads, n_batch=512,

@@ -101,13 +101,12 @@ pub fn attend(
     // One item is a query row and query heads that read the same key/value head, computed
     // together so that each key and value row is fetched once for all of them: the whole group,
     // unless that leaves fewer than two items per thread (a decode step of a model with one or
-    // two key/value heads), then the largest divisor of the group that gives them.
+    // two key/value heads), then the largest divisor of the group that gives them. A call too
+    // small for the pool runs on this thread with whole groups.
     let work = k * nh * n * hd;
     let threads = if work < PARALLEL_WORK { 1 } else { rayon::current_num_threads() };
-    let per_item = (1..=group)
-        .rev()
-        .find(|d| group % d == 0 && k * (nh / d) >= 2 * threads)
-        .unwrap_or(1);
+    let min_items = if threads == 1 { 1 } else { 2 * threads };
+    let per_item = (1..=group).rev().find(|d| group % d == 0 && k * (nh / d) >= min_items).unwrap_or(1);
     let job = Job { q, keys, values, shape, rule, visible, bias, n, per_item };
     if threads == 1 {
         let mut scores = Vec::new();

@@ -619,8 +619,7 @@ mod tests {
     #[test]
     fn every_path_equals_the_portable_path_bit_for_bit() {
         let have = cpu::features().q8_paths();
-        let all = [Q8Path::Portable, Q8Path::Avx2, Q8Path::AvxVnni, Q8Path::Avx512Vnni, Q8Path::Amx];
-        let skipped: Vec<&str> = all.iter().filter(|p| !have.contains(p)).map(|p| p.name()).collect();
+        let skipped: Vec<&str> = Q8Path::ALL.iter().filter(|p| !have.contains(p)).map(|p| p.name()).collect();
         let mut runs: Vec<(Q8Path, Layout)> = vec![(Q8Path::Portable, Layout::Rows8), (Q8Path::Portable, Layout::Rows16)];
         runs.extend(have.iter().filter(|p| **p != Q8Path::Portable).map(|p| (*p, Layout::for_path(*p))));
         let names: Vec<String> = runs.iter().map(|(p, l)| format!("{} on {l:?}", p.name())).collect();

@@ -913,8 +913,7 @@ mod kernel {
                         )
                     };
                 }
-                let mut pending = n_groups > 0;
-                if pending {
+                if n_groups > 0 {
                     multiply_batch!(w.as_ptr(), 0);
                 }
                 for g in 0..n_groups {
@@ -923,19 +922,15 @@ mod kernel {
                     let mut b0 = 0;
                     while b0 < nb {
                         let n_in = (nb - b0).min(BATCH);
-                        debug_assert!(pending);
                         store!(4, 0);
                         if n_in > 1 { store!(5, 1); }
                         if n_in > 2 { store!(6, 2); }
                         if n_in > 3 { store!(7, 3); }
                         // The next batch: of this group, or the next group's first.
-                        pending = false;
                         if b0 + BATCH < nb {
                             multiply_batch!(base, b0 + BATCH);
-                            pending = true;
                         } else if g + 1 < n_groups {
                             multiply_batch!(base.add(group_bytes), 0);
-                            pending = true;
                         }
                         // The tile loads wait for their lines, so ask for those of the batch
                         // after next while this one is scaled: its weights (far ahead on the
@@ -1082,8 +1077,7 @@ mod tests {
     #[test]
     fn every_path_equals_the_portable_path_bit_for_bit() {
         let have = cpu::features().q8_paths();
-        let all = [Q8Path::Portable, Q8Path::Avx2, Q8Path::AvxVnni, Q8Path::Avx512Vnni, Q8Path::Amx];
-        let skipped: Vec<&str> = all.iter().filter(|p| !have.contains(p)).map(|p| p.name()).collect();
+        let skipped: Vec<&str> = Q8Path::ALL.iter().filter(|p| !have.contains(p)).map(|p| p.name()).collect();
         // Every (path, layout) pair a process can run: portable on both layouts.
         let mut runs: Vec<(Q8Path, Layout)> =
             vec![(Q8Path::Portable, Layout::Rows4), (Q8Path::Portable, Layout::Rows8), (Q8Path::Portable, Layout::Rows16)];
