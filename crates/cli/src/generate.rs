@@ -13,7 +13,7 @@ use speccascade_core::{LanguageModel, Purpose, Sampling, Stream, TokenDist, samp
 use speccascade_decoding::{Bonus, DecodeConfig, Method, MethodSpec, decode};
 use speccascade_models::registry::resolve_model;
 use speccascade_models::tokenizer::{ChatMessage, Tokenizer};
-use speccascade_models::transformer::{Precision, TransformerOptions, load_model};
+use speccascade_models::transformer::{ModelInfo, TransformerOptions, load_model};
 
 use crate::limits;
 
@@ -56,23 +56,35 @@ pub struct GenerateArgs {
     top_p: f32,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Weight precision of the linear layers: q8 (8-bit blocks), q4k (a GGUF file's Q4_K blocks
+    /// Weight precision. On the CPU: q8 (8-bit blocks; `native`), q4k (a GGUF file's Q4_K blocks
     /// read natively, the rest at q8: fewest bytes a step), f16 (cheap blocks) or f32 (reference).
-    #[arg(long, default_value = "q8")]
+    /// On a device: f32, f16 or bf16 (`native`: bf16 on cuda, f16 on wgpu, f32 on flex).
+    #[arg(long, default_value = "native")]
     precision: String,
+    /// Where the models run: cpu (the host kernels), flex (burn's CPU backend through the device
+    /// engine), wgpu, cuda or cuda:N (a binary built with `--features wgpu` / `cuda`).
+    #[arg(long, default_value = "cpu")]
+    device: String,
     /// Print one JSON object: {"tokens", "logprobs" (one model: each emitted token's log-probability
     /// under the model's untransformed distribution), "text", "prompt_tokens", "seconds", "ledger" (pairs)}.
     #[arg(long)]
     json: bool,
 }
 
-/// The model, the longest sequence it holds, and its tokenizer.
-fn load(name: &str, precision: Precision) -> Result<(Box<dyn LanguageModel>, usize, Tokenizer)> {
+/// The model, what it is, and its tokenizer.
+fn load(name: &str, opts: &TransformerOptions) -> Result<(Box<dyn LanguageModel>, ModelInfo, Tokenizer)> {
     let loc = resolve_model(name)?;
     let tok = Tokenizer::from_location(&loc).with_context(|| format!("loading the tokenizer of {name}"))?;
-    let opts = TransformerOptions { precision, ..Default::default() };
-    let loaded = load_model(&loc, &opts).with_context(|| format!("loading model {name}"))?;
-    Ok((loaded.model, loaded.info.max_seq_len, tok))
+    let loaded = load_model(&loc, opts).with_context(|| format!("loading model {name}"))?;
+    Ok((loaded.model, loaded.info, tok))
+}
+
+/// `v` with where the models ran: precision, device and the CPU kernel paths.
+fn with_placement(mut v: serde_json::Value, info: &ModelInfo) -> serde_json::Value {
+    v["precision"] = info.precision.clone().into();
+    v["device"] = info.device.clone().into();
+    v["kernels"] = speccascade_models::cpu::describe().into();
+    v
 }
 
 /// `--max-new-tokens` (plus the prompt, plus `block` positions in flight: a draft block and its
@@ -102,25 +114,25 @@ fn prompt_ids(tok: &Tokenizer, a: &GenerateArgs) -> Result<Vec<u32>> {
 }
 
 pub fn run(a: GenerateArgs) -> Result<()> {
-    let precision: Precision = a.precision.parse().map_err(|e: String| anyhow!(e))?;
+    let opts = speccascade_provider::model_options(&a.device, &a.precision).map_err(|e| anyhow!("--device {} --precision {}: {e}", a.device, a.precision))?;
     let sampling = Sampling::new(a.temperature, a.top_p)?;
     limits::in_range("--gamma", a.gamma, 1, limits::MAX_GAMMA, "draft block length γ")?;
     if a.max_new_tokens == 0 {
         bail!("--max-new-tokens must be at least 1");
     }
     if let Some(name) = &a.model {
-        single(&a, name, precision, sampling)
+        single(&a, name, &opts, sampling)
     } else if let (Some(d), Some(v)) = (&a.drafter, &a.verifier) {
-        pair(&a, d, v, precision, sampling)
+        pair(&a, d, v, &opts, sampling)
     } else {
         bail!("pass --model M, or --drafter A --verifier B --method M")
     }
 }
 
-fn single(a: &GenerateArgs, name: &str, precision: Precision, sampling: Sampling) -> Result<()> {
-    let (model, max_seq_len, tok) = load(name, precision)?;
+fn single(a: &GenerateArgs, name: &str, opts: &TransformerOptions, sampling: Sampling) -> Result<()> {
+    let (model, info, tok) = load(name, opts)?;
     let prompt = prompt_ids(&tok, a)?;
-    check_length(a, &prompt, &[(name, max_seq_len)], 1)?;
+    check_length(a, &prompt, &[(name, info.max_seq_len)], 1)?;
     let rng = Stream::new(a.seed, 0);
     let t0 = Instant::now();
     let (mut session, mut logits) = model.start(&prompt).with_context(|| format!("prefilling {name}"))?;
@@ -148,12 +160,14 @@ fn single(a: &GenerateArgs, name: &str, precision: Precision, sampling: Sampling
     if a.json {
         println!(
             "{}",
-            serde_json::json!({
-                "model": name, "precision": a.precision, "prompt_tokens": prompt.len(),
-                "tokens": tokens, "logprobs": logprobs, "text": text, "seconds": secs, "prefill_seconds": prefill_s,
-                "decode_tokens_per_s": (tokens.len().saturating_sub(1)) as f64 / (secs - prefill_s).max(1e-9),
-                "kernels": speccascade_models::cpu::describe(),
-            })
+            with_placement(
+                serde_json::json!({
+                    "model": name, "prompt_tokens": prompt.len(),
+                    "tokens": tokens, "logprobs": logprobs, "text": text, "seconds": secs, "prefill_seconds": prefill_s,
+                    "decode_tokens_per_s": (tokens.len().saturating_sub(1)) as f64 / (secs - prefill_s).max(1e-9),
+                }),
+                &info
+            )
         );
     } else {
         writeln!(out, "{}", stream.finish())?;
@@ -173,11 +187,12 @@ fn log_prob(logits: &[f32], t: u32) -> f64 {
     logits[t as usize] as f64 - max - z.ln()
 }
 
-fn pair(a: &GenerateArgs, drafter: &str, verifier: &str, precision: Precision, sampling: Sampling) -> Result<()> {
+fn pair(a: &GenerateArgs, drafter: &str, verifier: &str, opts: &TransformerOptions, sampling: Sampling) -> Result<()> {
     let method = a.method.ok_or_else(|| anyhow!("--method is required with --drafter/--verifier"))?;
     let spec = MethodSpec::new(method, a.alpha)?;
-    let (dm, dmax, dtok) = load(drafter, precision)?;
-    let (vm, vmax, vtok) = load(verifier, precision)?;
+    let (dm, dinfo, dtok) = load(drafter, opts)?;
+    let (vm, vinfo, vtok) = load(verifier, opts)?;
+    let (dmax, vmax) = (dinfo.max_seq_len, vinfo.max_seq_len);
     if dm.vocab_size() != vm.vocab_size() || dtok.vocab_size() != vtok.vocab_size() {
         bail!(
             "drafter {drafter} (vocabulary {}) and verifier {verifier} (vocabulary {}) do not share a vocabulary; \
@@ -204,12 +219,14 @@ fn pair(a: &GenerateArgs, drafter: &str, verifier: &str, precision: Precision, s
     if a.json {
         println!(
             "{}",
-            serde_json::json!({
-                "drafter": drafter, "verifier": verifier, "method": spec.label(), "gamma": a.gamma, "bonus": cfg.bonus,
-                "precision": a.precision, "prompt_tokens": prompt.len(), "tokens": generation.tokens,
-                "text": text, "stop": generation.stop, "ledger": generation.ledger, "seconds": secs,
-                "kernels": speccascade_models::cpu::describe(),
-            })
+            with_placement(
+                serde_json::json!({
+                    "drafter": drafter, "verifier": verifier, "method": spec.label(), "gamma": a.gamma, "bonus": cfg.bonus,
+                    "prompt_tokens": prompt.len(), "tokens": generation.tokens,
+                    "text": text, "stop": generation.stop, "ledger": generation.ledger, "seconds": secs,
+                }),
+                &vinfo
+            )
         );
     } else {
         println!("{text}");

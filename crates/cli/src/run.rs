@@ -61,10 +61,17 @@ pub struct Args {
     /// `--set models.drafter=DIR --set tasks[0].examples=4`.
     #[arg(long = "set", value_name = "KEY.PATH=VALUE")]
     pub set: Vec<String>,
+    /// Run the models on this device (`--set models.device=D`): cpu, flex, wgpu, cuda or cuda:N.
+    #[arg(long)]
+    pub device: Option<String>,
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let (mut exp, mut src) = Experiment::from_file_with_sets(&a.experiment, &a.set).map_err(anyhow::Error::new)?;
+    let mut sets = a.set.clone();
+    if let Some(d) = &a.device {
+        sets.push(format!("models.device={d}"));
+    }
+    let (mut exp, mut src) = Experiment::from_file_with_sets(&a.experiment, &sets).map_err(anyhow::Error::new)?;
     if let Some(out) = &a.out {
         exp.output = out.clone();
     }

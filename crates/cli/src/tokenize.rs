@@ -22,6 +22,15 @@ pub struct TokenizeArgs {
     /// Print one JSON object: {"model", "ids", "tokens", "count"}.
     #[arg(long)]
     json: bool,
+    /// Accepted for symmetry with `generate` and `run`; tokenizing runs on the host wherever the
+    /// models would (checked like theirs: cpu, flex, wgpu, cuda or cuda:N).
+    #[arg(long, default_value = "cpu", value_parser = parse_device)]
+    #[allow(dead_code)] // a no-op once its parser has checked it
+    device: String,
+}
+
+fn parse_device(s: &str) -> Result<String, String> {
+    s.parse::<speccascade_models::burn_lm::DeviceChoice>().map(|_| s.to_string())
 }
 
 pub fn run(a: TokenizeArgs) -> Result<()> {

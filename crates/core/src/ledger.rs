@@ -75,6 +75,15 @@ pub struct Ledger {
     /// Wall-clock seconds the cost model does not charge (the oracle's verifier calls at δ = 0):
     /// subtract from `total_s` for the oracle's charged latency.
     pub uncharged_s: f64,
+    /// Seconds spent copying logits from a device to the host (the device engine; 0 on the CPU
+    /// kernels, and then not written). Part of `overhead_s`: the prefill and decode seconds
+    /// exclude it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub transfer_s: f64,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 impl Ledger {
@@ -174,7 +183,7 @@ impl Ledger {
             emitted, drafter_steps, verifier_calls, verifier_calls_charged, verifier_positions, blocks,
             drafted, accepted, rejected, residual, bonus, drafter_direct, verifier_direct, decisions,
             deferrals, sequence_deferrals, prefill_tokens, drafter_prefill_s, verifier_prefill_s,
-            drafter_decode_s, verifier_decode_s, overhead_s, total_s, uncharged_s
+            drafter_decode_s, verifier_decode_s, overhead_s, total_s, uncharged_s, transfer_s
         );
         add_vec(&mut self.accept_length_hist, &o.accept_length_hist);
         add_vec(&mut self.position_attempts, &o.position_attempts);

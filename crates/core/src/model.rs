@@ -128,6 +128,12 @@ pub trait Session: Send {
     fn extend_dists(&mut self, tokens: &[TokenId], sampling: &Sampling) -> Result<Vec<TokenDist>, CoreError> {
         TokenDist::from_logits_matrix(self.extend(tokens)?, sampling)
     }
+    /// Seconds this session has spent copying logits from a device to the host, prefill included
+    /// (inside the seconds its calls take; drivers charge it to the ledger's overhead). Host
+    /// models copy nothing: 0.
+    fn transfer_s(&self) -> f64 {
+        0.0
+    }
 }
 
 /// What can go wrong inside a model, named so that the message says what to fix.

@@ -169,17 +169,27 @@ pub(crate) fn finish(out: output::Output<'_>, ledger: Ledger) -> Finished {
     (out.tokens, stop, out.trace, ledger)
 }
 
-/// Copy a tracked model's counters into the ledger's drafter or verifier fields.
+/// Copy a tracked model's counters into the ledger's drafter or verifier fields. A device
+/// model's logit copies to the host move from its prefill and decode seconds to `transfer_s`
+/// (and so into the overhead).
 pub(crate) fn charge(ledger: &mut Ledger, drafter: Option<&tracked::Tracked<'_>>, verifier: Option<&tracked::Tracked<'_>>) {
+    let split = |m: &tracked::Tracked<'_>| {
+        let decode_transfer = (m.transfer_s() - m.prefill_transfer_s).max(0.0);
+        ((m.prefill_seconds - m.prefill_transfer_s).max(0.0), (m.seconds - decode_transfer).max(0.0), m.transfer_s())
+    };
     if let Some(d) = drafter {
+        let (prefill, decode, transfer) = split(d);
         ledger.drafter_steps = d.calls;
-        ledger.drafter_decode_s = d.seconds;
-        ledger.drafter_prefill_s = d.prefill_seconds;
+        ledger.drafter_decode_s = decode;
+        ledger.drafter_prefill_s = prefill;
+        ledger.transfer_s += transfer;
     }
     if let Some(v) = verifier {
+        let (prefill, decode, transfer) = split(v);
         ledger.verifier_calls = v.calls;
         ledger.verifier_positions = v.positions;
-        ledger.verifier_decode_s = v.seconds;
-        ledger.verifier_prefill_s = v.prefill_seconds;
+        ledger.verifier_decode_s = decode;
+        ledger.verifier_prefill_s = prefill;
+        ledger.transfer_s += transfer;
     }
 }

@@ -28,9 +28,16 @@ pub(crate) struct Tracked<'a> {
     pub positions: u64,
     pub seconds: f64,
     pub prefill_seconds: f64,
+    /// Of `prefill_seconds`, the device-to-host copy of the prefill's logits (0 on the host).
+    pub prefill_transfer_s: f64,
 }
 
 impl<'a> Tracked<'a> {
+    /// Seconds the session has spent copying logits to the host, prefill included.
+    pub fn transfer_s(&self) -> f64 {
+        self.session.transfer_s()
+    }
+
     /// Prefill `prompt`; every distribution this returns is at `sampling`.
     pub fn start(model: &'a dyn LanguageModel, prompt: &[TokenId], sampling: &Sampling) -> Result<Self, DecodeError> {
         let t = Instant::now();
@@ -57,6 +64,7 @@ impl<'a> Tracked<'a> {
             return Err(ModelError::Empty(format!("{}: prompt", model.name())).into());
         }
         let first = TokenDist::from_vec(window.into_vec(), sampling)?;
+        let prefill_transfer_s = session.transfer_s();
         Ok(Self {
             name: model.name().to_string(),
             vocab,
@@ -71,6 +79,7 @@ impl<'a> Tracked<'a> {
             positions: 0,
             seconds: 0.0,
             prefill_seconds,
+            prefill_transfer_s,
         })
     }
 

@@ -112,7 +112,8 @@ pub struct ModelsSpec {
     /// The synthetic pair instead of real models (no weights).
     #[serde(default)]
     pub synthetic: Option<SyntheticSpec>,
-    /// `cpu`, `wgpu`, `cuda` or `cuda:N`.
+    /// `cpu` (the host kernels), `flex` (burn's CPU backend through the device engine), `wgpu`,
+    /// `cuda` or `cuda:N` (speccascade_models::burn_lm::DEVICES; checked again when loading).
     #[serde(default = "cpu")]
     pub device: String,
     /// Weight precision: `native` (the loader's default), `q8` (8-bit blocks), `q4k` (a GGUF file's Q4_K
@@ -530,9 +531,9 @@ impl Experiment {
             (None, Some(_), None) => return Err((vec![k("models")], "expected `verifier` beside `drafter`".into())),
         }
         let dev = m.device.as_str();
-        let dev_ok = dev == "cpu" || dev == "wgpu" || dev == "cuda" || dev.strip_prefix("cuda:").is_some_and(|n| n.parse::<u32>().is_ok());
+        let dev_ok = ["cpu", "flex", "wgpu", "cuda"].contains(&dev) || dev.strip_prefix("cuda:").is_some_and(|n| n.parse::<u32>().is_ok());
         if !dev_ok {
-            return Err((mk("device"), format!("expected cpu, wgpu, cuda or cuda:N, got {dev:?}")));
+            return Err((mk("device"), format!("expected cpu, flex, wgpu, cuda or cuda:N, got {dev:?}")));
         }
         if !["native", "q8", "q4k", "f32", "f16", "bf16"].contains(&m.precision.as_str()) {
             return Err((mk("precision"), format!("expected native, q8, q4k, f32, f16 or bf16, got {:?}", m.precision)));

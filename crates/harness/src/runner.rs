@@ -237,8 +237,14 @@ struct TaskPlan<'p> {
 }
 
 /// Resolve `hardware: auto`.
+/// A sweep on a device names it (and the dtype) after the host's tag.
 pub fn hardware(exp: &Experiment) -> String {
-    if exp.hardware == "auto" { sysstat::hardware_tag() } else { exp.hardware.clone() }
+    if exp.hardware != "auto" {
+        return exp.hardware.clone();
+    }
+    let host = sysstat::hardware_tag();
+    let m = &exp.models;
+    if m.synthetic.is_none() && m.device != "cpu" { format!("{host} device={} {}", m.device, m.precision) } else { host }
 }
 
 /// Run (a shard of) an experiment.

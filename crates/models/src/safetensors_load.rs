@@ -259,6 +259,13 @@ fn host_linear(l: &Linear) -> (HostTensor, Option<HostTensor>) {
 
 /// Load an HF directory (config.json + safetensors) as a [`Transformer`].
 pub fn load_hf_dir(dir: &Path, name: &str, opts: &TransformerOptions) -> Result<Transformer, LoadError> {
+    let (cfg, src, eos) = hf_source(dir, opts)?;
+    Ok(Transformer::from_source(name, cfg, &src, opts)?.with_eos(eos))
+}
+
+/// An HF llama-family directory's config, its tensors under canonical names (f32, in memory) and
+/// its EOS ids.
+pub fn hf_source(dir: &Path, opts: &TransformerOptions) -> Result<(TransformerConfig, MemorySource, Vec<u32>), LoadError> {
     let cfg = hf_config(dir)?;
     let source = dir.display().to_string();
     // Before the skeleton allocates a single layer: the config against the weights present.
@@ -316,6 +323,5 @@ pub fn load_hf_dir(dir: &Path, name: &str, opts: &TransformerOptions) -> Result<
         }
     }
     drop(module);
-    let src = MemorySource { label: source, tensors: t };
-    Ok(Transformer::from_source(name, cfg, &src, opts)?.with_eos(eos))
+    Ok((cfg, MemorySource { label: source, tensors: t }, eos))
 }

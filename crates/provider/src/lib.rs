@@ -15,10 +15,28 @@ use speccascade_harness::HarnessError;
 use speccascade_harness::config::{ModelsSpec, TaskSpec};
 use speccascade_harness::provider::{Aggregation, InputLimit, MetricScore, Output, Pair, Prompt, Provider, Score, Task};
 use speccascade_harness::synthetic::SyntheticProvider;
+use speccascade_models::burn_lm::{DeviceChoice, TensorEngine, parse_dtype};
 use speccascade_models::registry::{ModelLocation, resolve_model};
 use speccascade_models::tokenizer::{ChatMessage, Tokenizer};
 use speccascade_models::transformer::{Precision, TransformerOptions, load_model};
 use speccascade_tasks as tasks;
+
+/// How to load a model on `device` (`cpu`, `flex`, `wgpu`, `cuda[:N]`) at `precision`: the host
+/// kernels at a host precision (`native` is q8), or the device engine at a device dtype (`native`
+/// is the device's default). The error names what was expected.
+pub fn model_options(device: &str, precision: &str) -> Result<TransformerOptions, String> {
+    let choice: DeviceChoice = device.parse().map_err(|e: String| format!("device: {e}"))?;
+    if choice == DeviceChoice::Cpu {
+        let precision = match precision {
+            "native" => Precision::Q8,
+            other => other.parse::<Precision>().map_err(|e| format!("precision: {e}"))?,
+        };
+        return Ok(TransformerOptions { precision, ..TransformerOptions::default() });
+    }
+    let dtype = parse_dtype(precision, &choice).map_err(|e| format!("precision: {e}"))?;
+    let engine = TensorEngine::open(&choice, dtype).map_err(|e| e.to_string())?;
+    Ok(TransformerOptions { engine: Some(engine), ..TransformerOptions::default() })
+}
 
 /// Models and tasks for the harness: the synthetic pair and task from the harness itself, real
 /// models from speccascade-models (a registered name, a GGUF file or a Hugging Face directory) and
@@ -31,17 +49,7 @@ impl Provider for RealProvider {
             return SyntheticProvider.pair(spec);
         }
         let merr = |what: &str, e: &dyn std::fmt::Display| HarnessError::Model(format!("{what}: {e}"));
-        if spec.device != "cpu" {
-            return Err(HarnessError::Model(format!(
-                "device {:?}: this build runs models on the CPU only (burn's flex backend); use `device: cpu`",
-                spec.device
-            )));
-        }
-        let precision = match spec.precision.as_str() {
-            "native" => Precision::Q8,
-            other => other.parse::<Precision>().map_err(|e| HarnessError::Model(format!("models.precision: {e}")))?,
-        };
-        let opts = TransformerOptions { precision, ..TransformerOptions::default() };
+        let opts = model_options(&spec.device, &spec.precision).map_err(|e| HarnessError::Model(format!("models: {e}")))?;
         let load = |name: &str| -> Result<(Box<dyn LanguageModel>, ModelLocation), HarnessError> {
             let loc = resolve_model(name).map_err(|e| merr(name, &e))?;
             let model = load_model(&loc, &opts).map_err(|e| merr(name, &e))?.model;

@@ -17,6 +17,8 @@ pub enum LoadError {
     NonFinite { file: String, tensor: String, index: usize, value: String },
     #[error(transparent)]
     Gguf(#[from] crate::gguf::GgufError),
+    #[error("device {device}: {reason}")]
+    Device { device: String, reason: String },
     #[error("{path}: {source}")]
     Io { path: String, source: std::io::Error },
 }

@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use serde_json::Value as Json;
 
+use crate::burn_lm::{BurnDecoder, DecoderSpec, LayerSpec};
 use crate::gguf::{GgufFile, Value};
 use crate::hf_tensors::{HfTensors, Renamed, as_size, cfg_err, eos_ids, read_config_json};
 use crate::transformer::arch::{Architecture, LoadedModel};
@@ -476,8 +477,7 @@ fn from_gguf(
 ) -> Result<LoadedModel, LoadError> {
     let cfg = GemmaConfig::from_gguf(file)?;
     // llama.cpp's converter stores every Gemma norm weight as 1 + w.
-    let m = Gemma::from_source(name, cfg, &GgufSource::new(file), false, opts)?;
-    Ok(LoadedModel::decoder("gemma", DecoderLm::new(m)))
+    finish(name, cfg, &GgufSource::new(file), false, opts)
 }
 
 fn from_hf_dir(
@@ -499,8 +499,54 @@ fn from_hf_dir(
         inner: &tensors,
         map: &map,
     };
-    let m = Gemma::from_source(name, cfg, &src, true, opts)?;
-    Ok(LoadedModel::decoder("gemma", DecoderLm::new(m)))
+    finish(name, cfg, &src, true, opts)
+}
+
+/// Build on the host kernels, or on the device engine when `opts` names one.
+fn finish(
+    name: &str,
+    cfg: GemmaConfig,
+    src: &dyn WeightSource,
+    unit_offset: bool,
+    opts: &TransformerOptions,
+) -> Result<LoadedModel, LoadError> {
+    let Some(engine) = &opts.engine else {
+        let m = Gemma::from_source(name, cfg, src, unit_offset, opts)?;
+        return Ok(LoadedModel::decoder("gemma", DecoderLm::new(m)));
+    };
+    cfg.validate(&src.describe())?;
+    let spec = DecoderSpec {
+        architecture: "gemma",
+        d_model: cfg.d_model,
+        n_heads: cfg.n_heads,
+        n_kv_heads: cfg.n_kv_heads,
+        head_dim: cfg.head_dim,
+        ffn_dim: cfg.ffn_dim,
+        vocab_size: cfg.vocab_size,
+        context_length: cfg.context_length,
+        rms_eps: cfg.rms_eps,
+        norm_unit_offset: unit_offset,
+        embed_scale: Some((cfg.d_model as f64).sqrt() as f32),
+        activation: Activation::GeluTanh,
+        qkv_bias: false,
+        qk_norm: cfg.version == GemmaVersion::V3,
+        post_norms: cfg.version != GemmaVersion::V1,
+        score_scale: (cfg.query_pre_attn_scalar as f64).powf(-0.5) as f32,
+        attn_softcap: cfg.attn_softcap,
+        final_softcap: cfg.final_softcap,
+        rope_style: RopeStyle::SplitHalf,
+        tied_head: !src.contains(names::OUTPUT),
+        layers: cfg
+            .local_layers
+            .iter()
+            .map(|&local| LayerSpec {
+                window: if local { cfg.sliding_window } else { None },
+                rope_theta: if local { cfg.rope_local_theta } else { cfg.rope_theta },
+            })
+            .collect(),
+        eos: cfg.eos.clone(),
+    };
+    Ok(LoadedModel::burn(BurnDecoder::load(name, spec, src, engine.clone(), opts.max_seq_len)?))
 }
 
 /// One Gemma layer. Gemma 1: `x += attn(n1(x)); x += mlp(n2(x))`. Gemma 2/3:

@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::burn_lm::{BurnDecoder, DecoderSpec, LayerSpec, TensorEngine};
 use crate::gguf::GgufFile;
 use crate::transformer::arch::{Architecture, LoadedModel};
 use crate::transformer::attention::{HeadShape, ScoreRule, SelfAttention};
@@ -19,7 +20,7 @@ use crate::transformer::norm::RmsNorm;
 use crate::transformer::ops::{Activation, Acts};
 use crate::transformer::rope::Rope;
 use crate::transformer::weights::{WeightSource, expect, names};
-use crate::transformer::{TransformerOptions, load_gguf_file};
+use crate::transformer::{GgufSource, TransformerOptions, gguf_config, gguf_eos_ids, load_gguf_file};
 
 /// The registry entry (see [`super::ARCHITECTURES`]).
 pub const ARCHITECTURE: Architecture = Architecture {
@@ -30,11 +31,62 @@ pub const ARCHITECTURE: Architecture = Architecture {
 };
 
 fn from_gguf(file: &GgufFile, name: &str, opts: &TransformerOptions) -> Result<LoadedModel, LoadError> {
-    Ok(LoadedModel::decoder("llama", load_gguf_file(file, name, opts)?))
+    match &opts.engine {
+        None => Ok(LoadedModel::decoder("llama", load_gguf_file(file, name, opts)?)),
+        Some(engine) => {
+            let cfg = gguf_config(file)?;
+            let eos = gguf_eos_ids(file, cfg.vocab_size)?;
+            on_device(name, cfg, eos, &GgufSource::new(file), engine, opts)
+        }
+    }
 }
 
 fn from_hf_dir(dir: &Path, name: &str, opts: &TransformerOptions) -> Result<LoadedModel, LoadError> {
-    Ok(LoadedModel::decoder("llama", crate::safetensors_load::load_hf_dir(dir, name, opts)?))
+    match &opts.engine {
+        None => Ok(LoadedModel::decoder("llama", crate::safetensors_load::load_hf_dir(dir, name, opts)?)),
+        Some(engine) => {
+            let (cfg, src, eos) = crate::safetensors_load::hf_source(dir, opts)?;
+            on_device(name, cfg, eos, &src, engine, opts)
+        }
+    }
+}
+
+/// The same model on the device engine ([`crate::burn_lm`]).
+fn on_device(
+    name: &str,
+    cfg: TransformerConfig,
+    eos: Vec<u32>,
+    src: &dyn WeightSource,
+    engine: &TensorEngine,
+    opts: &TransformerOptions,
+) -> Result<LoadedModel, LoadError> {
+    cfg.validate(&src.describe())?;
+    crate::transformer::checks::check_weights(&cfg, src)?;
+    let spec = DecoderSpec {
+        architecture: "llama",
+        d_model: cfg.d_model,
+        n_heads: cfg.n_heads,
+        n_kv_heads: cfg.n_kv_heads,
+        head_dim: cfg.head_dim,
+        ffn_dim: cfg.ffn_dim,
+        vocab_size: cfg.vocab_size,
+        context_length: cfg.context_length,
+        rms_eps: cfg.rms_eps,
+        norm_unit_offset: false,
+        embed_scale: None,
+        activation: Activation::Silu,
+        qkv_bias: cfg.qkv_bias,
+        qk_norm: false,
+        post_norms: false,
+        score_scale: ScoreRule::scaled(cfg.head_dim).scale,
+        attn_softcap: None,
+        final_softcap: None,
+        rope_style: cfg.rope_style,
+        tied_head: cfg.tied_embeddings || !src.contains(names::OUTPUT),
+        layers: vec![LayerSpec { window: None, rope_theta: cfg.rope_theta }; cfg.n_layers],
+        eos,
+    };
+    Ok(LoadedModel::burn(BurnDecoder::load(name, spec, src, engine.clone(), opts.max_seq_len)?))
 }
 
 /// A loaded llama-family decoder as a [`speccascade_core::LanguageModel`].

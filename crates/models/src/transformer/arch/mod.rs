@@ -6,7 +6,7 @@
 
 mod gemma;
 mod llama;
-mod t5;
+pub(crate) mod t5;
 
 pub use llama::{Llama, LlamaBlock, Transformer};
 
@@ -19,7 +19,6 @@ use crate::registry::ModelLocation;
 
 use super::decoder::{CausalLm, DecoderLm};
 use super::error::LoadError;
-use super::matrix::Precision;
 use super::options::TransformerOptions;
 
 /// Every architecture this crate loads. One source of truth: dispatch and error messages read it.
@@ -48,7 +47,10 @@ pub struct LoadedModel {
 pub struct ModelInfo {
     /// The registry entry's first name (`llama` for the llama/mistral/qwen2 family).
     pub architecture: &'static str,
-    pub precision: Precision,
+    /// Weight precision (`q8`, `f32`, `bf16` …).
+    pub precision: String,
+    /// Where the forward runs (`cpu` for the host kernels, else the device engine's label).
+    pub device: String,
     /// Bytes of weight one decode step reads.
     pub weight_bytes_per_token: usize,
     /// Longest sequence a session may hold.
@@ -60,7 +62,20 @@ impl LoadedModel {
     pub fn decoder<M: CausalLm + 'static>(architecture: &'static str, m: DecoderLm<M>) -> Self {
         let info = ModelInfo {
             architecture,
-            precision: m.precision(),
+            precision: m.precision().to_string(),
+            device: "cpu".into(),
+            weight_bytes_per_token: m.weight_bytes_per_token(),
+            max_seq_len: m.max_seq_len(),
+        };
+        Self { model: Box::new(m), info }
+    }
+
+    /// Wrap a decoder on the device engine.
+    pub fn burn(m: crate::burn_lm::BurnDecoder) -> Self {
+        let info = ModelInfo {
+            architecture: m.spec().architecture,
+            precision: m.engine().dtype_name().into(),
+            device: m.engine().label.clone(),
             weight_bytes_per_token: m.weight_bytes_per_token(),
             max_seq_len: m.max_seq_len(),
         };

@@ -63,10 +63,22 @@ fn from_hf_dir(
     let (file, json) = read_config_json(dir)?;
     let cfg = T5Config::from_hf_json(&file, &json)?;
     let tensors = HfTensors::open(dir)?;
+    if let Some(engine) = &opts.engine {
+        let m = crate::burn_lm::BurnT5::load(name, cfg, &tensors, engine.clone(), opts.max_seq_len)?;
+        let info = ModelInfo {
+            architecture: "t5",
+            precision: engine.dtype_name().into(),
+            device: engine.label.clone(),
+            weight_bytes_per_token: m.weight_bytes_per_token(),
+            max_seq_len: m.max_seq_len(),
+        };
+        return Ok(LoadedModel { model: Box::new(m), info });
+    }
     let m = T5::from_source(name, cfg, &tensors, opts)?;
     let info = ModelInfo {
         architecture: "t5",
-        precision: m.precision,
+        precision: m.precision.to_string(),
+        device: "cpu".into(),
         weight_bytes_per_token: m.weight_bytes_per_token(),
         max_seq_len: m.max_seq_len,
     };
