@@ -35,7 +35,7 @@ pub mod verify;
 
 pub use dist::{Sampling, TokenDist, sample, tv};
 pub use ledger::Ledger;
-pub use model::{LanguageModel, Logits, ModelError, Session, TokenId};
+pub use model::{LanguageModel, Logits, ModelError, Session, TokenId, check_tokens};
 pub use rng::{Purpose, Stream};
 pub use rules::{
     AlphaRange, BildRule, ChowRule, DeferralRule, DiffRule, LosslessRule, LossyRule, MethodInfo, OptRule, Rule, Side,

@@ -136,6 +136,22 @@ pub trait Session: Send {
     }
 }
 
+/// The checks every session makes before a forward: `tokens` (`what` names them in the error) is
+/// not empty, every id is in the vocabulary, and the `held` positions plus these fit `capacity`.
+pub fn check_tokens(model: &str, vocab: usize, tokens: &[TokenId], what: &str, held: usize, capacity: usize) -> Result<(), ModelError> {
+    if tokens.is_empty() {
+        return Err(ModelError::Empty(format!("{model}: {what}")));
+    }
+    if let Some(&token) = tokens.iter().find(|&&t| t as usize >= vocab) {
+        return Err(ModelError::TokenOutOfRange { model: model.to_string(), token, vocab });
+    }
+    let requested = held.saturating_add(tokens.len());
+    if requested > capacity {
+        return Err(ModelError::ContextOverflow { model: model.to_string(), requested, max: capacity });
+    }
+    Ok(())
+}
+
 /// What can go wrong inside a model, named so that the message says what to fix.
 #[derive(Debug, Error)]
 pub enum ModelError {

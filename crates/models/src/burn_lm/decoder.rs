@@ -4,10 +4,8 @@
 //! Shapes: tokens `[k]` → embedding `[k, d]` (· scale) → N × [`Block`] → norm → head `[k, vocab]`
 //! (→ soft-cap) → host.
 
-use std::time::Instant;
-
 use burn::tensor::{DType, Int, Tensor, TensorData};
-use speccascade_core::{LanguageModel, Logits, ModelError, Session, TokenId};
+use speccascade_core::{LanguageModel, Logits, ModelError, Session, TokenId, check_tokens};
 
 use super::TensorEngine;
 use super::cache::KvCache;
@@ -199,35 +197,14 @@ impl<'a> BurnSession<'a> {
         Self { model, cache: KvCache::new(model.spec.n_layers(), model.max_seq_len), tokens: Vec::new(), prompt_len: 0, transfer_s: 0.0 }
     }
 
-    fn check(&self, tokens: &[TokenId]) -> Result<(), ModelError> {
-        let (name, vocab) = (&self.model.name, self.model.spec.vocab_size);
-        if tokens.is_empty() {
-            return Err(ModelError::Empty(format!("{name}: extend")));
-        }
-        if let Some(&t) = tokens.iter().find(|&&t| t as usize >= vocab) {
-            return Err(ModelError::TokenOutOfRange { model: name.clone(), token: t, vocab });
-        }
-        let requested = self.tokens.len() + tokens.len();
-        if requested > self.cache.capacity() {
-            return Err(ModelError::ContextOverflow { model: name.clone(), requested, max: self.cache.capacity() });
-        }
-        Ok(())
-    }
-
-    /// Copy f32 logits to the host, timing the copy alone (the device is synchronised first).
     fn to_host(&mut self, logits: Tensor<2>) -> Result<Vec<f32>, ModelError> {
-        let err = |what: &str, e: &dyn std::fmt::Display| ModelError::Other(format!("{} on {}: {what}: {e}", self.model.name, self.model.engine.label));
-        self.model.engine.device.sync().map_err(|e| err("the device failed", &e))?;
-        let t0 = Instant::now();
-        let v = logits.try_into_vec_as::<f32>().map_err(|e| err("reading logits back", &e))?;
-        self.transfer_s += t0.elapsed().as_secs_f64();
-        Ok(v)
+        self.model.engine.to_host(&self.model.name, logits, &mut self.transfer_s)
     }
 
     /// Append `tokens`; return logits for all of them (`all_rows`) or only the last.
     fn run(&mut self, tokens: &[TokenId], all_rows: bool) -> Result<Logits, ModelError> {
-        self.check(tokens)?;
         let vocab = self.model.spec.vocab_size;
+        check_tokens(&self.model.name, vocab, tokens, "extend", self.tokens.len(), self.cache.capacity())?;
         let mut out = Vec::with_capacity(if all_rows { tokens.len() * vocab } else { vocab });
         let chunks: Vec<&[TokenId]> = tokens.chunks(PREFILL_CHUNK).collect();
         for (ci, chunk) in chunks.iter().enumerate() {

@@ -21,7 +21,8 @@ pub use decoder::{BurnDecoder, BurnSession};
 pub use t5::{BurnT5, BurnT5Session};
 pub use spec::{DecoderSpec, LayerSpec};
 
-use burn::tensor::{DType, Device};
+use burn::tensor::{DType, Device, Tensor};
+use speccascade_core::ModelError;
 
 use crate::transformer::LoadError;
 
@@ -109,6 +110,17 @@ impl TensorEngine {
             DType::BF16 => "bf16",
             _ => "other",
         }
+    }
+
+    /// Copy f32 logits of `model` to the host, adding the copy's seconds (the device synchronised
+    /// first, so that they time the copy and not the compute) to `transfer_s`.
+    pub fn to_host(&self, model: &str, logits: Tensor<2>, transfer_s: &mut f64) -> Result<Vec<f32>, ModelError> {
+        let err = |what: &str, e: &dyn std::fmt::Display| ModelError::Other(format!("{model} on {}: {what}: {e}", self.label));
+        self.device.sync().map_err(|e| err("the device failed", &e))?;
+        let t0 = std::time::Instant::now();
+        let v = logits.try_into_vec_as::<f32>().map_err(|e| err("reading logits back", &e))?;
+        *transfer_s += t0.elapsed().as_secs_f64();
+        Ok(v)
     }
 
     /// Open `device` (not [`DeviceChoice::Cpu`]: the host kernels need no engine) at `dtype`.

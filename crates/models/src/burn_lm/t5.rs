@@ -6,10 +6,8 @@
 //! Shapes: encoder ids `[n]` → `[n, d]` → N_enc × [`EncoderBlock`] → norm `[n, d]`; decoder ids
 //! `[k]` → `[k, d]` → N_dec × [`DecoderBlock`] → norm (× `d^-½`) → head `[k, vocab]` → host.
 
-use std::time::Instant;
-
 use burn::tensor::{Bool, Int, Tensor, TensorData};
-use speccascade_core::{LanguageModel, Logits, ModelError, Session, TokenId};
+use speccascade_core::{LanguageModel, Logits, ModelError, Session, TokenId, check_tokens};
 
 use super::TensorEngine;
 use super::cache::KvCache;
@@ -246,25 +244,6 @@ impl BurnT5 {
         .cast(burn::tensor::DType::F32)
     }
 
-    fn check_tokens(&self, tokens: &[TokenId], what: &str) -> Result<(), ModelError> {
-        if tokens.is_empty() {
-            return Err(ModelError::Empty(format!("{}: {what}", self.name)));
-        }
-        if let Some(&t) = tokens.iter().find(|&&t| t as usize >= self.cfg.vocab_size) {
-            return Err(ModelError::TokenOutOfRange { model: self.name.clone(), token: t, vocab: self.cfg.vocab_size });
-        }
-        Ok(())
-    }
-
-    /// Copy f32 logits to the host, adding the copy's seconds to `transfer_s`.
-    fn to_host(&self, logits: Tensor<2>, transfer_s: &mut f64) -> Result<Vec<f32>, ModelError> {
-        let err = |what: &str, e: &dyn std::fmt::Display| ModelError::Other(format!("{} on {}: {what}: {e}", self.name, self.engine.label));
-        self.engine.device.sync().map_err(|e| err("the device failed", &e))?;
-        let t0 = Instant::now();
-        let v = logits.try_into_vec_as::<f32>().map_err(|e| err("reading logits back", &e))?;
-        *transfer_s += t0.elapsed().as_secs_f64();
-        Ok(v)
-    }
 }
 
 /// One decoding: the encoder's cross-attention keys and values, the decoder's cache (the start
@@ -285,13 +264,10 @@ impl Session for BurnT5Session<'_> {
 
     fn extend(&mut self, tokens: &[TokenId]) -> Result<Logits, ModelError> {
         let m = self.model;
-        m.check_tokens(tokens, "extend")?;
-        let requested = 1 + self.tokens.len() + tokens.len();
-        if requested > m.max_seq_len {
-            return Err(ModelError::ContextOverflow { model: m.name.clone(), requested, max: m.max_seq_len });
-        }
+        // The decoder holds its start token, then the continuation.
+        check_tokens(&m.name, m.cfg.vocab_size, tokens, "extend", 1 + self.tokens.len(), m.max_seq_len)?;
         let logits = m.decode(tokens, &mut self.cache, &self.cross);
-        let values = m.to_host(logits, &mut self.transfer_s)?;
+        let values = m.engine.to_host(&m.name, logits, &mut self.transfer_s)?;
         self.tokens.extend_from_slice(tokens);
         let logits = Logits::new(tokens.len(), m.cfg.vocab_size, values)?;
         logits.validate(&m.name, tokens.len(), m.cfg.vocab_size)?;
@@ -323,7 +299,7 @@ impl LanguageModel for BurnT5 {
         &self.cfg.eos
     }
     fn start<'a>(&'a self, encoder_input: &[TokenId]) -> Result<(Box<dyn Session + 'a>, Vec<f32>), ModelError> {
-        self.check_tokens(encoder_input, "encoder input")?;
+        check_tokens(&self.name, self.cfg.vocab_size, encoder_input, "encoder input", 0, usize::MAX)?;
         let enc = self.encode(encoder_input);
         let inner = self.cfg.n_heads * self.cfg.d_kv;
         let cross = self
@@ -336,7 +312,7 @@ impl LanguageModel for BurnT5 {
             .collect();
         let mut s = BurnT5Session { model: self, cross, cache: KvCache::new(self.cfg.n_decoder_layers, self.max_seq_len), tokens: Vec::new(), transfer_s: 0.0 };
         let logits = self.decode(&[self.cfg.decoder_start_token_id], &mut s.cache, &s.cross);
-        let first = self.to_host(logits, &mut s.transfer_s)?;
+        let first = self.engine.to_host(&self.name, logits, &mut s.transfer_s)?;
         Logits::new(1, self.cfg.vocab_size, first.clone())?.validate(&self.name, 1, self.cfg.vocab_size)?;
         Ok((Box::new(s), first))
     }

@@ -2,7 +2,7 @@
 //! implements (one forward over new tokens with a KV cache), and [`DecoderLm`], which turns any
 //! `CausalLm` into a [`LanguageModel`] with sessions that prefill, extend and roll back.
 
-use speccascade_core::{LanguageModel, Logits, ModelError, Session, TokenId};
+use speccascade_core::{LanguageModel, Logits, ModelError, Session, TokenId, check_tokens};
 
 use super::kv_cache::KvCache;
 use super::matrix::Precision;
@@ -95,29 +95,10 @@ impl<'a, M: CausalLm> DecoderSession<'a, M> {
         &self.tokens
     }
 
-    fn check(&self, tokens: &[TokenId]) -> Result<(), ModelError> {
-        let meta = self.model.meta();
-        if tokens.is_empty() {
-            return Err(ModelError::Empty(format!("{}: extend", meta.name)));
-        }
-        if let Some(&t) = tokens.iter().find(|&&t| t as usize >= meta.vocab_size) {
-            return Err(ModelError::TokenOutOfRange { model: meta.name.clone(), token: t, vocab: meta.vocab_size });
-        }
-        let requested = self.tokens.len() + tokens.len();
-        if requested > self.cache.capacity() {
-            return Err(ModelError::ContextOverflow {
-                model: meta.name.clone(),
-                requested,
-                max: self.cache.capacity(),
-            });
-        }
-        Ok(())
-    }
-
     /// Append `tokens`; return logits for all of them (`all_rows`) or only the last.
     fn run(&mut self, tokens: &[TokenId], all_rows: bool) -> Result<Logits, ModelError> {
-        self.check(tokens)?;
         let meta = self.model.meta();
+        check_tokens(&meta.name, meta.vocab_size, tokens, "extend", self.tokens.len(), self.cache.capacity())?;
         let vocab = meta.vocab_size;
         let mut out = Vec::with_capacity(if all_rows { tokens.len() * vocab } else { vocab });
         let chunks: Vec<&[TokenId]> = tokens.chunks(PREFILL_CHUNK).collect();

@@ -21,7 +21,7 @@
 use std::path::Path;
 
 use serde_json::Value as Json;
-use speccascade_core::{LanguageModel, Logits, ModelError, Session, TokenId};
+use speccascade_core::{LanguageModel, Logits, ModelError, Session, TokenId, check_tokens};
 
 use crate::gguf::GgufFile;
 use crate::hf_tensors::{HfTensors, as_size, cfg_err, eos_ids, read_config_json};
@@ -602,19 +602,6 @@ impl T5 {
         self.head.forward(&x)
     }
 
-    fn check_tokens(&self, tokens: &[TokenId], what: &str) -> Result<(), ModelError> {
-        if tokens.is_empty() {
-            return Err(ModelError::Empty(format!("{}: {what}", self.name)));
-        }
-        if let Some(&t) = tokens.iter().find(|&&t| t as usize >= self.cfg.vocab_size) {
-            return Err(ModelError::TokenOutOfRange {
-                model: self.name.clone(),
-                token: t,
-                vocab: self.cfg.vocab_size,
-            });
-        }
-        Ok(())
-    }
 }
 
 /// One decoding of a T5 model: the encoder's cross-attention keys and values (computed once), the
@@ -635,15 +622,8 @@ impl Session for T5Session<'_> {
 
     fn extend(&mut self, tokens: &[TokenId]) -> Result<Logits, ModelError> {
         let m = self.model;
-        m.check_tokens(tokens, "extend")?;
-        let requested = 1 + self.tokens.len() + tokens.len();
-        if requested > m.max_seq_len {
-            return Err(ModelError::ContextOverflow {
-                model: m.name.clone(),
-                requested,
-                max: m.max_seq_len,
-            });
-        }
+        // The decoder holds its start token, then the continuation.
+        check_tokens(&m.name, m.cfg.vocab_size, tokens, "extend", 1 + self.tokens.len(), m.max_seq_len)?;
         let logits = m.decode(tokens, &mut self.cache, &self.cross);
         self.tokens.extend_from_slice(tokens);
         let logits = Logits::new(tokens.len(), m.cfg.vocab_size, logits.into_vec())?;
@@ -678,7 +658,7 @@ impl LanguageModel for T5 {
         &'a self,
         encoder_input: &[TokenId],
     ) -> Result<(Box<dyn Session + 'a>, Vec<f32>), ModelError> {
-        self.check_tokens(encoder_input, "encoder input")?;
+        check_tokens(&self.name, self.cfg.vocab_size, encoder_input, "encoder input", 0, usize::MAX)?;
         let enc = self.encode(encoder_input);
         let inner = self.cfg.inner();
         let cross = self
