@@ -104,6 +104,16 @@ pub trait LanguageModel: Send + Sync {
     /// encoder-decoder model). This is the prefill: only that row is returned, since a long prompt's
     /// full logits would be large (512 × 151 936 floats is 311 MB).
     fn start<'a>(&'a self, conditioning: &[TokenId]) -> Result<(Box<dyn Session + 'a>, Vec<f32>), ModelError>;
+
+    /// Extend several of this model's sessions (distinct sequences, e.g. different examples) in
+    /// one call: `jobs[i]` appends its tokens to its session, and the result's `i`-th entry is
+    /// what `jobs[i].0.extend(jobs[i].1)` would return, bit for bit. A model that can run the
+    /// sequences in one forward pass (one read of the weights for all of them) overrides this;
+    /// the default extends them one after another. After an error, each session's `len` says
+    /// whether its tokens were appended.
+    fn extend_batch(&self, jobs: &mut [(&mut (dyn Session + '_), &[TokenId])]) -> Result<Vec<Logits>, ModelError> {
+        jobs.iter_mut().map(|(session, tokens)| session.extend(tokens)).collect()
+    }
 }
 
 /// One continuation being decoded by a model, with its KV cache.
@@ -133,6 +143,12 @@ pub trait Session: Send {
     /// models copy nothing: 0.
     fn transfer_s(&self) -> f64 {
         0.0
+    }
+    /// For [`LanguageModel::extend_batch`]: the identity of the model that started this session
+    /// (an address, compared, never followed) and the session's state, which only that model
+    /// reads (it downcasts the `Any`). `None`, the default: the session is extended on its own.
+    fn batch_state(&mut self) -> Option<(usize, &mut (dyn std::any::Any + Send))> {
+        None
     }
 }
 

@@ -6,6 +6,10 @@
 //! (`SPECCASCADE_KERNEL=avx2|portable|avxvnni|avx512vnni` forces one). Prefill is split into the linear
 //! layers' kernels (the model's matrix shapes timed alone at k = 512, random weights) and the rest
 //! (attention over the prompt, norms, RoPE, SwiGLU, embedding: the difference).
+//!
+//! `--batch 1,2,4,8` instead times `LanguageModel::extend_batch`: N sessions of different prompts
+//! extended together by k = 1 (decode) and k = 6 (a speculative block) tokens each, against the
+//! same jobs run one session after another, as aggregate tokens per second.
 
 use std::time::Instant;
 
@@ -23,10 +27,12 @@ struct Args {
     decode_steps: usize,
     /// Only the decode steps (for profiling).
     decode_only: bool,
+    /// Time `extend_batch` at these numbers of sequences instead (`--batch 1,2,4,8`).
+    batch: Vec<usize>,
 }
 
 fn parse() -> Args {
-    let mut a = Args { models: Vec::new(), precision: Precision::Q8, json: false, decode_steps: 24, decode_only: false };
+    let mut a = Args { models: Vec::new(), precision: Precision::Q8, json: false, decode_steps: 24, decode_only: false, batch: Vec::new() };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
         match x.as_str() {
@@ -34,6 +40,9 @@ fn parse() -> Args {
             "--precision" => a.precision = it.next().expect("--precision q8|f32").parse().expect("precision"),
             "--json" => a.json = true,
             "--decode-only" => a.decode_only = true,
+            "--batch" => {
+                a.batch = it.next().expect("--batch N,N,..").split(',').map(|n| n.trim().parse().expect("--batch: sequence counts")).collect()
+            }
             "--steps" => a.decode_steps = it.next().expect("--steps N").parse().expect("steps"),
             _ => {} // cargo passes --bench
         }
@@ -134,6 +143,40 @@ fn bench(model: &Transformer, steps: usize, decode_only: bool) -> serde_json::Va
     })
 }
 
+/// `n` sessions (prompts of 64 + 7 i tokens), each extended by `k` tokens: the median of 8
+/// `extend_batch` calls against the median of the same jobs one session after another (each
+/// rolled back after it runs, so every call is at the same depths).
+fn batch_bench(model: &Transformer, n: usize, k: usize) -> serde_json::Value {
+    let vocab = model.vocab_size();
+    let mut sessions: Vec<_> = (0..n).map(|i| model.start(&tokens(64 + 7 * i, vocab, 1 + i as u32)).unwrap().0).collect();
+    let (mut batched, mut alone) = (Vec::new(), Vec::new());
+    for r in 0..8u32 {
+        let jobs_tokens: Vec<Vec<u32>> = (0..n).map(|i| tokens(k, vocab, 1000 + 31 * r + i as u32)).collect();
+        let mut jobs: Vec<_> = sessions.iter_mut().zip(&jobs_tokens).map(|(s, t)| (s.as_mut(), &t[..])).collect();
+        let t0 = Instant::now();
+        model.extend_batch(&mut jobs).unwrap();
+        batched.push(t0.elapsed().as_secs_f64());
+        drop(jobs);
+        sessions.iter_mut().for_each(|s| s.truncate(0).unwrap());
+        let t0 = Instant::now();
+        for (s, t) in sessions.iter_mut().zip(&jobs_tokens) {
+            s.extend(t).unwrap();
+        }
+        alone.push(t0.elapsed().as_secs_f64());
+        sessions.iter_mut().for_each(|s| s.truncate(0).unwrap());
+    }
+    let (batched, alone) = (median(batched), median(alone));
+    serde_json::json!({
+        "sequences": n,
+        "k": k,
+        "batched_ms": batched * 1e3,
+        "one_after_another_ms": alone * 1e3,
+        "speedup": alone / batched,
+        "batched_tok_s": (n * k) as f64 / batched,
+        "one_after_another_tok_s": (n * k) as f64 / alone,
+    })
+}
+
 /// Seconds the attention kernel alone takes in a 512-token prefill (two chunks of 256, every
 /// layer), on random queries, keys and values of the model's shape: its share of the prefill.
 fn attention_512_s(model: &Transformer) -> f64 {
@@ -218,6 +261,25 @@ fn main() {
         let t0 = Instant::now();
         let model = load_gguf(std::path::Path::new(path), path, &opts).unwrap_or_else(|e| panic!("{e}"));
         let load_s = t0.elapsed().as_secs_f64();
+        if !args.batch.is_empty() {
+            let runs: Vec<_> = [1, 6].iter().flat_map(|&k| args.batch.iter().map(move |&n| (n, k))).map(|(n, k)| batch_bench(&model, n, k)).collect();
+            if !args.json {
+                for b in &runs {
+                    println!(
+                        "{path}: {n} sequences × k = {k}: extend_batch {:.1} ms ({:.1} tok/s), one after another {:.1} ms ({:.1} tok/s): {:.2}×",
+                        b["batched_ms"].as_f64().unwrap(),
+                        b["batched_tok_s"].as_f64().unwrap(),
+                        b["one_after_another_ms"].as_f64().unwrap(),
+                        b["one_after_another_tok_s"].as_f64().unwrap(),
+                        b["speedup"].as_f64().unwrap(),
+                        n = b["sequences"],
+                        k = b["k"],
+                    );
+                }
+            }
+            rows.push(serde_json::json!({"model": path, "precision": format!("{:?}", args.precision), "load_s": load_s, "batch": runs}));
+            continue;
+        }
         let mut r = bench(&model, args.decode_steps, args.decode_only);
         let bytes = model.weight_bytes_per_token() as f64;
         r["model"] = path.clone().into();
@@ -231,6 +293,9 @@ fn main() {
         println!("{}", serde_json::to_string_pretty(&out).unwrap());
     } else {
         println!("memory read bandwidth {bw:.1} GB/s, loadavg {}", load.trim());
+        if !args.batch.is_empty() {
+            return;
+        }
         if args.decode_only {
         println!("{}", serde_json::to_string_pretty(&out).unwrap());
         return;

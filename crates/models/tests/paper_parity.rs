@@ -9,6 +9,8 @@
 //! hub's and transformers 5's config.json spellings give the same model; the tokenizer.json
 //! post-processor (`<bos>` before Gemma prompts, `</s>` after T5 encoder inputs).
 
+mod transformer_support;
+
 use std::path::{Path, PathBuf};
 
 use speccascade_core::LanguageModel;
@@ -334,6 +336,29 @@ fn sessions_roll_back_within_the_continuation() {
         assert!(
             s.extend(&[model.vocab_size() as u32]).is_err(),
             "{name}: out-of-vocabulary token accepted"
+        );
+    }
+}
+
+/// `extend_batch` across sessions of different prompts (one of them a second instance's), past
+/// the sliding window and across passes of more than 256 rows: the same bits as each session
+/// alone. T5 keeps the default (one session after another), so the same check holds there too.
+#[test]
+fn batched_sessions_equal_their_sessions_alone() {
+    for name in FAMILIES {
+        let opts = TransformerOptions { precision: Precision::F32, max_seq_len: 128, ..Default::default() };
+        let loc = resolve_model(fixture(name).to_str().unwrap()).unwrap();
+        let m = load_model(&loc, &opts).unwrap().model;
+        let other = load_model(&loc, &opts).unwrap().model;
+        let vocab = m.vocab_size() as u32;
+        let seqs: Vec<Vec<u32>> = (0..5u32).map(|s| (0..110u32).map(|i| (i * 37 + 11 + 5 * s) % vocab).collect()).collect();
+        transformer_support::assert_batch_matches_alone(
+            &[m.as_ref(), other.as_ref()],
+            name,
+            &seqs,
+            &[3, 17, 1, 30, 9],
+            &[1, 6, 1, 3, 70],
+            !is_t5(name),
         );
     }
 }

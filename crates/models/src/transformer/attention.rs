@@ -273,9 +273,37 @@ impl SelfAttention {
 
     /// [`SelfAttention::forward`] with an additive score bias (T5 decoder self-attention).
     pub fn forward_biased(&self, x: &Acts, cache: &mut LayerCache, bias: Option<ScoreBias<'_>>) -> Acts {
+        self.o.forward(&self.attend_projected(&self.qkv.forward(x), cache, bias))
+    }
+
+    /// Several sequences in one pass: `x` is their rows one after another (`rows[i]` rows of
+    /// sequence i, at positions `caches[i].positions() ..`). The projections run once over all
+    /// rows, which is where batching pays (one read of the weights for every sequence); the
+    /// attention itself runs per sequence against its own cache. The kernels are block
+    /// invariant, so every row is the same bits as in a forward of its sequence alone.
+    ///
+    /// Shapes: `x: [Σ rows, d]` → `[Σ rows, d]`; appends `rows[i]` positions to `caches[i]`.
+    pub fn forward_many(&self, x: &Acts, rows: &[usize], caches: &mut [&mut LayerCache]) -> Acts {
+        assert_eq!(rows.len(), caches.len(), "SelfAttention::forward_many: one row count per cache");
+        assert_eq!(rows.iter().sum::<usize>(), x.rows(), "SelfAttention::forward_many: rows of x");
+        if let [cache] = caches {
+            return self.forward(x, cache);
+        }
+        let qkv = self.qkv.forward(x);
+        let mut att = Vec::with_capacity(x.rows() * self.shape.q_dim());
+        let mut r0 = 0;
+        for (cache, &n) in caches.iter_mut().zip(rows) {
+            att.extend_from_slice(self.attend_projected(&qkv.slice_rows(r0, r0 + n), cache, None).as_slice());
+            r0 += n;
+        }
+        self.o.forward(&Acts::new(x.rows(), self.shape.q_dim(), att))
+    }
+
+    /// Attention of one sequence's fused Q/K/V rows (`[k, q_dim + 2 kv_dim]`) against its cache,
+    /// before the output projection.
+    fn attend_projected(&self, qkv: &Acts, cache: &mut LayerCache, bias: Option<ScoreBias<'_>>) -> Acts {
         let (q_dim, kv_dim) = (self.shape.q_dim(), self.shape.kv_dim());
         let pos0 = cache.positions();
-        let qkv = self.qkv.forward(x);
         let mut q = qkv.slice_cols(0, q_dim);
         let mut k = qkv.slice_cols(q_dim, q_dim + kv_dim);
         let v = qkv.slice_cols(q_dim + kv_dim, q_dim + 2 * kv_dim);
@@ -288,8 +316,7 @@ impl SelfAttention {
             rope.apply(&mut k, pos0);
         }
         cache.append(&k, &v);
-        let att = attend(&q, cache.keys(), cache.values(), self.shape, self.rule, Visible::Causal { pos0 }, bias);
-        self.o.forward(&att)
+        attend(&q, cache.keys(), cache.values(), self.shape, self.rule, Visible::Causal { pos0 }, bias)
     }
 }
 

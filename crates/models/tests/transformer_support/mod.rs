@@ -179,3 +179,110 @@ pub fn assert_block_invariant(
         }
     }
 }
+
+/// One sequence's schedule for [`assert_batch_matches_alone`]: per step, an optional roll-back
+/// (the continuation's new length) and then the range of `seq` to extend by (may be empty).
+fn batch_schedule(seq_len: usize, prompt: usize, sizes: &[usize], offset: usize) -> Vec<(Option<usize>, (usize, usize))> {
+    let mut steps = Vec::new();
+    let mut pos = prompt;
+    let mut j = 0;
+    while pos < seq_len {
+        // On the third step, roll back two tokens of the continuation (when it has them) first.
+        let back = if j == 2 && pos - prompt >= 2 { Some(pos - prompt - 2) } else { None };
+        if back.is_some() {
+            pos -= 2;
+        }
+        let k = sizes[(offset + j) % sizes.len()].min(seq_len - pos);
+        steps.push((back, (pos, pos + k)));
+        pos += k;
+        j += 1;
+    }
+    steps
+}
+
+/// Batched extension across sequences: sessions of `seqs[i]` (prompt `prompts[i]`; owned by
+/// `models[i % models.len()]`, so with two models some of the sessions are foreign to the first)
+/// are extended step by step with `models[0].extend_batch`, chunk sizes cycling through `sizes`
+/// (shifted per sequence, so one call mixes k = 1 with blocks), with a roll-back on the third step.
+/// Every row must be the same bits as the same schedule run on each session alone with `extend`.
+/// Then a batch holding one out-of-vocabulary token must fail, and with `checks_first` (a model
+/// that packs the sessions and checks every job before it runs any) none of this model's
+/// sessions may have been extended by it.
+pub fn assert_batch_matches_alone(
+    models: &[&dyn speccascade_core::LanguageModel],
+    label: &str,
+    seqs: &[Vec<u32>],
+    prompts: &[usize],
+    sizes: &[usize],
+    checks_first: bool,
+) {
+    let owner = |i: usize| models[i % models.len()];
+    let plans: Vec<_> = seqs.iter().zip(prompts).enumerate().map(|(i, (s, &p))| batch_schedule(s.len(), p, sizes, i)).collect();
+    // Alone: each session on its own.
+    let want: Vec<Vec<Vec<f32>>> = plans
+        .iter()
+        .enumerate()
+        .map(|(i, plan)| {
+            let (mut s, _) = owner(i).start(&seqs[i][..prompts[i]]).unwrap();
+            plan.iter()
+                .map(|&(back, (a, b))| {
+                    if let Some(len) = back {
+                        s.truncate(len).unwrap();
+                    }
+                    s.extend(&seqs[i][a..b]).unwrap().into_vec()
+                })
+                .collect()
+        })
+        .collect();
+    // Batched: every session's step j in one call.
+    let mut sessions: Vec<_> = (0..seqs.len()).map(|i| owner(i).start(&seqs[i][..prompts[i]]).unwrap().0).collect();
+    let steps = plans.iter().map(Vec::len).max().unwrap_or(0);
+    for j in 0..steps {
+        let mut who = Vec::new();
+        let mut jobs: Vec<(&mut (dyn speccascade_core::Session + '_), &[u32])> = Vec::new();
+        for (i, s) in sessions.iter_mut().enumerate() {
+            if let Some(&(back, (a, b))) = plans[i].get(j) {
+                if let Some(len) = back {
+                    s.truncate(len).unwrap();
+                }
+                who.push(i);
+                jobs.push((s.as_mut(), &seqs[i][a..b]));
+            }
+        }
+        let rows: usize = jobs.iter().map(|j| j.1.len()).sum();
+        let got = models[0].extend_batch(&mut jobs).unwrap();
+        assert_eq!(got.len(), who.len(), "{label}: step {j}: one result per job");
+        for (g, &i) in got.iter().zip(&who) {
+            let w = &want[i][j];
+            let (a, b) = plans[i][j].1;
+            assert_eq!(g.as_slice().len(), w.len(), "{label}: step {j}, sequence {i}: rows");
+            if g.as_slice().iter().zip(w).any(|(x, y)| x.to_bits() != y.to_bits()) {
+                let diff = g.as_slice().iter().zip(w).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+                panic!(
+                    "{label}: step {j} ({} jobs, {rows} rows), sequence {i} (positions {a}..{b}) differs from its \
+                     session alone (max |diff| {diff:e})",
+                    who.len()
+                );
+            }
+            assert_eq!(sessions[i].len(), b - prompts[i], "{label}: step {j}, sequence {i}: session length");
+        }
+    }
+    // A bad token anywhere: nothing of this model's is extended.
+    let vocab = models[0].vocab_size() as u32;
+    let lens: Vec<usize> = sessions.iter().map(|s| s.len()).collect();
+    let bad = [vocab];
+    let good = [1u32];
+    let mut jobs: Vec<(&mut (dyn speccascade_core::Session + '_), &[u32])> = sessions
+        .iter_mut()
+        .enumerate()
+        .filter(|(i, _)| i % models.len() == 0)
+        .map(|(i, s)| (s.as_mut(), if i == 0 { &good[..] } else { &bad[..] }))
+        .collect();
+    if jobs.len() >= 2 {
+        assert!(models[0].extend_batch(&mut jobs).is_err(), "{label}: an out-of-vocabulary token was accepted");
+        drop(jobs);
+        for (i, s) in sessions.iter().enumerate().filter(|(i, _)| checks_first && i % models.len() == 0) {
+            assert_eq!(s.len(), lens[i], "{label}: sequence {i} was extended by a batch that failed");
+        }
+    }
+}

@@ -26,7 +26,7 @@ use crate::hf_tensors::{HfTensors, Renamed, as_size, cfg_err, eos_ids, read_conf
 use crate::transformer::arch::{Architecture, LoadedModel};
 use crate::transformer::attention::{HeadShape, ScoreRule, SelfAttention};
 use crate::transformer::config::RopeStyle;
-use crate::transformer::decoder::{CausalLm, DecoderLm, DecoderMeta};
+use crate::transformer::decoder::{CausalLm, DecoderLm, DecoderMeta, advance_all, batch_rows, layer_caches};
 use crate::transformer::error::LoadError;
 use crate::transformer::kv_cache::{KvCache, LayerCache};
 use crate::transformer::matrix::{Embedding, Linear, Matrix};
@@ -561,9 +561,10 @@ pub struct GemmaBlock {
 }
 
 impl GemmaBlock {
-    /// Shapes: `x: [k, d]` in place; appends k positions to `cache`.
-    pub fn forward(&self, x: &mut Acts, cache: &mut LayerCache) {
-        let mut h = self.attn.forward(&self.attn_norm.forward(x), cache);
+    /// Shapes: `x: [Σ rows, d]` in place, the rows of several sequences one after another
+    /// ([`SelfAttention::forward_many`]); appends `rows[i]` positions to `caches[i]`.
+    pub fn forward(&self, x: &mut Acts, rows: &[usize], caches: &mut [&mut LayerCache]) {
+        let mut h = self.attn.forward_many(&self.attn_norm.forward(x), rows, caches);
         if let Some(n) = &self.post_attn_norm {
             n.forward_in_place(&mut h);
         }
@@ -744,12 +745,16 @@ impl CausalLm for Gemma {
         )
     }
     fn forward(&self, tokens: &[u32], cache: &mut KvCache) -> Acts {
-        let mut x = self.embed.forward(tokens);
+        self.forward_many(&[tokens], &mut [cache])
+    }
+    fn forward_many(&self, tokens: &[&[u32]], caches: &mut [&mut KvCache]) -> Acts {
+        let (rows, flat) = batch_rows(tokens, caches);
+        let mut x = self.embed.forward(&flat);
         x.scale(self.embed_scale);
         for (l, block) in self.blocks.iter().enumerate() {
-            block.forward(&mut x, cache.layer_mut(l));
+            block.forward(&mut x, &rows, &mut layer_caches(caches, l));
         }
-        cache.advance(tokens.len());
+        advance_all(caches, &rows);
         self.norm.forward_in_place(&mut x);
         x
     }

@@ -11,7 +11,7 @@ use crate::gguf::GgufFile;
 use crate::transformer::arch::{Architecture, LoadedModel};
 use crate::transformer::attention::{HeadShape, ScoreRule, SelfAttention};
 use crate::transformer::config::TransformerConfig;
-use crate::transformer::decoder::{CausalLm, DecoderLm, DecoderMeta};
+use crate::transformer::decoder::{CausalLm, DecoderLm, DecoderMeta, advance_all, batch_rows, layer_caches};
 use crate::transformer::error::LoadError;
 use crate::transformer::kv_cache::{KvCache, LayerCache};
 use crate::transformer::matrix::{Embedding, Linear, Matrix};
@@ -138,9 +138,10 @@ impl LlamaBlock {
         })
     }
 
-    /// Shapes: `x: [k, d]` in place; appends k positions to `cache`.
-    pub fn forward(&self, x: &mut Acts, cache: &mut LayerCache) {
-        let h = self.attn.forward(&self.attn_norm.forward(x), cache);
+    /// Shapes: `x: [Σ rows, d]` in place, the rows of several sequences one after another
+    /// ([`SelfAttention::forward_many`]); appends `rows[i]` positions to `caches[i]`.
+    pub fn forward(&self, x: &mut Acts, rows: &[usize], caches: &mut [&mut LayerCache]) {
+        let h = self.attn.forward_many(&self.attn_norm.forward(x), rows, caches);
         x.add_assign(&h);
         let h = self.mlp.forward(&self.ffn_norm.forward(x));
         x.add_assign(&h);
@@ -222,11 +223,15 @@ impl CausalLm for Llama {
         KvCache::new(self.cfg.n_layers, self.cfg.n_kv_heads * self.cfg.head_dim, self.meta.max_seq_len)
     }
     fn forward(&self, tokens: &[u32], cache: &mut KvCache) -> Acts {
-        let mut x = self.embed.forward(tokens);
+        self.forward_many(&[tokens], &mut [cache])
+    }
+    fn forward_many(&self, tokens: &[&[u32]], caches: &mut [&mut KvCache]) -> Acts {
+        let (rows, flat) = batch_rows(tokens, caches);
+        let mut x = self.embed.forward(&flat);
         for (l, block) in self.blocks.iter().enumerate() {
-            block.forward(&mut x, cache.layer_mut(l));
+            block.forward(&mut x, &rows, &mut layer_caches(caches, l));
         }
-        cache.advance(tokens.len());
+        advance_all(caches, &rows);
         self.norm.forward_in_place(&mut x);
         x
     }
