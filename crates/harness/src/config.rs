@@ -82,6 +82,20 @@ pub struct Experiment {
     /// Record the per-position decoding trace in every record (large).
     #[serde(default)]
     pub trace: bool,
+    /// Examples decoded at once: their model calls meet in one forward pass per model
+    /// (`LanguageModel::extend_batch`), which reads the weights once for all of them. For
+    /// throughput on a device where latency is modelled; records equal batch 1's, timing aside.
+    /// Needs a fixed `cost`: a batched call is timed for the pass, not for one sequence, so no
+    /// prices are measured ([`crate::batch`]).
+    #[serde(default = "one_usize", skip_serializing_if = "is_one")]
+    pub batch: usize,
+}
+
+/// The most examples one run decodes at once (`batch`).
+pub const BATCH_LIMIT: usize = 256;
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
 }
 
 fn auto() -> String {
@@ -652,6 +666,19 @@ impl Experiment {
         }
         if self.trials == 0 {
             return Err((vec![k("trials")], "expected at least 1 trial".into()));
+        }
+        if !(1..=BATCH_LIMIT).contains(&self.batch) {
+            return Err((vec![k("batch")], format!("expected 1 to {BATCH_LIMIT} examples at once, got {}", self.batch)));
+        }
+        if self.batch > 1 && self.cost.fixed_c().is_none() {
+            return Err((
+                vec![k("batch")],
+                format!(
+                    "batch: {} needs a fixed cost (`cost: C`, or `cost: {{c: C, block: [1.0, b(2), …]}}`): a batched call \
+                     is timed for the whole pass, not for one sequence, so no prices can be measured",
+                    self.batch
+                ),
+            ));
         }
         Ok(())
     }

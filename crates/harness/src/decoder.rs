@@ -4,7 +4,7 @@ use speccascade_core::{LanguageModel, Ledger, Sampling};
 use speccascade_decoding::{DecodeConfig, MethodSpec, StopReason, decode};
 
 use crate::grid::RunConfig;
-use crate::provider::{Pair, Prompt};
+use crate::provider::Prompt;
 
 /// A finished generation, as the runner records it.
 pub struct Decoded {
@@ -18,8 +18,9 @@ pub struct Decoded {
 }
 
 /// Decode one example of one configuration, trial `trial` (seed = config seed + trial), with the
-/// pair's models as `models` sees them (the shared-call wrappers of [`crate::share`]).
-pub fn run_one(pair: &Pair, models: (&dyn LanguageModel, &dyn LanguageModel), cfg: &RunConfig, trial: usize, example: usize, prompt: &Prompt, trace: bool) -> Result<Decoded, String> {
+/// pair's models as `models` sees them (the shared-call wrappers of [`crate::share`]) and its
+/// detokenizer `detok` (for stop strings).
+pub fn run_one(detok: Option<&(dyn Fn(&[u32]) -> String + Send + Sync)>, models: (&dyn LanguageModel, &dyn LanguageModel), cfg: &RunConfig, trial: usize, example: usize, prompt: &Prompt, trace: bool) -> Result<Decoded, String> {
     let spec = MethodSpec::new(cfg.method, cfg.alpha).map_err(|e| e.to_string())?;
     let sampling = Sampling::new(cfg.temperature as f32, cfg.top_p as f32).map_err(|e| e.to_string())?;
     let dc = DecodeConfig {
@@ -34,8 +35,7 @@ pub fn run_one(pair: &Pair, models: (&dyn LanguageModel, &dyn LanguageModel), cf
         extra_eos: prompt.extra_eos.clone(),
         trace,
     };
-    let detok = pair.detok.as_deref();
-    let g = decode(models.0, models.1, &prompt.tokens, &dc, detok).map_err(|e| e.to_string())?;
+    let g = decode(models.0, models.1, &prompt.tokens, &dc, detok.map(|d| d as &dyn Fn(&[u32]) -> String)).map_err(|e| e.to_string())?;
     let trace = g.trace.as_ref().map(|t| serde_json::to_value(t).unwrap_or(serde_json::Value::Null));
     let (stop, stop_string) = match g.stop {
         StopReason::Eos => ("eos", None),

@@ -7,6 +7,7 @@
 //! - [`store`]: the output directory: append-only records, resume, shards, merge.
 //! - [`runner`]: the loop over examples with progress bars.
 //! - [`share`]: one store of model outputs per example, shared by its configurations.
+//! - [`batch`]: `batch: N`, several examples decoded at once, their model calls in one pass.
 //! - [`latency`]: the per-machine cost table and each record's replayed latency.
 //! - [`summary`]: per-configuration summaries (relative latency against the verifier on the same
 //!   examples, rates, tokens/s) and their parquet files.
@@ -17,6 +18,7 @@
 //! Models and real tasks come in through [`provider::Provider`], so this crate knows nothing of
 //! burn or datasets: the binary plugs in `speccascade-models` and `speccascade-tasks`.
 
+pub mod batch;
 pub mod config;
 mod decoder;
 pub mod grid;

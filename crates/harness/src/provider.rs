@@ -11,7 +11,7 @@ use crate::HarnessError;
 use crate::config::{ModelsSpec, TaskSpec};
 
 /// Token ids → text.
-pub type Detokenizer = Box<dyn Fn(&[TokenId]) -> String>;
+pub type Detokenizer = Box<dyn Fn(&[TokenId]) -> String + Send + Sync>;
 
 /// A loaded drafter / verifier pair.
 pub struct Pair {

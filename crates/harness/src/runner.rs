@@ -110,6 +110,19 @@ pub struct Merit {
     /// ratio `c` = drafter step ÷ verifier step (both at one position, from the cost table).
     pub block_cost_verifier: Vec<(usize, f64)>,
     pub c_table: f64,
+    /// Examples decoded at once (`batch`), and with more than one, per model (drafter, verifier)
+    /// the passes run and the sessions they extended ([`crate::batch`]). A batched run's model
+    /// seconds include the workers' waits for their pass, so its `model_s` overstates compute.
+    pub batch: usize,
+    pub batch_passes: Vec<BatchPasses>,
+}
+
+/// One model's batched passes ([`Merit::batch_passes`]).
+#[derive(Clone, Debug, Serialize)]
+pub struct BatchPasses {
+    pub model: String,
+    pub passes: u64,
+    pub sessions: u64,
 }
 
 /// The figures of merit as the run summary prints them.
@@ -131,9 +144,11 @@ pub fn merit_text(m: &Merit) -> String {
     s.push_str(&format!("model calls {}:\n", if m.shared { "shared per example" } else { "not shared (--no-share)" }));
     s.push_str(&model("drafter", &m.drafter));
     s.push_str(&model("verifier", &m.verifier));
+    // NaN: no verifier record was replayed (a batched run prices nothing, or nothing was written).
+    let passes = if m.verifier_pass_equivalents.is_finite() { format!("{:.2} verifier-pass equivalents", m.verifier_pass_equivalents) } else { "not priced".to_string() };
     s.push_str(&format!(
-        "  grid cost: {:.2} verifier-pass equivalents ({:.1} s of model calls, {:.1} s of them prefill); sweep wall time {:.1} s\n",
-        m.verifier_pass_equivalents, m.model_s, m.prefill_s, m.sweep_wall_s
+        "  grid cost: {passes} ({:.1} s of model calls, {:.1} s of them prefill); sweep wall time {:.1} s\n",
+        m.model_s, m.prefill_s, m.sweep_wall_s
     ));
     s.push_str(&format!(
         "  peak RSS {:.0} MiB; store cap {:.0} MiB per model, peak store {:.0} MiB, {} rows evicted\n",
@@ -142,9 +157,27 @@ pub fn merit_text(m: &Merit) -> String {
         mib(m.peak_store_bytes),
         m.drafter.evicted_rows + m.verifier.evicted_rows
     ));
+    if m.batch > 1 {
+        let passes: Vec<String> = m
+            .batch_passes
+            .iter()
+            .map(|p| format!("{}: {} passes of {:.2} sessions on average", p.model, p.passes, p.sessions as f64 / p.passes.max(1) as f64))
+            .collect();
+        s.push_str(&format!(
+            "  batch {}: {} (model seconds include the waits for a pass; the store cap holds per example in flight)\n",
+            m.batch,
+            passes.join("; ")
+        ));
+    }
     // The curve up to k = 8 (catch-up calls reach far larger k; the JSON has them all).
     let bk: Vec<String> = m.block_cost_verifier.iter().filter(|(k, _)| *k <= 8).map(|(k, b)| format!("b({k})={b:.2}")).collect();
-    s.push_str(&format!("  cost table: c = {:.3} (drafter step ÷ verifier step); verifier block cost {}\n", m.c_table, bk.join(" ")));
+    if m.c_table.is_finite() {
+        s.push_str(&format!("  cost table: c = {:.3} (drafter step ÷ verifier step); verifier block cost {}\n", m.c_table, bk.join(" ")));
+    } else if m.batch > 1 {
+        s.push_str("  cost table: none measured (a batched call is timed for its pass; the experiment's fixed cost prices the records)\n");
+    } else {
+        s.push_str("  cost table: not enough calls timed for a fit yet\n");
+    }
     s
 }
 
@@ -250,6 +283,18 @@ pub fn hardware(exp: &Experiment) -> String {
 /// Run (a shard of) an experiment.
 pub fn run(exp: &Experiment, src: &str, provider: &dyn Provider, opts: &RunOptions) -> Result<RunReport, HarnessError> {
     let started = Instant::now();
+    if exp.batch > 1 && opts.validate_latency > 0 {
+        return Err(HarnessError::Config(crate::config::ConfigError {
+            file: format!("experiment {}", exp.name),
+            line: None,
+            column: None,
+            path: "batch".into(),
+            msg: format!(
+                "--validate-latency checks measured prices, and a batch of {} measures none (its calls are timed per pass): validate with batch: 1",
+                exp.batch
+            ),
+        }));
+    }
     let grid = Grid::expand(exp);
     let store = Store::new(&exp.output);
     let _lock = store.lock(opts.shard, &format!("speccascade run {}, shard {}", exp.name, opts.shard))?;
@@ -295,8 +340,7 @@ pub fn run(exp: &Experiment, src: &str, provider: &dyn Provider, opts: &RunOptio
             .expect("template")
             .progress_chars("=> "),
     );
-    let (mut written, mut tokens, mut flagged) = (0usize, 0u64, 0usize);
-    let (mut peak_rss, mut verifier_replayed, mut verifier_seen) = (0u64, 0.0f64, false);
+    let mut tally = Tally::default();
     let models = (
         SharedModel::new(pair.drafter.as_ref(), opts.share, opts.share_cap_bytes),
         SharedModel::new(pair.verifier.as_ref(), opts.share, opts.share_cap_bytes),
@@ -315,65 +359,75 @@ pub fn run(exp: &Experiment, src: &str, provider: &dyn Provider, opts: &RunOptio
     let decode_started = Instant::now();
     let interrupted = || opts.stop.is_some_and(|s| s.load(Ordering::SeqCst));
     let must_stop = || interrupted() || opts.stop_after.is_some_and(|limit| started.elapsed() >= limit);
-    'sweep: for p in &plans {
-        let name = p.task.name().to_string();
+    // The units with records left to write, in sweep order: (plan, trial, index in the plan, example, unit).
+    let mut units = Vec::new();
+    for (pi, p) in plans.iter().enumerate() {
         for trial in 0..exp.trials {
             for (j, &ex) in p.examples.iter().enumerate() {
                 let unit = p.first_unit + trial * p.examples.len() + j;
-                if !opts.shard.owns(unit) || p.configs.iter().all(|&ci| done.contains(&key(ci, trial, ex))) {
+                if opts.shard.owns(unit) && !p.configs.iter().all(|&ci| done.contains(&key(ci, trial, ex))) {
+                    units.push(UnitRef { plan: pi, trial, index: j, example: ex, unit });
+                }
+            }
+        }
+    }
+    let (mut batch_passes, mut merit_counts) = (Vec::new(), None);
+    if exp.batch > 1 {
+        let sweep = BatchedSweep { ctx: &ctx, plans: &plans, units: &units, done: &done, opts, must_stop: &must_stop, interrupted: &interrupted };
+        let (counts, passes) = sweep.run(&mut writer, &bar, &mut tally, decode_started)?;
+        merit_counts = Some(counts);
+        batch_passes = passes;
+    } else {
+        'sweep: for u in &units {
+            let p = &plans[u.plan];
+            let name = p.task.name().to_string();
+            let (trial, ex) = (u.trial, u.example);
+            let prompt = p.task.prompt(ex).map_err(|msg| HarnessError::Task { task: name.clone(), msg: format!("example {ex}: {msg}") })?;
+            for &ci in &p.configs {
+                if done.contains(&key(ci, trial, ex)) {
                     continue;
                 }
-                let prompt = p.task.prompt(ex).map_err(|msg| HarnessError::Task { task: name.clone(), msg: format!("example {ex}: {msg}") })?;
-                for &ci in &p.configs {
-                    if done.contains(&key(ci, trial, ex)) {
-                        continue;
-                    }
-                    if must_stop() {
-                        break 'sweep;
-                    }
-                    let cfg = &grid.configs[ci];
-                    bar.set_message(format!(
-                        "{name} example {}/{} (trial {trial}) · {} · {:.1} tok/s",
-                        j + 1,
-                        p.examples.len(),
-                        cfg.label(),
-                        tokens as f64 / decode_started.elapsed().as_secs_f64().max(1e-9)
-                    ));
-                    let unit_ctx = UnitCtx { task: p.task.as_ref(), name: &name, trial, unit, example: ex, prompt: &prompt };
-                    let rec = decode_record(&ctx, &models, &unit_ctx, ci, &mut table)?;
-                    if interrupted() {
-                        // The signal may have reached this record's code-execution sandbox too
-                        // (Slurm's SIGTERM goes to every process of the job) and failed a test
-                        // that would have passed: the record is not written, and resume redoes it.
-                        break 'sweep;
-                    }
-                    peak_rss = peak_rss.max(rec.timing.peak_rss_bytes);
-                    if cfg.method == Method::Verifier {
-                        verifier_replayed += rec.replay.as_ref().map_or(f64::NAN, |r| r.seconds);
-                        verifier_seen = true;
-                    }
-                    writer.append(&rec)?;
-                    written += 1;
-                    tokens += rec.ledger.emitted;
-                    flagged += rec.timing.foreign_load as usize;
-                    bar.inc(1);
+                if must_stop() {
+                    break 'sweep;
                 }
-                // The example is done: its store goes (memory is bounded by one example's).
-                models.0.end_example();
-                models.1.end_example();
-                table.save(&table_dir)?;
-                probe_s.extend(speed_probe.as_ref().map(|p| p.seconds()));
+                let cfg = &grid.configs[ci];
+                bar.set_message(format!(
+                    "{name} example {}/{} (trial {trial}) · {} · {:.1} tok/s",
+                    u.index + 1,
+                    p.examples.len(),
+                    cfg.label(),
+                    tally.tokens as f64 / decode_started.elapsed().as_secs_f64().max(1e-9)
+                ));
+                let unit_ctx = UnitCtx { task: p.task.as_ref(), name: &name, trial, unit: u.unit, example: ex, prompt: &prompt };
+                let rec = decode_record(&ctx, &models, &unit_ctx, ci, &mut table)?;
+                if interrupted() {
+                    // The signal may have reached this record's code-execution sandbox too
+                    // (Slurm's SIGTERM goes to every process of the job) and failed a test
+                    // that would have passed: the record is not written, and resume redoes it.
+                    break 'sweep;
+                }
+                tally.write(&rec, cfg.method, &mut writer)?;
+                bar.inc(1);
             }
+            // The example is done: its store goes (memory is bounded by one example's).
+            models.0.end_example();
+            models.1.end_example();
+            table.save(&table_dir)?;
+            probe_s.extend(speed_probe.as_ref().map(|p| p.seconds()));
         }
     }
     bar.finish_and_clear();
     writer.sync()?;
     drop(writer);
     let sweep_wall_s = decode_started.elapsed().as_secs_f64();
-    if written > 0 {
+    if tally.written > 0 && exp.batch == 1 {
         replay_at_final_prices(&store.records_path(opts.shard), &table, (models.0.name(), models.1.name()))?;
     }
-    let merit = merit(&models, opts, &table, verifier_seen.then_some(verifier_replayed), sweep_wall_s, peak_rss);
+    let counts = merit_counts.unwrap_or_else(|| (models.0.counts(), models.1.counts()));
+    let names = (models.0.name(), models.1.name());
+    let mut merit = merit(counts, names, opts, &table, tally.verifier_seen.then_some(tally.verifier_replayed), sweep_wall_s, tally.peak_rss);
+    merit.batch = exp.batch;
+    merit.batch_passes = batch_passes;
 
     let validations = if opts.validate_latency > 0 {
         let probe = speed_probe.as_ref().map(|p| (p, crate::latency::median(probe_s)));
@@ -394,13 +448,13 @@ pub fn run(exp: &Experiment, src: &str, provider: &dyn Provider, opts: &RunOptio
         hardware: hw,
         configs: grid.len(),
         records_planned: planned,
-        records_written: written,
+        records_written: tally.written,
         records_skipped: planned - pending,
-        records_left: pending - written,
-        interrupted: pending > written && interrupted(),
-        tokens,
+        records_left: pending - tally.written,
+        interrupted: pending > tally.written && interrupted(),
+        tokens: tally.tokens,
         elapsed_s: started.elapsed().as_secs_f64(),
-        foreign_load_records: flagged,
+        foreign_load_records: tally.flagged,
         merit,
         validations,
         summaries,
@@ -427,6 +481,43 @@ struct UnitCtx<'a> {
 
 type Models<'m> = (SharedModel<'m>, SharedModel<'m>);
 
+/// A unit with records left to write.
+struct UnitRef {
+    plan: usize,
+    trial: usize,
+    /// Its example's place in the plan's list.
+    index: usize,
+    example: usize,
+    unit: usize,
+}
+
+/// What the records written so far add up to.
+#[derive(Default)]
+struct Tally {
+    written: usize,
+    tokens: u64,
+    flagged: usize,
+    peak_rss: u64,
+    verifier_replayed: f64,
+    verifier_seen: bool,
+}
+
+impl Tally {
+    /// Append `rec` (of a configuration of `method`) and count it.
+    fn write(&mut self, rec: &Record, method: Method, writer: &mut crate::store::RecordWriter) -> Result<(), HarnessError> {
+        self.peak_rss = self.peak_rss.max(rec.timing.peak_rss_bytes);
+        if method == Method::Verifier {
+            self.verifier_replayed += rec.replay.as_ref().map_or(f64::NAN, |r| r.seconds);
+            self.verifier_seen = true;
+        }
+        writer.append(rec)?;
+        self.written += 1;
+        self.tokens += rec.ledger.emitted;
+        self.flagged += rec.timing.foreign_load as usize;
+        Ok(())
+    }
+}
+
 /// Replay every record of a records file again at the cost table's final prices, and rewrite the
 /// file atomically. A record is replayed when written against the calls timed so far, which early
 /// in a sweep are few (the first example's); at the end every record of the shard, resumed ones
@@ -441,18 +532,60 @@ fn replay_at_final_prices(path: &std::path::Path, table: &CostTable, (drafter, v
 /// Decode configuration `ci` on one unit through `models`, score it, add the real calls it made to
 /// `table` and replay its logical calls there.
 fn decode_record(ctx: &Ctx<'_>, models: &Models<'_>, u: &UnitCtx<'_>, ci: usize, table: &mut CostTable) -> Result<Record, HarnessError> {
-    let (grid, cfg) = (ctx.grid, &ctx.grid.configs[ci]);
+    let d = decode_calls(ctx.grid, ctx.pair.detok.as_deref(), ctx.exp.trace, models, u.trial, u.example, u.prompt, ci)?;
+    record_of(ctx, u, ci, d, Some(table))
+}
+
+/// The model side of one record: the generation, the calls it made, its clock.
+struct Decoding {
+    out: decoder::Decoded,
+    calls: CallStats,
+    /// Per model (drafter, verifier): the real calls' timing samples (calls, prefills).
+    samples: [(String, Vec<crate::share::Sample>, Vec<crate::share::Sample>); 2],
+    measured: sysstat::Measured,
+    started_unix_s: f64,
+    shared: bool,
+}
+
+/// Decode configuration `ci` of one unit through `models` (no scoring: that needs the task,
+/// which stays on the runner's thread).
+#[allow(clippy::too_many_arguments)]
+fn decode_calls(
+    grid: &Grid,
+    detok: Option<&(dyn Fn(&[u32]) -> String + Send + Sync)>,
+    trace: bool,
+    models: &Models<'_>,
+    trial: usize,
+    example: usize,
+    prompt: &crate::provider::Prompt,
+    ci: usize,
+) -> Result<Decoding, HarnessError> {
+    let cfg = &grid.configs[ci];
     let started_unix_s = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
     let probe = Probe::start();
-    let out = decoder::run_one(ctx.pair, (&models.0, &models.1), cfg, u.trial, u.example, u.prompt, ctx.exp.trace)
-        .map_err(|msg| HarnessError::Decode { config: format!("{} ({})", cfg.label(), grid.hashes[ci]), example: u.example, msg })?;
-    let m = probe.finish();
+    let out = decoder::run_one(detok, (&models.0, &models.1), cfg, trial, example, prompt, trace)
+        .map_err(|msg| HarnessError::Decode { config: format!("{} ({})", cfg.label(), grid.hashes[ci]), example, msg })?;
+    let measured = probe.finish();
     let calls = CallStats { drafter: models.0.take_calls(), verifier: models.1.take_calls() };
-    for model in [&models.0, &models.1] {
-        let (c, p) = model.take_samples();
-        table.add(model.name(), c, p);
-    }
-    let replay = latency::replay(&calls, out.ledger.overhead_s, table.fit(models.0.name()).as_ref(), table.fit(models.1.name()).as_ref());
+    let samples = [&models.0, &models.1].map(|m| {
+        let (c, p) = m.take_samples();
+        (m.name().to_string(), c, p)
+    });
+    Ok(Decoding { out, calls, samples, measured, started_unix_s, shared: models.0.is_shared() })
+}
+
+/// Score a decoding and make its record. With `table`, the real calls' samples go into it and
+/// the record's logical calls are replayed at its prices; without (a batched run, whose calls are
+/// timed per pass), the record has no replay.
+fn record_of(ctx: &Ctx<'_>, u: &UnitCtx<'_>, ci: usize, d: Decoding, table: Option<&mut CostTable>) -> Result<Record, HarnessError> {
+    let (grid, cfg) = (ctx.grid, &ctx.grid.configs[ci]);
+    let Decoding { out, calls, samples, measured: m, started_unix_s, shared } = d;
+    let replay = table.and_then(|table| {
+        let [(dn, dc, dp), (vn, vc, vp)] = samples;
+        table.add(&dn, dc, dp);
+        table.add(&vn, vc, vp);
+        latency::replay(&calls, out.ledger.overhead_s, table.fit(&dn).as_ref(), table.fit(&vn).as_ref())
+    });
     let text = ctx.pair.detok.as_ref().map(|d| d(&out.tokens));
     // The task sees the text up to (excluding) the stop string that ended it.
     let scored_text = text.as_deref().map(|t| speccascade_decoding::cut_at_stop(t, &u.prompt.stop_strings));
@@ -486,7 +619,7 @@ fn decode_record(ctx: &Ctx<'_>, models: &Models<'_>, u: &UnitCtx<'_>, ci: usize,
         trace: out.trace,
         timing: Timing {
             wall_s: m.wall_s,
-            shared: models.0.is_shared(),
+            shared,
             own_cpu_s: m.own_cpu_s,
             foreign_cpu_s: m.foreign_cpu_s,
             foreign_load: m.foreign_load,
@@ -498,11 +631,18 @@ fn decode_record(ctx: &Ctx<'_>, models: &Models<'_>, u: &UnitCtx<'_>, ci: usize,
 }
 
 /// The figures of merit of the records just run.
-fn merit(models: &Models<'_>, opts: &RunOptions, table: &CostTable, verifier_replayed: Option<f64>, sweep_wall_s: f64, peak_rss: u64) -> Merit {
-    let (d, v) = (models.0.counts(), models.1.counts());
+fn merit(
+    (d, v): (ShareCounts, ShareCounts),
+    (drafter, verifier): (&str, &str),
+    opts: &RunOptions,
+    table: &CostTable,
+    verifier_replayed: Option<f64>,
+    sweep_wall_s: f64,
+    peak_rss: u64,
+) -> Merit {
     let model_s = d.real_seconds + v.real_seconds;
-    let vfit = table.fit(models.1.name());
-    let dfit = table.fit(models.0.name());
+    let vfit = table.fit(verifier);
+    let dfit = table.fit(drafter);
     let block_cost_verifier = vfit.as_ref().map(|f| f.intercept_s.keys().map(|&k| (k, f.block_cost(k))).collect()).unwrap_or_default();
     let c_table = match (&dfit, &vfit) {
         (Some(df), Some(vf)) if vf.call(1, vf.mean_depth) > 0.0 => df.call(1, df.mean_depth) / vf.call(1, vf.mean_depth),
@@ -523,6 +663,8 @@ fn merit(models: &Models<'_>, opts: &RunOptions, table: &CostTable, verifier_rep
         c_table,
         drafter: d,
         verifier: v,
+        batch: 1,
+        batch_passes: Vec::new(),
     }
 }
 
@@ -638,4 +780,145 @@ pub fn merge(exp: &Experiment, partial: bool) -> Result<(crate::store::MergeRepo
     let summaries = summary::summarise(&configs, &grid.hashes, &records, &exp.cost);
     summary::write_parquet(&store.dir, &summaries)?;
     Ok((report, summaries))
+}
+
+/// `batch: N` ([`crate::batch`]): N workers take the units in sweep order, one example at a
+/// time each (every configuration of it, through their own [`SharedModel`] pair over the
+/// batcher's models), while this thread scores the decodings and writes the records as they
+/// come. Prompts are made here first (a task stays on this thread). Records carry no replay:
+/// the calls are timed per pass.
+struct BatchedSweep<'r, 'p> {
+    ctx: &'r Ctx<'r>,
+    plans: &'r [TaskPlan<'p>],
+    units: &'r [UnitRef],
+    done: &'r std::collections::HashSet<Key>,
+    opts: &'r RunOptions,
+    must_stop: &'r (dyn Fn() -> bool + Sync),
+    interrupted: &'r (dyn Fn() -> bool + Sync),
+}
+
+/// What a worker sends: (unit, configuration, its decoding).
+type Decoded = (usize, usize, Result<Decoding, HarnessError>);
+
+impl BatchedSweep<'_, '_> {
+    fn run(
+        &self,
+        writer: &mut crate::store::RecordWriter,
+        bar: &ProgressBar,
+        tally: &mut Tally,
+        decode_started: Instant,
+    ) -> Result<((ShareCounts, ShareCounts), Vec<BatchPasses>), HarnessError> {
+        let ctx = self.ctx;
+        let (grid, exp) = (ctx.grid, ctx.exp);
+        let key = |ci: usize, trial: usize, ex: usize| Key { config: grid.hashes[ci].clone(), trial, example: ex };
+        let mut prompts = Vec::with_capacity(self.units.len());
+        let mut pending = Vec::with_capacity(self.units.len());
+        for u in self.units {
+            let p = &self.plans[u.plan];
+            let prompt = p.task.prompt(u.example).map_err(|msg| HarnessError::Task { task: p.task.name().to_string(), msg: format!("example {}: {msg}", u.example) })?;
+            prompts.push(prompt);
+            pending.push(p.configs.iter().copied().filter(|&ci| !self.done.contains(&key(ci, u.trial, u.example))).collect::<Vec<_>>());
+        }
+        let workers = exp.batch.min(self.units.len()).max(1);
+        let (drafter, verifier) = (ctx.pair.drafter.as_ref(), ctx.pair.verifier.as_ref());
+        let batcher = crate::batch::Batcher::new(vec![drafter, verifier], workers);
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let abort = AtomicBool::new(false);
+        let (tx, rx) = std::sync::mpsc::channel::<Decoded>();
+        let detok = ctx.pair.detok.as_deref();
+        let (units, prompts, pending) = (self.units, &prompts, &pending);
+        let (share, cap, must_stop) = (self.opts.share, self.opts.share_cap_bytes, self.must_stop);
+        let mut first_error = None;
+        let mut counts = (ShareCounts::default(), ShareCounts::default());
+        let (mut examples_done, mut in_flight) = (0usize, std::collections::HashMap::<usize, usize>::new());
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    let (tx, batcher, next, abort) = (tx.clone(), &batcher, &next, &abort);
+                    s.spawn(move || {
+                        let _leave = crate::batch::WorkerGuard(batcher);
+                        let (d, v) = (batcher.model(0), batcher.model(1));
+                        let models = (SharedModel::new(&d, share, cap), SharedModel::new(&v, share, cap));
+                        'units: loop {
+                            let i = next.fetch_add(1, Ordering::SeqCst);
+                            if i >= units.len() {
+                                break;
+                            }
+                            let u = &units[i];
+                            for &ci in &pending[i] {
+                                if must_stop() || abort.load(Ordering::SeqCst) {
+                                    break 'units;
+                                }
+                                let r = decode_calls(grid, detok, exp.trace, &models, u.trial, u.example, &prompts[i], ci);
+                                let failed = r.is_err();
+                                if tx.send((i, ci, r)).is_err() || failed {
+                                    break 'units;
+                                }
+                            }
+                            models.0.end_example();
+                            models.1.end_example();
+                        }
+                        (models.0.counts(), models.1.counts())
+                    })
+                })
+                .collect();
+            drop(tx);
+            for (i, ci, r) in rx {
+                let d = match r {
+                    Ok(d) if first_error.is_none() => d,
+                    Ok(_) => continue,
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                        abort.store(true, Ordering::SeqCst);
+                        continue;
+                    }
+                };
+                if (self.interrupted)() {
+                    // As in the sequential sweep: a record decoded after the signal is not written.
+                    abort.store(true, Ordering::SeqCst);
+                    continue;
+                }
+                let u = &units[i];
+                let p = &self.plans[u.plan];
+                let uc = UnitCtx { task: p.task.as_ref(), name: p.task.name(), trial: u.trial, unit: u.unit, example: u.example, prompt: &prompts[i] };
+                let written = record_of(ctx, &uc, ci, d, None).and_then(|rec| tally.write(&rec, grid.configs[ci].method, writer));
+                if let Err(e) = written {
+                    first_error.get_or_insert(e);
+                    abort.store(true, Ordering::SeqCst);
+                    continue;
+                }
+                bar.inc(1);
+                let left = in_flight.entry(i).or_insert(pending[i].len());
+                *left -= 1;
+                if *left == 0 {
+                    in_flight.remove(&i);
+                    examples_done += 1;
+                }
+                bar.set_message(format!(
+                    "batch {workers}: {examples_done}/{} examples done, {} in flight · {:.1} tok/s",
+                    units.len(),
+                    in_flight.len(),
+                    tally.tokens as f64 / decode_started.elapsed().as_secs_f64().max(1e-9)
+                ));
+            }
+            for h in handles {
+                match h.join() {
+                    Ok((d, v)) => {
+                        counts.0.add(&d);
+                        counts.1.add(&v);
+                    }
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+        });
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        let passes = [drafter, verifier]
+            .iter()
+            .zip(batcher.passes())
+            .map(|(m, (passes, sessions))| BatchPasses { model: m.name().to_string(), passes, sessions })
+            .collect();
+        Ok((counts, passes))
+    }
 }

@@ -8,7 +8,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use speccascade_core::LanguageModel;
 use speccascade_harness::HarnessError;
@@ -59,7 +59,7 @@ impl Provider for RealProvider {
         let (drafter, _) = load(dname)?;
         let (verifier, vloc) = load(vname)?;
         // Prompts and text go through the verifier's tokenizer; the pair must share it.
-        let tok = Rc::new(Tokenizer::from_location(&vloc).map_err(|e| merr(vname, &e))?);
+        let tok = Arc::new(Tokenizer::from_location(&vloc).map_err(|e| merr(vname, &e))?);
         if drafter.vocab_size() != verifier.vocab_size() {
             return Err(HarnessError::Model(format!(
                 "{dname} has {} logits per position but {vname} has {}: a drafter and a verifier must share one tokenizer",
@@ -92,7 +92,7 @@ impl Provider for RealProvider {
         let tok = pair
             .extra
             .as_ref()
-            .and_then(|x| x.downcast_ref::<Rc<Tokenizer>>())
+            .and_then(|x| x.downcast_ref::<Arc<Tokenizer>>())
             .ok_or_else(|| terr("needs the models' tokenizer (real models, not the synthetic pair)".into()))?;
         use speccascade_harness::config::PromptStyle as Style;
         let (style, chat) = match spec.prompt_style {
