@@ -4,8 +4,11 @@
 //!
 //! The rendezvous: a worker that calls `extend` leaves its session and tokens in the model's queue
 //! and waits. When no worker is left running (each is waiting in a queue or has finished), the
-//! last one to stop runs every non-empty queue, each as one `extend_batch`, hands the sessions and
-//! results back and wakes the others. A prefill (`start`) is not batched: it runs on its own,
+//! last one to stop runs the first non-empty queue (models in the order given: drafter, then
+//! verifier) as one `extend_batch`, hands the sessions and results back and wakes those workers.
+//! Workers waiting for a later model keep waiting until no one needs an earlier one: the workers
+//! that drafted come to verify, and the verifier's pass holds them all, not only the ones that
+//! happened to be there (running both queues at once left passes of 1.5 sessions at batch 4). A prefill (`start`) is not batched: it runs on its own,
 //! while the others wait. Every result is what the session's own `extend` would return (the
 //! models' `extend_batch` contract), so decoding, and every record, is the same as batch 1's.
 
@@ -46,6 +49,7 @@ pub struct Batcher<'m> {
 }
 
 impl<'m> Batcher<'m> {
+    /// `models` in the order their queues are served (the drafter first: see the module's doc).
     pub fn new(models: Vec<&'m dyn LanguageModel>, workers: usize) -> Self {
         let n = models.len();
         let state = State { running: workers, queues: (0..n).map(|_| Vec::new()).collect(), done: Vec::new(), next_ticket: 0, passes: vec![(0, 0); n], failed: false };
@@ -94,13 +98,17 @@ impl<'m> Batcher<'m> {
         }
     }
 
-    /// When no worker runs and jobs wait: run every queue (outside the lock: nobody else can
-    /// start one meanwhile, since nobody runs), then hand the results back and wake everyone.
+    /// When no worker runs and jobs wait: run the first non-empty queue (outside the lock: nobody
+    /// else can start one meanwhile, since nobody runs), then hand the results back and wake
+    /// everyone (each waiter looks for its own ticket).
     fn run_if_idle<'g>(&'g self, mut st: MutexGuard<'g, State<'m>>) -> MutexGuard<'g, State<'m>> {
-        if st.running > 0 || st.queues.iter().all(Vec::is_empty) {
+        if st.running > 0 {
             return st;
         }
-        let queues: Vec<Vec<Job<'m>>> = st.queues.iter_mut().map(std::mem::take).collect();
+        let Some(first) = st.queues.iter().position(|q| !q.is_empty()) else {
+            return st;
+        };
+        let queues: Vec<Vec<Job<'m>>> = st.queues.iter_mut().enumerate().map(|(i, q)| if i == first { std::mem::take(q) } else { Vec::new() }).collect();
         let woken: usize = queues.iter().map(Vec::len).sum();
         // Counted as running now, so that no other worker (one that leaves meanwhile) starts a pass.
         st.running += woken;

@@ -64,14 +64,16 @@ fn batched_sweeps_write_the_records_of_batch_one() {
         // Every record has its calls, and none a replay (a batched call is timed per pass).
         let raw = read_records(&r.records_path).unwrap();
         assert!(raw.iter().all(|x| x.calls.is_some() && x.replay.is_none()));
-        // The calls met: each model's passes extended more than one session on average, and
-        // sharing still worked (the logical positions equal batch 1's, fewer were computed).
+        // Sharing still worked (the logical positions equal batch 1's, fewer were computed).
         let m = &r.merit;
         assert_eq!(m.batch, batch);
         assert_eq!(m.batch_passes.len(), 2, "{m:?}");
-        for p in &m.batch_passes {
-            assert!(p.passes > 0 && p.sessions as f64 / p.passes as f64 > 1.5, "batch {batch}: {p:?}");
-        }
+        // The drafter's queue is served first, so the workers meet at the verifier: its passes
+        // hold most of them (10 units: 16 workers are 10).
+        let per_pass = |p: &speccascade_harness::runner::BatchPasses| p.sessions as f64 / p.passes.max(1) as f64;
+        let (d, v) = (&m.batch_passes[0], &m.batch_passes[1]);
+        assert!(per_pass(d) > 1.3, "batch {batch}: {d:?}");
+        assert!(per_pass(v) > 0.6 * batch.min(10) as f64, "batch {batch}: {v:?}");
         assert_eq!(m.verifier.logical_positions, base.merit.verifier.logical_positions);
         assert_eq!(m.drafter.logical_positions, base.merit.drafter.logical_positions);
         assert!(m.sharing_factor_verifier > 1.5, "{m:?}");
