@@ -674,7 +674,7 @@ impl Experiment {
             return Err((
                 vec![k("batch")],
                 format!(
-                    "batch: {} needs a fixed cost (`cost: C`, or `cost: {{c: C, block: [1.0, b(2), …]}}`): a batched call \
+                    "decoding {} examples at once needs a fixed cost (`cost: C`, or `cost: {{c: C, block: [1.0, b(2), …]}}`): a batched call \
                      is timed for the whole pass, not for one sequence, so no prices can be measured",
                     self.batch
                 ),
