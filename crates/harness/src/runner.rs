@@ -359,21 +359,22 @@ pub fn run(exp: &Experiment, src: &str, provider: &dyn Provider, opts: &RunOptio
     let decode_started = Instant::now();
     let interrupted = || opts.stop.is_some_and(|s| s.load(Ordering::SeqCst));
     let must_stop = || interrupted() || opts.stop_after.is_some_and(|limit| started.elapsed() >= limit);
-    // The units with records left to write, in sweep order: (plan, trial, index in the plan, example, unit).
+    // The units with records left to write, in sweep order, each with its configurations to do.
     let mut units = Vec::new();
     for (pi, p) in plans.iter().enumerate() {
         for trial in 0..exp.trials {
             for (j, &ex) in p.examples.iter().enumerate() {
                 let unit = p.first_unit + trial * p.examples.len() + j;
-                if opts.shard.owns(unit) && !p.configs.iter().all(|&ci| done.contains(&key(ci, trial, ex))) {
-                    units.push(UnitRef { plan: pi, trial, index: j, example: ex, unit });
+                let todo: Vec<usize> = p.configs.iter().copied().filter(|&ci| !done.contains(&key(ci, trial, ex))).collect();
+                if opts.shard.owns(unit) && !todo.is_empty() {
+                    units.push(UnitRef { plan: pi, trial, index: j, example: ex, unit, todo });
                 }
             }
         }
     }
     let (mut batch_passes, mut merit_counts) = (Vec::new(), None);
     if exp.batch > 1 {
-        let sweep = BatchedSweep { ctx: &ctx, plans: &plans, units: &units, done: &done, opts, must_stop: &must_stop, interrupted: &interrupted };
+        let sweep = BatchedSweep { ctx: &ctx, plans: &plans, units: &units, opts, must_stop: &must_stop, interrupted: &interrupted };
         let (counts, passes) = sweep.run(&mut writer, &bar, &mut tally, decode_started)?;
         merit_counts = Some(counts);
         batch_passes = passes;
@@ -383,10 +384,7 @@ pub fn run(exp: &Experiment, src: &str, provider: &dyn Provider, opts: &RunOptio
             let name = p.task.name().to_string();
             let (trial, ex) = (u.trial, u.example);
             let prompt = p.task.prompt(ex).map_err(|msg| HarnessError::Task { task: name.clone(), msg: format!("example {ex}: {msg}") })?;
-            for &ci in &p.configs {
-                if done.contains(&key(ci, trial, ex)) {
-                    continue;
-                }
+            for &ci in &u.todo {
                 if must_stop() {
                     break 'sweep;
                 }
@@ -489,6 +487,8 @@ struct UnitRef {
     index: usize,
     example: usize,
     unit: usize,
+    /// Its configurations without a record yet, in grid order.
+    todo: Vec<usize>,
 }
 
 /// What the records written so far add up to.
@@ -791,7 +791,6 @@ struct BatchedSweep<'r, 'p> {
     ctx: &'r Ctx<'r>,
     plans: &'r [TaskPlan<'p>],
     units: &'r [UnitRef],
-    done: &'r std::collections::HashSet<Key>,
     opts: &'r RunOptions,
     must_stop: &'r (dyn Fn() -> bool + Sync),
     interrupted: &'r (dyn Fn() -> bool + Sync),
@@ -810,14 +809,11 @@ impl BatchedSweep<'_, '_> {
     ) -> Result<((ShareCounts, ShareCounts), Vec<BatchPasses>), HarnessError> {
         let ctx = self.ctx;
         let (grid, exp) = (ctx.grid, ctx.exp);
-        let key = |ci: usize, trial: usize, ex: usize| Key { config: grid.hashes[ci].clone(), trial, example: ex };
         let mut prompts = Vec::with_capacity(self.units.len());
-        let mut pending = Vec::with_capacity(self.units.len());
         for u in self.units {
             let p = &self.plans[u.plan];
             let prompt = p.task.prompt(u.example).map_err(|msg| HarnessError::Task { task: p.task.name().to_string(), msg: format!("example {}: {msg}", u.example) })?;
             prompts.push(prompt);
-            pending.push(p.configs.iter().copied().filter(|&ci| !self.done.contains(&key(ci, u.trial, u.example))).collect::<Vec<_>>());
         }
         let workers = exp.batch.min(self.units.len()).max(1);
         let (drafter, verifier) = (ctx.pair.drafter.as_ref(), ctx.pair.verifier.as_ref());
@@ -826,7 +822,7 @@ impl BatchedSweep<'_, '_> {
         let abort = AtomicBool::new(false);
         let (tx, rx) = std::sync::mpsc::channel::<Decoded>();
         let detok = ctx.pair.detok.as_deref();
-        let (units, prompts, pending) = (self.units, &prompts, &pending);
+        let (units, prompts) = (self.units, &prompts);
         let (share, cap, must_stop) = (self.opts.share, self.opts.share_cap_bytes, self.must_stop);
         let mut first_error = None;
         let mut counts = (ShareCounts::default(), ShareCounts::default());
@@ -845,7 +841,7 @@ impl BatchedSweep<'_, '_> {
                                 break;
                             }
                             let u = &units[i];
-                            for &ci in &pending[i] {
+                            for &ci in &u.todo {
                                 if must_stop() || abort.load(Ordering::SeqCst) {
                                     break 'units;
                                 }
@@ -888,7 +884,7 @@ impl BatchedSweep<'_, '_> {
                     continue;
                 }
                 bar.inc(1);
-                let left = in_flight.entry(i).or_insert(pending[i].len());
+                let left = in_flight.entry(i).or_insert(units[i].todo.len());
                 *left -= 1;
                 if *left == 0 {
                     in_flight.remove(&i);

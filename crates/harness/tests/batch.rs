@@ -37,6 +37,12 @@ fn sorted(path: &Path) -> Vec<Record> {
     r
 }
 
+/// The records of the grid at batch 1 (in `dir/one`), sorted and without timing.
+fn batch_one_records(dir: &Path, step_ms: f64) -> Vec<Record> {
+    let (one, src) = experiment(&dir.join("one"), 1, step_ms, "cost: 0.2\n");
+    sorted(&run(&one, &src, &SyntheticProvider, &RunOptions::default()).unwrap().records_path)
+}
+
 fn assert_same(got: &[Record], want: &[Record]) {
     assert_eq!(got.len(), want.len(), "record counts differ");
     let mut keys: Vec<_> = got.iter().map(Record::key).collect();
@@ -85,8 +91,7 @@ fn batched_sweeps_write_the_records_of_batch_one() {
 #[test]
 fn a_cut_batched_store_resumes_into_the_records_of_batch_one() {
     let dir = tempfile::tempdir().unwrap();
-    let (one, src_one) = experiment(&dir.path().join("one"), 1, 0.0, "cost: 0.2\n");
-    let want = sorted(&run(&one, &src_one, &SyntheticProvider, &RunOptions::default()).unwrap().records_path);
+    let want = batch_one_records(dir.path(), 0.0);
     let (exp, src) = experiment(&dir.path().join("cut"), 4, 0.0, "cost: 0.2\n");
     let r = run(&exp, &src, &SyntheticProvider, &RunOptions::default()).unwrap();
     // Cut the file mid-line (a kill), the kept records from several examples in flight at once.
@@ -107,8 +112,7 @@ fn a_stopped_batched_run_resumes_into_the_records_of_batch_one() {
     let dir = tempfile::tempdir().unwrap();
     // Slow steps, so that the stop lands early (the baseline has the same models: their step
     // times are part of the configurations' identity).
-    let (one, src_one) = experiment(&dir.path().join("one"), 1, 4.0, "cost: 0.2\n");
-    let want = sorted(&run(&one, &src_one, &SyntheticProvider, &RunOptions::default()).unwrap().records_path);
+    let want = batch_one_records(dir.path(), 4.0);
     let (exp, src) = experiment(&dir.path().join("cut"), 3, 4.0, "cost: 0.2\n");
     let records = dir.path().join("cut/records.jsonl");
     let watcher = std::thread::spawn(move || {
@@ -192,8 +196,7 @@ impl Provider for FailingProvider {
 #[test]
 fn a_model_error_in_a_batch_fails_the_run_cleanly_and_resume_completes_it() {
     let dir = tempfile::tempdir().unwrap();
-    let (one, src_one) = experiment(&dir.path().join("one"), 1, 0.0, "cost: 0.2\n");
-    let want = sorted(&run(&one, &src_one, &SyntheticProvider, &RunOptions::default()).unwrap().records_path);
+    let want = batch_one_records(dir.path(), 0.0);
     let (exp, src) = experiment(&dir.path().join("fail"), 4, 0.0, "cost: 0.2\n");
     let err = run(&exp, &src, &FailingProvider { fail_after: 400 }, &RunOptions::default()).unwrap_err().to_string();
     assert!(err.contains("injected failure"), "{err}");
